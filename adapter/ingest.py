@@ -1,0 +1,183 @@
+"""Ingest: FHIR R4 files -> validation -> mapping -> store, with a summary of what happened.
+
+Two passes over the input: first the supporting resources (patients, organisations, roles,
+provenance ...) so that references resolve whatever the order of the input, then the clinical
+resources. Each clinical resource is stored in its own savepoint; batches commit together, so a
+run that dies midway leaves every stored record whole.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pydantic
+from fhir.resources.R4B import get_fhir_model_class
+from sqlalchemy.engine import Engine
+
+from adapter.mapping import dispatch
+from adapter.mapping.context import SUPPORTING_TYPES, Context
+from adapter.mapping.errors import MappingError
+from adapter.sources.files import Item, expand, read
+from adapter.store import records as store
+
+log = logging.getLogger(__name__)
+BATCH = 500
+
+
+@dataclass
+class Rejection:
+    origin: str
+    resource: str  # "Type/id" or "?"
+    reason: str
+
+
+@dataclass
+class IngestReport:
+    read: int = 0
+    context: int = 0
+    published: Counter = field(default_factory=Counter)  # records per contract
+    removed: int = 0
+    skipped: int = 0  # valid resources that carry nothing for NPÖ
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+class InvalidResource(ValueError):
+    pass
+
+
+def validate(raw: dict) -> Any:
+    """A validated fhir.resources R4B model, or InvalidResource naming the fields (never values)."""
+    rtype = raw.get("resourceType")
+    try:
+        model = get_fhir_model_class(str(rtype))
+    except (KeyError, ValueError):
+        raise InvalidResource(f"resourceType: unknown resource type {str(rtype)[:40]!r}") from None
+    try:
+        return model.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        raise InvalidResource(_describe(exc)) from None
+    except (KeyError, TypeError, ValueError) as exc:  # fhir-core raises bare KeyError for nested types
+        raise InvalidResource(f"invalid content ({type(exc).__name__})") from None
+
+
+def _describe(exc: pydantic.ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False)[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(resource)"
+        parts.append(f"{loc}: {err['msg']}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def _label(raw: dict | None) -> str:
+    if not raw:
+        return "?"
+    rid = raw.get("id")
+    return f"{raw.get('resourceType', '?')}/{rid if isinstance(rid, str) else '?'}"
+
+
+def ingest(
+    engine: Engine,
+    paths: Iterable[str | Path],
+    *,
+    default_source_system: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> IngestReport:
+    files = expand(paths)
+    report = IngestReport()
+
+    def lookup(ref: str) -> Any | None:
+        body = store.load_context(engine, ref)
+        return validate(orjson.loads(body)) if body else None
+
+    ctx = Context(default_source_system=default_source_system, lookup=lookup)
+
+    # Pass 1: supporting resources, kept in the store for later runs.
+    with engine.begin() as conn:
+        for item in read(files):
+            if item.raw is None or item.raw.get("resourceType") not in SUPPORTING_TYPES:
+                continue
+            try:
+                res = validate(item.raw)
+            except InvalidResource as exc:
+                report.rejected.append(Rejection(item.origin, _label(item.raw), str(exc)))
+                continue
+            ctx.add(res, item.full_url)
+            if res.id:
+                store.save_context(conn, f"{res.get_resource_type()}/{res.id}", res.get_resource_type(),
+                                   res.model_dump_json())
+            report.context += 1
+
+    # Pass 2: clinical resources and deletes.
+    pending = 0
+    conn = engine.connect()
+    tx = conn.begin()
+    try:
+        for item in read(files):
+            report.read += 1 if item.raw is not None or item.delete_ref else 0
+            if progress:
+                progress(1)
+            if item.error:
+                report.rejected.append(Rejection(item.origin, "?", item.error))
+                continue
+            if item.delete_ref:
+                rtype, _, rid = item.delete_ref.partition("/")
+                with conn.begin_nested():
+                    report.removed += store.remove(conn, rtype, rid) + store.remove_context(conn, item.delete_ref)
+                pending += 1
+            elif item.raw is not None and item.raw.get("resourceType") not in SUPPORTING_TYPES:
+                pending += _ingest_clinical(conn, item, ctx, report)
+            if pending >= BATCH:
+                tx.commit()
+                tx = conn.begin()
+                pending = 0
+        tx.commit()
+    except BaseException:
+        tx.rollback()
+        raise
+    finally:
+        conn.close()
+    return report
+
+
+def _ingest_clinical(conn, item: Item, ctx: Context, report: IngestReport) -> int:
+    label = _label(item.raw)
+    try:
+        res = validate(item.raw)
+        if not dispatch.is_clinical(res.get_resource_type()):
+            report.skipped += 1
+            return 0
+        if not res.id:
+            raise InvalidResource("id: a clinical resource needs an id (it identifies the record on re-ingest)")
+        rtype = res.get_resource_type()
+        if dispatch.withdraws(res):
+            with conn.begin_nested():
+                report.removed += store.remove(conn, rtype, res.id)
+            return 1
+        recs = dispatch.map_resource(res, ctx)
+        if not recs:
+            report.skipped += 1
+            return 0
+        with conn.begin_nested():
+            store.publish(conn, rtype, res.id, recs)
+    except (InvalidResource, MappingError, store.DuplicateDocumentId) as exc:
+        report.rejected.append(Rejection(item.origin, label, str(exc)))
+        return 0
+    except Exception as exc:  # a mapping defect must not stop the run; details only at debug level
+        log.error("mapping failed for %s (%s)", label, type(exc).__name__)
+        log.debug("mapping failure detail", exc_info=True)
+        report.rejected.append(Rejection(item.origin, label, f"internal mapping error ({type(exc).__name__})"))
+        return 0
+    for r in recs:
+        report.published[r.contract] += 1
+    return 1
+
+
+def count_items(paths: Iterable[str | Path]) -> int:
+    return sum(1 for _ in read(expand(paths)))

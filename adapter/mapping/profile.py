@@ -1,0 +1,52 @@
+"""FHIR URLs of the input profile (mappings/README.md explains each one).
+
+Where EHDS-TK names a code system we use its URL; where EHDS-TK has no mapping the project
+defines an extension under EXT.
+"""
+
+EXT = "https://fhir.npo-adapter.org/StructureDefinition/"
+
+# EHDS-TK code systems
+DIAGNOSIS_TYPE = "https://fhir.inera.se/clinicalprocess-healthcond-description/CodeSystem/diagnosistype-cs"
+KV_DIAGNOSTYP = "https://terminologitjansten.inera.se/inera-kodverksforvaltning/kodverk/kv_diagnostyp"
+ASSESSMENT_CATEGORY = "https://fhir.inera.se/clinicalprocess-healthcond-description/CodeSystem/assessmentcategory-cs"
+PRESCRIPTION_STATUS = "https://fhir.inera.se/CodeSystem/prescriptionstatus"
+NOTE_CODE = "urn:oid:1.2.752.129.2.2.2.11"
+
+# HL7 standard extensions
+CONDITION_ASSERTED_DATE = "http://hl7.org/fhir/StructureDefinition/condition-assertedDate"
+
+# Project extensions (no EHDS-TK mapping exists)
+CHRONIC_DIAGNOSIS = EXT + "chronic-diagnosis"  # valueBoolean on Condition (EHDS-TK DIAG-001)
+RELATED_DIAGNOSIS = EXT + "related-diagnosis"  # valueReference(Condition) | valueIdentifier (DIAG-002)
+SIGNATURE_TIME = EXT + "signature-time"  # valueDateTime, for resources without a standard element
+
+# --- GetCarePlans (mappings/GetCarePlans.md) ---
+# EHDS-TK code system of typeOfCarePlanEnum, used in CarePlan.category
+CARE_PLAN_TYPE = "https://fhir.inera.se/CodeSystem/typeofcareplan-cs"
+# valueAttachment on CarePlan: one extra carePlanBody/content item (EHDS-TK CP-001, no mapping)
+CARE_PLAN_CONTENT = EXT + "care-plan-content"
+
+# --- GetFunctionalStatus (mappings/GetFunctionalStatus.md) ---
+# Project code system for the five personal ADL activities of TKB Regel 2 (no national OID exists);
+# codes: personlig-hygien, pa-avkladning, forflyttning, toalettbesok, fodointag
+PADL_ACTIVITY = "https://fhir.npo-adapter.org/CodeSystem/padl-activity"
+# HL7 extension on Observation.performer; v3-ParticipationType#LA marks the legal authenticator
+PERFORMER_FUNCTION = "http://hl7.org/fhir/StructureDefinition/event-performerFunction"
+PARTICIPATION_TYPE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+
+# --- GetCareDocumentation (mappings/GetCareDocumentation.md) ---
+# Complex extension named by EHDS-TK (mapping-getcaredocumentation.md) on DocumentReference/Composition:
+# sub-extensions opinionId (valueIdentifier), authorTime (valueDateTime), opinion (valueString),
+# personId (valueIdentifier), personName (valueString). The note's signature time on DocumentReference
+# uses SIGNATURE_TIME above; its note type uses NOTE_CODE.
+DISSENTING_OPINION = "https://fhir.inera.se/StructureDefinition/dissenting-opinion"
+
+
+def extensions(resource, url: str) -> list:
+    return [e for e in (resource.extension or []) if e.url == url]
+
+
+def extension(resource, url: str):
+    found = extensions(resource, url)
+    return found[0] if found else None

@@ -1,0 +1,127 @@
+"""Building record fragments with lxml, keeping the rules the national schematron checks:
+no empty elements, CV rules (code => codeSystem + displayName; originalText alone)."""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from adapter.mapping.errors import MappingError
+from adapter.mapping.record import Header, Professional, Signer
+from adapter.rivta.contracts import Contract
+
+_Element = etree._Element
+
+
+class Builder:
+    """Adds children in one namespace; skips None and blank text so no empty element is written."""
+
+    def __init__(self, ns: str) -> None:
+        self.ns = ns
+
+    def root(self, name: str, nsmap: dict[str | None, str]) -> _Element:
+        return etree.Element(f"{{{self.ns}}}{name}", nsmap=nsmap)
+
+    def node(self, parent: _Element, name: str) -> _Element:
+        return etree.SubElement(parent, f"{{{self.ns}}}{name}")
+
+    def text(self, parent: _Element, name: str, value: str | bool | int | float | None) -> _Element | None:
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        value = str(value)
+        if not value.strip():
+            return None
+        el = etree.SubElement(parent, f"{{{self.ns}}}{name}")
+        el.text = value
+        return el
+
+    def cv(
+        self,
+        parent: _Element,
+        name: str,
+        code: str | None = None,
+        code_system: str | None = None,
+        display_name: str | None = None,
+        original_text: str | None = None,
+        field: str = "code",
+    ) -> _Element | None:
+        """A CVType: either a full code (code, codeSystem OID, displayName) or originalText alone."""
+        if code and code_system and display_name:
+            el = self.node(parent, name)
+            self.text(el, "code", code)
+            self.text(el, "codeSystem", code_system)
+            self.text(el, "displayName", display_name)
+            return el
+        if code and not (code_system and display_name):
+            if original_text or display_name:
+                original_text = original_text or display_name
+            else:
+                raise MappingError(field, "a code needs a known code system and a display text")
+        if original_text and original_text.strip():
+            el = self.node(parent, name)
+            self.text(el, "originalText", original_text)
+            return el
+        return None
+
+    def ii(self, parent: _Element, name: str, root: str, extension: str | None = None) -> _Element:
+        el = self.node(parent, name)
+        self.text(el, "root", root)
+        self.text(el, "extension", extension)
+        return el
+
+
+def professional(b: Builder, parent: _Element, name: str, p: Professional) -> _Element:
+    el = b.node(parent, name)
+    b.text(el, "authorTime", p.time)
+    b.text(el, "healthcareProfessionalHSAId", p.hsa_id)
+    b.text(el, "healthcareProfessionalName", p.name)
+    if p.role_code:
+        b.cv(el, "healthcareProfessionalRoleCode", *p.role_code)
+    elif p.role_text:
+        b.cv(el, "healthcareProfessionalRoleCode", original_text=p.role_text)
+    if p.org_unit:
+        unit = b.node(el, "healthcareProfessionalOrgUnit")
+        b.text(unit, "orgUnitHSAId", p.org_unit.hsa_id)
+        b.text(unit, "orgUnitName", p.org_unit.name)
+    b.text(el, "healthcareProfessionalCareUnitHSAId", p.care_unit)
+    b.text(el, "healthcareProfessionalCareGiverHSAId", p.care_giver)
+    return el
+
+
+def signer(b: Builder, parent: _Element, s: Signer | None) -> None:
+    if s is None:
+        return
+    el = b.node(parent, "legalAuthenticator")
+    b.text(el, "signatureTime", s.time)
+    b.text(el, "legalAuthenticatorHSAId", s.hsa_id)
+    b.text(el, "legalAuthenticatorName", s.name)
+
+
+def record_root(contract: Contract) -> tuple[_Element, Builder]:
+    """The record element (responder namespace) and a builder for its core-namespace content."""
+    outer = Builder(contract.responder_ns)
+    root = outer.root(contract.record_element, {None: contract.responder_ns, "c": contract.core_ns})
+    return root, Builder(contract.core_ns)
+
+
+def header(b: Builder, parent: _Element, contract: Contract, h: Header) -> _Element:
+    el = b.node(parent, contract.header_element)
+    b.text(el, "documentId", h.document_id)
+    # GetCareDocumentation 2 spells the header's source system with a lower-case "id".
+    b.text(el, "sourceSystemHSAid" if contract.name == "GetCareDocumentation" else "sourceSystemHSAId",
+           h.source_system)
+    b.text(el, "documentTitle", h.document_title)
+    b.text(el, "documentTime", h.document_time)
+    pid = b.node(el, "patientId")
+    b.text(pid, "id", h.patient.id)
+    b.text(pid, "type", h.patient.type)
+    professional(b, el, "accountableHealthcareProfessional", h.author)
+    signer(b, el, h.signer)
+    b.text(el, "approvedForPatient", h.approved_for_patient)
+    b.text(el, "careContactId", h.care_contact)
+    return el
+
+
+def serialise(root: _Element) -> bytes:
+    return etree.tostring(root, encoding="utf-8", xml_declaration=False)

@@ -1,0 +1,40 @@
+"""RIVTA times: `YYYYMMDDhhmmss` / `YYYYMMDD`, no zone, always Swedish local time."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+SWEDEN = ZoneInfo("Europe/Stockholm")
+_PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$")
+
+
+def to_local(value: datetime | date | str) -> datetime:
+    """A FHIR date/dateTime (model value or string, partial dates allowed) as naive Swedish local time."""
+    if isinstance(value, str):
+        m = _PARTIAL.match(value)
+        if m:
+            return datetime(int(m[1]), int(m[2] or 1), int(m[3] or 1))
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(SWEDEN)
+        return value.replace(tzinfo=None, microsecond=0)
+    return datetime(value.year, value.month, value.day)
+
+
+def timestamp(value: datetime | date | str | None) -> str | None:
+    """RIVTA TimeStampType (YYYYMMDDhhmmss)."""
+    return None if value is None else to_local(value).strftime("%Y%m%d%H%M%S")
+
+
+def day(value: datetime | date | str | None) -> str | None:
+    """RIVTA DateType (YYYYMMDD)."""
+    return None if value is None else to_local(value).strftime("%Y%m%d")
+
+
+def from_timestamp(value: str) -> datetime:
+    """Parse a RIVTA timestamp or date into an aware datetime in Swedish time."""
+    fmt = "%Y%m%d%H%M%S" if len(value) == 14 else "%Y%m%d"
+    return datetime.strptime(value, fmt).replace(tzinfo=SWEDEN)

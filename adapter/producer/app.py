@@ -1,0 +1,132 @@
+"""The producer: serves every registered contract from the store over SOAP 1.1 (RIVTA BP 2.1).
+
+Answering is a filtered query plus joining pre-rendered record fragments; all FHIR work happened
+at ingest. Every failure answers with a SOAP fault carrying a log id (UUID) and no personal data;
+the same log id is in the server log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from xml.sax.saxutils import escape
+
+from fastapi import FastAPI, Request, Response
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from adapter.config import Settings
+from adapter.producer.requests import Refusal, to_query
+from adapter.rivta import soap, wsdl
+from adapter.rivta.contracts import CONTRACTS, Contract
+from adapter.store import records as store
+
+log = logging.getLogger("adapter.producer")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _fault(message: str, *, client: bool = True, status: int = 500) -> Response:
+    log_id = soap.new_log_id()
+    log.warning("SOAP fault %s: %s", log_id, message)
+    return Response(soap.fault(f"{message} (log id {log_id})", client=client), status_code=status,
+                    media_type=soap.CONTENT_TYPE)
+
+
+def create_app(engine: Engine, settings: Settings) -> FastAPI:
+    app = FastAPI(title="NPÖ adapter producer", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.engine = engine
+
+    for contract in CONTRACTS:
+        wsdl.request_schema(contract)  # compile at start: a broken contract fails fast
+        wsdl.documents(contract)
+        _add_routes(app, contract, engine, settings)
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok", "contracts": [f"{c.name} {c.version}" for c in CONTRACTS]}
+
+    return app
+
+
+def _add_routes(app: FastAPI, contract: Contract, engine: Engine, settings: Settings) -> None:
+    docs = wsdl.documents(contract)
+    schema = wsdl.request_schema(contract)
+    expected = f"{{{contract.responder_ns}}}{contract.name}"
+
+    async def describe(request: Request) -> Response:
+        params = request.query_params
+        if "wsdl" in params:
+            url = escape(str(request.url.replace(query="")))
+            return Response(docs.wsdl_for(url), media_type=soap.CONTENT_TYPE)
+        name = params.get("xsd")
+        if name and name in docs.xsds:
+            return Response(docs.xsds[name], media_type=soap.CONTENT_TYPE)
+        return Response("not found", status_code=404, media_type="text/plain")
+
+    async def call(request: Request) -> Response:
+        try:
+            return await answer(request)
+        except Exception as exc:  # never a stack trace to the caller; details only at debug level
+            log_id = soap.new_log_id()
+            log.error("internal error %s (%s)", log_id, type(exc).__name__)
+            log.debug("internal error detail %s", log_id, exc_info=True)
+            return Response(soap.fault(f"internal error (log id {log_id})", client=False), status_code=500,
+                            media_type=soap.CONTENT_TYPE)
+
+    async def answer(request: Request) -> Response:
+        try:
+            data = await _read_capped(request, settings.max_request_bytes)
+        except _TooLarge:
+            return _fault(f"request larger than {settings.max_request_bytes} bytes", status=413)
+        try:
+            req = soap.read_request(data, max_bytes=settings.max_request_bytes, max_depth=settings.max_xml_depth)
+        except soap.SoapError as exc:
+            return _fault(f"invalid request: {exc}")
+        if req.body.tag != expected:
+            return _fault(f"invalid request: expected {contract.name} in namespace {contract.responder_ns}")
+        if not req.logical_address:
+            return _fault("invalid request: LogicalAddress header missing")
+        if not schema.validate(req.body):
+            err = schema.error_log.last_error
+            where = err.path if err is not None else "?"
+            return _fault(f"invalid request: does not follow the {contract.name} schema (at {where})")
+
+        log_id = soap.new_log_id()
+        query = to_query(contract, req.body, req.logical_address)
+        if isinstance(query, Refusal):
+            log.info("%s INVALID_REQUEST %s: %s", contract.name, log_id, query.message)
+            result = soap.result_element(contract, "ERROR", log_id, query.message, error_code="INVALID_REQUEST")
+            return Response(b"".join(soap.response_parts(contract, (), result)), media_type=soap.CONTENT_TYPE)
+        try:
+            fragments = await asyncio.to_thread(_fetch, engine, query)
+        except SQLAlchemyError as exc:
+            log.error("store unavailable (%s), log id %s", type(exc).__name__, log_id)
+            return _fault("the producer's store is unavailable", client=False, status=500)
+        result = soap.result_element(contract, "OK", log_id)
+        log.info("%s OK %s: %d records", contract.name, log_id, len(fragments))
+        body = b"".join(soap.response_parts(contract, fragments, result))
+        return Response(body, media_type=soap.CONTENT_TYPE)
+
+    app.add_api_route(contract.url_path, describe, methods=["GET"], include_in_schema=False)
+    app.add_api_route(contract.url_path, call, methods=["POST"], include_in_schema=False)
+
+
+def _fetch(engine: Engine, query: store.RecordQuery) -> list[bytes]:
+    with engine.connect() as conn:
+        return list(store.query(conn, query))

@@ -1,0 +1,103 @@
+"""A contract request -> a store query, applying the TKB request rules.
+
+A request that breaks a TKB rule gets an answer holding only `result` ERROR / INVALID_REQUEST;
+a request that is not valid XML or not schema-valid gets a SOAP fault (see app.py).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from adapter.mapping import codes
+from adapter.rivta.contracts import Contract
+from adapter.store.records import RecordQuery
+
+_OID = re.compile(r"^[0-2](\.[0-9]+)+$")
+_NATIONAL_ID = re.compile(r"^[0-9]{8}[0-9]{4}$")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A logical error: answered with result ERROR / INVALID_REQUEST and this message."""
+
+    message: str
+
+
+def _is_calendar_day(value: str) -> bool:
+    try:
+        datetime.strptime(value, "%Y%m%d")
+    except ValueError:
+        return False
+    return True
+
+
+def _children(el: Any, ns: str, name: str) -> list[Any]:
+    return el.findall(f"{{{ns}}}{name}")
+
+
+def _text(el: Any | None, ns: str, name: str) -> str | None:
+    if el is None:
+        return None
+    child = el.find(f"{{{ns}}}{name}")
+    if child is None or child.text is None:
+        return None
+    return child.text.strip() or None
+
+
+def to_query(contract: Contract, body: Any, logical_address: str) -> RecordQuery | Refusal:
+    r, c = contract.responder_ns, contract.core_ns
+    patient = body.find(f"{{{r}}}patientId")
+    patient_id = _text(patient, c, "id") or ""
+    patient_type = _text(patient, c, "type") or ""
+    source_system = _text(body, r, contract.source_system_element)
+    care_contacts = tuple(t for t in (e.text.strip() for e in _children(body, r, "careContactId") if e.text) if t)
+
+    if source_system is not None and source_system != logical_address:
+        return Refusal(f"{contract.source_system_element} must equal the LogicalAddress of the call")
+    if care_contacts and source_system is None:
+        return Refusal(f"careContactId requires {contract.source_system_element}")
+    if not _OID.match(patient_type):
+        return Refusal("patientId.type must be an OID")
+    if patient_type in (codes.PERSONNUMMER, codes.SAMORDNINGSNUMMER):
+        if not _NATIONAL_ID.match(patient_id):
+            return Refusal("patientId.id must be 12 digits without separator")
+    elif source_system is None:
+        # Reservnummer are local: only direct, source-system-addressed calls may use them.
+        return Refusal(f"a reservnummer requires {contract.source_system_element}")
+
+    period = body.find(f"{{{r}}}{contract.period_element}")
+    start = _text(period, c, "start")
+    end = _text(period, c, "end")
+    for value in (start, end):
+        if value and not _is_calendar_day(value):
+            return Refusal(f"{contract.period_element} holds a date that does not exist")
+    if start and end and start > end:
+        return Refusal(f"{contract.period_element}.start is after its end")
+
+    chain_id = status = None
+    care_givers: tuple[str, ...] = ()
+    if contract.has_care_giver_filter:
+        care_givers = tuple(e.text.strip() for e in _children(body, r, "careGiverHSAId") if e.text)
+    if contract.has_prescription_filters:
+        chain = body.find(f"{{{r}}}prescriptionChainId")
+        if chain is not None:
+            root, ext = _text(chain, c, "root"), _text(chain, c, "extension")
+            chain_id = f"{root}:{ext}" if ext else root
+        status = _text(body, r, "prescriptionStatus")
+
+    return RecordQuery(
+        contract=contract.name,
+        source_system=logical_address,
+        patient_id=patient_id,
+        patient_type=patient_type,
+        period_start=start,
+        period_end=end,
+        care_units=tuple(e.text.strip() for e in _children(body, r, contract.care_unit_element) if e.text),
+        care_givers=care_givers,
+        care_contacts=care_contacts,
+        chain_id=chain_id,
+        status=status,
+    )

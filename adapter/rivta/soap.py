@@ -1,0 +1,90 @@
+"""SOAP 1.1 envelopes for RIVTA BP 2.1: reading requests, writing answers and faults."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from lxml import etree
+
+from adapter.rivta import xml
+from adapter.rivta.contracts import REGISTRY_NS, SOAP_NS, Contract
+
+CONTENT_TYPE = "text/xml; charset=utf-8"
+_XML_DECL = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+
+
+class SoapError(ValueError):
+    """The request is not a usable SOAP message; the message is safe to send back."""
+
+    def __init__(self, message: str, client_fault: bool = True) -> None:
+        super().__init__(message)
+        self.client_fault = client_fault
+
+
+@dataclass(frozen=True)
+class SoapRequest:
+    logical_address: str | None
+    body: etree._Element  # the single child of soap:Body
+
+
+def read_request(data: bytes, *, max_bytes: int, max_depth: int) -> SoapRequest:
+    try:
+        root = xml.parse(data, max_bytes=max_bytes, max_depth=max_depth)
+    except xml.UnsafeXml as exc:
+        raise SoapError(str(exc)) from None
+    if root.tag != f"{{{SOAP_NS}}}Envelope":
+        raise SoapError("not a SOAP 1.1 envelope")
+    header = root.find(f"{{{SOAP_NS}}}Header")
+    body = root.find(f"{{{SOAP_NS}}}Body")
+    if body is None:
+        raise SoapError("SOAP Body missing")
+    children = [c for c in body if isinstance(c.tag, str)]
+    if len(children) != 1:
+        raise SoapError("SOAP Body must hold exactly one element")
+    address = None
+    if header is not None:
+        el = header.find(f"{{{REGISTRY_NS}}}LogicalAddress")
+        if el is not None and el.text and el.text.strip():
+            address = el.text.strip()
+    return SoapRequest(address, children[0])
+
+
+def new_log_id() -> str:
+    return str(uuid.uuid4())
+
+
+def fault(message: str, *, client: bool = True) -> bytes:
+    """A SOAP 1.1 Fault. `message` must hold no personal data; it should carry the log id."""
+    env = etree.Element(f"{{{SOAP_NS}}}Envelope", nsmap={"soap": SOAP_NS})
+    body = etree.SubElement(env, f"{{{SOAP_NS}}}Body")
+    f = etree.SubElement(body, f"{{{SOAP_NS}}}Fault")
+    etree.SubElement(f, "faultcode").text = "soap:Client" if client else "soap:Server"
+    etree.SubElement(f, "faultstring").text = message
+    return _XML_DECL + etree.tostring(env, encoding="utf-8")
+
+
+def result_element(contract: Contract, code: str, log_id: str, message: str | None = None,
+                   error_code: str | None = None) -> bytes:
+    outer_ns, inner_ns = contract.result_ns
+    el = etree.Element(f"{{{outer_ns}}}result", nsmap={None: outer_ns})
+    etree.SubElement(el, f"{{{inner_ns}}}resultCode").text = code
+    if error_code:
+        etree.SubElement(el, f"{{{inner_ns}}}errorCode").text = error_code
+    etree.SubElement(el, f"{{{inner_ns}}}logId").text = log_id
+    if message:
+        etree.SubElement(el, f"{{{inner_ns}}}message").text = message
+    return etree.tostring(el, encoding="utf-8")
+
+
+def response_parts(contract: Contract, fragments: Iterable[bytes], result: bytes) -> Iterable[bytes]:
+    """The answer envelope as a sequence of byte chunks around the pre-rendered record fragments."""
+    yield (
+        _XML_DECL
+        + f'<soap:Envelope xmlns:soap="{SOAP_NS}"><soap:Header/><soap:Body>'.encode()
+        + f'<r:{contract.response_element} xmlns:r="{contract.responder_ns}">'.encode()
+    )
+    yield from fragments
+    yield result
+    yield f"</r:{contract.response_element}></soap:Body></soap:Envelope>".encode()

@@ -1,0 +1,169 @@
+"""Publishing records and querying them for an answer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.engine import Connection, Engine
+
+from adapter.mapping.record import Record
+from adapter.rivta.contracts import BY_NAME, DateRule
+from adapter.store.tables import fhir_context, records
+
+_DATE_COLUMNS = (records.c.d1, records.c.d2, records.c.d3, records.c.d4)
+
+
+class DuplicateDocumentId(ValueError):
+    pass
+
+
+def _day(value: str | None) -> str | None:
+    return value[:8] if value else None
+
+
+def _row(resource_type: str, resource_id: str, part: int, rec: Record, now: datetime) -> dict:
+    contract = BY_NAME[rec.contract]
+    days = [_day(rec.times.get(name)) for name in contract.filter_times]
+    days += [None] * (4 - len(days))
+    h = rec.header
+    return {
+        "contract": rec.contract,
+        "source_system": h.source_system,
+        "resource_type": resource_type,
+        "resource_id": resource_id,
+        "part": part,
+        "document_id": h.document_id,
+        "patient_id": h.patient.id,
+        "patient_type": h.patient.type,
+        "care_unit": h.author.care_unit,
+        "care_giver": h.author.care_giver,
+        "care_contact": h.care_contact,
+        "approved_for_patient": h.approved_for_patient,
+        "category": rec.category,
+        "d1": days[0],
+        "d2": days[1],
+        "d3": days[2],
+        "d4": days[3],
+        "period_start": rec.period[0],
+        "period_end": rec.period[1],
+        "chain_id": rec.chain_id,
+        "status": rec.status,
+        "fragment": rec.fragment,
+        "updated_at": now,
+    }
+
+
+def publish(conn: Connection, resource_type: str, resource_id: str, recs: Sequence[Record]) -> None:
+    """Replace what a FHIR resource published before with `recs` (inside the caller's transaction)."""
+    now = datetime.now(UTC)
+    rows = [_row(resource_type, resource_id, i, r, now) for i, r in enumerate(recs)]
+    for row in rows:
+        clash = conn.execute(
+            select(records.c.resource_type, records.c.resource_id).where(
+                records.c.source_system == row["source_system"],
+                records.c.contract == row["contract"],
+                records.c.document_id == row["document_id"],
+                or_(records.c.resource_type != resource_type, records.c.resource_id != resource_id),
+            )
+        ).first()
+        if clash is not None:
+            raise DuplicateDocumentId(
+                f"identifier: document id already published by {clash.resource_type}/{clash.resource_id}"
+            )
+    remove(conn, resource_type, resource_id)
+    if rows:
+        conn.execute(records.insert(), rows)
+
+
+def remove(conn: Connection, resource_type: str, resource_id: str) -> int:
+    result = conn.execute(
+        delete(records).where(records.c.resource_type == resource_type, records.c.resource_id == resource_id)
+    )
+    return result.rowcount or 0
+
+
+def save_context(conn: Connection, ref: str, resource_type: str, body: str) -> None:
+    now = datetime.now(UTC)
+    conn.execute(delete(fhir_context).where(fhir_context.c.ref == ref))
+    conn.execute(fhir_context.insert().values(ref=ref, resource_type=resource_type, body=body, updated_at=now))
+
+
+def remove_context(conn: Connection, ref: str) -> int:
+    return conn.execute(delete(fhir_context).where(fhir_context.c.ref == ref)).rowcount or 0
+
+
+def load_context(engine: Engine, ref: str) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(select(fhir_context.c.body).where(fhir_context.c.ref == ref)).scalar()
+
+
+@dataclass(frozen=True)
+class RecordQuery:
+    """A request's filters, already checked against the contract's rules."""
+
+    contract: str
+    source_system: str
+    patient_id: str
+    patient_type: str
+    period_start: str | None = None  # YYYYMMDD, inclusive
+    period_end: str | None = None
+    care_units: tuple[str, ...] = ()
+    care_givers: tuple[str, ...] = ()
+    care_contacts: tuple[str, ...] = ()
+    chain_id: str | None = None
+    status: str | None = None
+    hidden_care_units: tuple[str, ...] = field(default=())
+
+
+def query(conn: Connection, q: RecordQuery) -> Iterator[bytes]:
+    contract = BY_NAME[q.contract]
+    where = [
+        records.c.contract == q.contract,
+        records.c.source_system == q.source_system,
+        records.c.patient_id == q.patient_id,
+        records.c.patient_type == q.patient_type,
+    ]
+    if q.care_units:
+        where.append(func.upper(records.c.care_unit).in_([u.upper() for u in q.care_units]))
+    if q.hidden_care_units:
+        where.append(
+            or_(records.c.care_unit.is_(None),
+                func.upper(records.c.care_unit).not_in([u.upper() for u in q.hidden_care_units]))
+        )
+    if q.care_givers:
+        where.append(func.upper(records.c.care_giver).in_([g.upper() for g in q.care_givers]))
+    if q.care_contacts:
+        where.append(records.c.care_contact.in_(q.care_contacts))
+    if q.chain_id:
+        where.append(records.c.chain_id == q.chain_id)
+    if q.status:
+        where.append(records.c.status == q.status)
+    where.extend(_period_clause(contract.date_rule, len(contract.filter_times), q))
+    stmt = select(records.c.fragment).where(and_(*where)).order_by(records.c.pk)
+    for row in conn.execute(stmt):
+        yield row.fragment
+
+
+def _period_clause(rule: DateRule, n_times: int, q: RecordQuery) -> Iterable:
+    start, end = q.period_start, q.period_end
+    if start is None and end is None:
+        return []
+    if rule is DateRule.OVERLAP:
+        clauses = []
+        if end is not None:
+            clauses.append(or_(records.c.period_start.is_(None), records.c.period_start <= end))
+        if start is not None:
+            clauses.append(or_(records.c.period_end.is_(None), records.c.period_end >= start))
+        return clauses
+    within = []
+    for col in _DATE_COLUMNS[:n_times]:
+        cond = [col.is_not(None)]
+        if start is not None:
+            cond.append(col >= start)
+        if end is not None:
+            cond.append(col <= end)
+        within.append(and_(*cond))
+    return [or_(*within)]

@@ -1,0 +1,66 @@
+"""The store's tables (SQLAlchemy Core; portable between SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# One row per published record. `fragment` is the pre-rendered XML element; the other columns
+# are what request filtering needs. Dates are YYYYMMDD strings (Swedish local time), which
+# compare correctly as text on every engine.
+records = Table(
+    "records",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("contract", String(64), nullable=False),
+    Column("source_system", String(64), nullable=False),
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_id", String(128), nullable=False),
+    Column("part", Integer, nullable=False, default=0),
+    Column("document_id", String(255), nullable=False),
+    Column("patient_id", String(32), nullable=False),
+    Column("patient_type", String(64), nullable=False),
+    Column("care_unit", String(64)),
+    Column("care_giver", String(64)),
+    Column("care_contact", String(255)),
+    Column("approved_for_patient", Boolean, nullable=False),
+    Column("category", String(32)),
+    Column("d1", String(8)),
+    Column("d2", String(8)),
+    Column("d3", String(8)),
+    Column("d4", String(8)),
+    Column("period_start", String(8)),
+    Column("period_end", String(8)),
+    Column("chain_id", String(255)),
+    Column("status", String(16)),
+    Column("fragment", LargeBinary, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    # A FHIR resource (type + id, unique across the adapter's inputs) publishes one or more parts.
+    UniqueConstraint("resource_type", "resource_id", "part", name="uq_records_resource"),
+    Index("ix_records_lookup", "contract", "source_system", "patient_id"),
+    Index("ix_records_document", "source_system", "contract", "document_id"),
+)
+
+# Supporting FHIR resources (Patient, Organization, PractitionerRole, Provenance ...) kept so that
+# later ingest runs can resolve references to them.
+fhir_context = Table(
+    "fhir_context",
+    metadata,
+    Column("ref", String(200), primary_key=True),  # "Type/id"
+    Column("resource_type", String(64), nullable=False),
+    Column("body", Text, nullable=False),  # the resource as JSON
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
