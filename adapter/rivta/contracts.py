@@ -50,6 +50,8 @@ class Contract:
     has_care_giver_filter: bool = False  # GetMedicationHistory only
     has_prescription_filters: bool = False  # GetMedicationHistory only
     soap_action_override: str = ""
+    # element names that must never appear in a record of this contract (TKB 0..0, schematron)
+    forbidden: tuple[str, ...] = ("nullified", "nullifiedReason")
     # GetCareDocumentation 2.1 takes `result` (and its children) from the 2.1 extension namespace
     result_ns_override: str = ""
 
@@ -111,6 +113,7 @@ GET_DIAGNOSIS = Contract(
     body_element="diagnosisBody",
     period_element="timePeriod",
     filter_times=("authorTime", "signatureTime", "diagnosisTime"),
+    forbidden=("nullified", "nullifiedReason", "documentTitle", "documentTime"),
     ei_service_domain=f"riv:{_HC}",
     ei_categorizations=("dia",),
 )
@@ -125,6 +128,7 @@ GET_FUNCTIONAL_STATUS = Contract(
     header_element="functionalStatusAssessmentHeader",
     body_element="functionalStatusAssessmentBody",
     filter_times=("documentTime",),
+    forbidden=("nullified", "nullifiedReason", "documentTitle", "codeSystemName", "codeSystemVersion"),
     ei_service_domain=f"riv:{_HC}",
     ei_categorizations=("pad-pad", "fun-fun"),
 )
@@ -143,6 +147,7 @@ GET_CARE_DOCUMENTATION = Contract(
     source_system_element="sourceSystemHSAid",
     result_ns_override="urn:riv:clinicalprocess:healthcond:description:2.1",
     filter_times=("documentTime", "authorTime", "signatureTime", "dissentingOpinionTime"),
+    forbidden=("nullified", "nullifiedReason", "clinicalDocumentTypeCode"),
     ei_service_domain=f"riv:{_HC}",
     ei_categorizations=("voo",),
 )
@@ -159,6 +164,7 @@ GET_MEDICATION_HISTORY = Contract(
     header_element="medicationMedicalRecordHeader",
     body_element="medicationMedicalRecordBody",
     date_rule=DateRule.OVERLAP,
+    forbidden=("nullified", "nullifiedReason", "documentTime", "relation"),
     ei_service_domain=f"riv:{_AA}",
     ei_categorizations=("caa-gmh",),
     has_care_giver_filter=True,

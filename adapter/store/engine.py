@@ -18,11 +18,18 @@ def open_store(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn, _record) -> None:  # readers never block the ingest writer
+        def _on_connect(dbapi_conn, _record) -> None:
+            # pysqlite's own transaction handling breaks SAVEPOINTs (a RELEASE would commit);
+            # let SQLAlchemy emit BEGIN itself, as its SQLite documentation recommends.
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA journal_mode=WAL")  # readers never block the ingest writer
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn) -> None:
+            conn.exec_driver_sql("BEGIN")
     else:
         engine = create_engine(url, pool_pre_ping=True)
     metadata.create_all(engine)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from adapter.ingest import ingest
+from adapter.rivta import rules
 from adapter.rivta.contracts import GET_DIAGNOSIS as GD
 from tests.samples import (
     OTHER_SOURCE,
@@ -51,6 +52,7 @@ def ok_ids(srv, **kw) -> set[str]:
     assert status == 200
     assert official_schema(GD).validate(root[-1][0]), official_schema(GD).error_log
     assert result(root, GD)["resultCode"] == "OK"
+    assert rules.check_answer(root, GD) == []
     return set(document_ids(root, GD))
 
 
