@@ -161,9 +161,16 @@ def _ingest_clinical(conn, item: Item, ctx: Context, report: IngestReport) -> in
                 report.removed += store.remove(conn, rtype, res.id)
             return 1
         recs = dispatch.map_resource(res, ctx)
-        if not recs:
+        if not recs:  # e.g. a plan back in draft: whatever it published before is withdrawn
+            with conn.begin_nested():
+                report.removed += store.remove(conn, rtype, res.id)
             report.skipped += 1
-            return 0
+            return 1
+        for rec in recs:
+            if not (rec.header.author.care_unit and rec.header.author.care_giver):
+                raise MappingError("author", "no care unit or care giver HSA-id (Provenance author/custodian, or the "
+                                   "author's Organization and its partOf): NPÖ consumers cannot apply blocks "
+                                   "and access control without them (TKB Regel 1)")
         with conn.begin_nested():
             store.publish(conn, rtype, res.id, recs)
     except (InvalidResource, MappingError, store.DuplicateDocumentId) as exc:

@@ -81,7 +81,10 @@ class Context:
         )
 
     def document_id(self, resource: Any) -> str:
-        for ident in resource.identifier or []:
+        idents = resource.identifier
+        if idents is not None and not isinstance(idents, list):  # Composition.identifier is 0..1
+            idents = [idents]
+        for ident in idents or []:
             if ident.value:
                 return ident.value
         if resource.id:

@@ -40,12 +40,18 @@ def is_clinical(resource_type: str) -> bool:
 
 
 def withdraws(resource: Any) -> bool:
-    """A resource marked entered-in-error removes what it published before."""
+    """A resource marked entered-in-error (or a superseded document) removes what it published before."""
     if getattr(resource, "status", None) == "entered-in-error":
         return True
+    if resource.get_resource_type() == "Observation" and resource.status == "cancelled":
+        return True
+    if resource.get_resource_type() == "DocumentReference" and (
+        resource.status == "superseded" or resource.docStatus == "entered-in-error"
+    ):
+        return True
     verification = getattr(resource, "verificationStatus", None)
-    if verification is not None:
-        return any(c.code == "entered-in-error" for c in verification.coding or [])
+    if verification is not None:  # a refuted diagnosis or assessment is no longer part of the journal
+        return any(c.code in ("entered-in-error", "refuted") for c in verification.coding or [])
     return False
 
 

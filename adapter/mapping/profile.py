@@ -42,6 +42,22 @@ PARTICIPATION_TYPE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType
 # uses SIGNATURE_TIME above; its note type uses NOTE_CODE.
 DISSENTING_OPINION = "https://fhir.inera.se/StructureDefinition/dissenting-opinion"
 
+# --- GetMedicationHistory (mappings/GetMedicationHistory.md) ---
+# EHDS-TK code system of TypeOfPrescriptionEnum (I/U), used in MedicationRequest/MedicationStatement.category
+TYPE_OF_PRESCRIPTION = "https://fhir.inera.se/CodeSystem/typeofprescription"
+# valueBoolean; the URL EHDS-TK names for selfMedication (DES-008)
+SELF_MEDICATION = "https://fhir.inera.se/StructureDefinition/self-medication"
+# Project extensions (EHDS-TK names extensions for these but defines no URL)
+PRESCRIPTION_CHAIN_ID = EXT + "prescription-chain-id"  # valueIdentifier
+PRECEDING_PRESCRIPTION = EXT + "preceding-prescription"  # valueReference | valueIdentifier
+SUCCEEDING_PRESCRIPTION = EXT + "succeeding-prescription"  # valueReference | valueIdentifier
+PRESCRIBER = EXT + "prescriber"  # complex: practitioner (valueReference), time (valueDateTime)
+EVALUATOR = EXT + "evaluator"  # complex: practitioner (valueReference), time (valueDateTime)
+EVALUATION_TIME = EXT + "evaluation-time"  # valueDateTime: next planned evaluation
+START_OF_FIRST_TREATMENT = EXT + "start-of-first-treatment"  # valueDateTime
+# Project code system for varunummer (handelsvara); the TKB gives it the ATC OID 1.2.752.129.2.2.3.1.1
+VARUNUMMER = "https://fhir.npo-adapter.org/CodeSystem/varunummer"
+
 
 def extensions(resource, url: str) -> list:
     return [e for e in (resource.extension or []) if e.url == url]

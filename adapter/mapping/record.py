@@ -60,13 +60,14 @@ class Record:
     """A published record of one contract: the rendered XML fragment plus what filtering needs.
 
     `times` holds, by name, every record time the contract's date filter may look at
-    (`Contract.filter_times`); for OVERLAP contracts `period` is the record's (start, end?) in days.
+    (`Contract.filter_times`; a name may carry several times, e.g. dissenting opinions); for OVERLAP
+    contracts `period` is the record's (start, end?) in days.
     """
 
     contract: str  # Contract.name
     header: Header
     fragment: bytes  # the serialised record element, namespaces declared on it
-    times: dict[str, str | None] = field(default_factory=dict)  # YYYYMMDD... strings
+    times: dict[str, str | list[str] | None] = field(default_factory=dict)  # YYYYMMDD... strings
     period: tuple[str | None, str | None] = (None, None)  # YYYYMMDD
     category: str | None = None  # EI categorization, e.g. "pad-pad"
     chain_id: str | None = None  # GetMedicationHistory prescriptionChainId (root/extension)

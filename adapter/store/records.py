@@ -6,14 +6,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, exists, func, or_, select
 from sqlalchemy.engine import Connection, Engine
 
 from adapter.mapping.record import Record
 from adapter.rivta.contracts import BY_NAME, DateRule
-from adapter.store.tables import fhir_context, records
-
-_DATE_COLUMNS = (records.c.d1, records.c.d2, records.c.d3, records.c.d4)
+from adapter.store.tables import fhir_context, record_days, records
 
 
 class DuplicateDocumentId(ValueError):
@@ -24,10 +22,18 @@ def _day(value: str | None) -> str | None:
     return value[:8] if value else None
 
 
+def _days(rec: Record) -> set[str]:
+    """The days the contract's date filter looks at (each named time may hold one value or several)."""
+    out: set[str] = set()
+    for name in BY_NAME[rec.contract].filter_times:
+        value = rec.times.get(name)
+        for v in value if isinstance(value, list | tuple) else [value]:
+            if v:
+                out.add(v[:8])
+    return out
+
+
 def _row(resource_type: str, resource_id: str, part: int, rec: Record, now: datetime) -> dict:
-    contract = BY_NAME[rec.contract]
-    days = [_day(rec.times.get(name)) for name in contract.filter_times]
-    days += [None] * (4 - len(days))
     h = rec.header
     return {
         "contract": rec.contract,
@@ -43,10 +49,6 @@ def _row(resource_type: str, resource_id: str, part: int, rec: Record, now: date
         "care_contact": h.care_contact,
         "approved_for_patient": h.approved_for_patient,
         "category": rec.category,
-        "d1": days[0],
-        "d2": days[1],
-        "d3": days[2],
-        "d4": days[3],
         "period_start": rec.period[0],
         "period_end": rec.period[1],
         "chain_id": rec.chain_id,
@@ -74,15 +76,17 @@ def publish(conn: Connection, resource_type: str, resource_id: str, recs: Sequen
                 f"identifier: document id already published by {clash.resource_type}/{clash.resource_id}"
             )
     remove(conn, resource_type, resource_id)
-    if rows:
-        conn.execute(records.insert(), rows)
+    for row, rec in zip(rows, recs, strict=True):
+        pk = conn.execute(records.insert().values(row).returning(records.c.pk)).scalar_one()
+        days = _days(rec)
+        if days:
+            conn.execute(record_days.insert(), [{"record_pk": pk, "day": d} for d in sorted(days)])
 
 
 def remove(conn: Connection, resource_type: str, resource_id: str) -> int:
-    result = conn.execute(
-        delete(records).where(records.c.resource_type == resource_type, records.c.resource_id == resource_id)
-    )
-    return result.rowcount or 0
+    mine = (records.c.resource_type == resource_type) & (records.c.resource_id == resource_id)
+    conn.execute(delete(record_days).where(record_days.c.record_pk.in_(select(records.c.pk).where(mine))))
+    return conn.execute(delete(records).where(mine)).rowcount or 0
 
 
 def save_context(conn: Connection, ref: str, resource_type: str, body: str) -> None:
@@ -141,13 +145,13 @@ def query(conn: Connection, q: RecordQuery) -> Iterator[bytes]:
         where.append(records.c.chain_id == q.chain_id)
     if q.status:
         where.append(records.c.status == q.status)
-    where.extend(_period_clause(contract.date_rule, len(contract.filter_times), q))
+    where.extend(_period_clause(contract.date_rule, q))
     stmt = select(records.c.fragment).where(and_(*where)).order_by(records.c.pk)
     for row in conn.execute(stmt):
         yield row.fragment
 
 
-def _period_clause(rule: DateRule, n_times: int, q: RecordQuery) -> Iterable:
+def _period_clause(rule: DateRule, q: RecordQuery) -> Iterable:
     start, end = q.period_start, q.period_end
     if start is None and end is None:
         return []
@@ -158,12 +162,9 @@ def _period_clause(rule: DateRule, n_times: int, q: RecordQuery) -> Iterable:
         if start is not None:
             clauses.append(or_(records.c.period_end.is_(None), records.c.period_end >= start))
         return clauses
-    within = []
-    for col in _DATE_COLUMNS[:n_times]:
-        cond = [col.is_not(None)]
-        if start is not None:
-            cond.append(col >= start)
-        if end is not None:
-            cond.append(col <= end)
-        within.append(and_(*cond))
-    return [or_(*within)]
+    cond = [record_days.c.record_pk == records.c.pk]
+    if start is not None:
+        cond.append(record_days.c.day >= start)
+    if end is not None:
+        cond.append(record_days.c.day <= end)
+    return [exists().where(and_(*cond))]

@@ -6,6 +6,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -20,7 +21,8 @@ metadata = MetaData()
 
 # One row per published record. `fragment` is the pre-rendered XML element; the other columns
 # are what request filtering needs. Dates are YYYYMMDD strings (Swedish local time), which
-# compare correctly as text on every engine.
+# compare correctly as text on every engine. For "any of these times lies in the period" contracts the
+# record's days are in `record_days` (a note may carry any number of dissenting opinions).
 records = Table(
     "records",
     metadata,
@@ -38,10 +40,6 @@ records = Table(
     Column("care_contact", String(255)),
     Column("approved_for_patient", Boolean, nullable=False),
     Column("category", String(32)),
-    Column("d1", String(8)),
-    Column("d2", String(8)),
-    Column("d3", String(8)),
-    Column("d4", String(8)),
     Column("period_start", String(8)),
     Column("period_end", String(8)),
     Column("chain_id", String(255)),
@@ -52,6 +50,14 @@ records = Table(
     UniqueConstraint("resource_type", "resource_id", "part", name="uq_records_resource"),
     Index("ix_records_lookup", "contract", "source_system", "patient_id"),
     Index("ix_records_document", "source_system", "contract", "document_id"),
+)
+
+record_days = Table(
+    "record_days",
+    metadata,
+    Column("record_pk", Integer, ForeignKey("records.pk", ondelete="CASCADE"), nullable=False),
+    Column("day", String(8), nullable=False),
+    Index("ix_record_days", "record_pk", "day"),
 )
 
 # Supporting FHIR resources (Patient, Organization, PractitionerRole, Provenance ...) kept so that
