@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STORE  ?= sqlite:///var/demo.db
 HOST   ?= 127.0.0.1
-PORT   ?= 8080
+PORT   ?= 8443
 
 .PHONY: run test lint demo-data clean
 
@@ -17,6 +17,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 run: $(VENV)/.installed
+	test -f certs/dev/pki.json || $(BIN)/npo-adapter certs init
 	$(BIN)/npo-adapter ingest demo-data --store $(STORE)
 	$(BIN)/npo-adapter serve --store $(STORE) --host $(HOST) --port $(PORT)
 

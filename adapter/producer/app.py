@@ -8,7 +8,10 @@ the same log id is in the server log.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import re
+from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
 from fastapi import FastAPI, Request, Response
@@ -16,12 +19,24 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapter.config import Settings
+from adapter.gateway import identity
+from adapter.gateway.authorisation import Authorisations
 from adapter.producer.requests import Refusal, to_query
 from adapter.rivta import soap, wsdl
 from adapter.rivta.contracts import CONTRACTS, Contract
 from adapter.store import records as store
 
 log = logging.getLogger("adapter.producer")
+ORIGINAL_CONSUMER_HEADER = "x-rivta-original-serviceconsumer-hsaid"
+
+
+@dataclass(frozen=True)
+class Access:
+    """How callers are identified and what they may call. `x-vp-sender-id` and `x-vp-instance-id`
+    are never read: the platform strips them on https hops, and a caller could forge them."""
+
+    source: identity.CertSource = identity.CertSource.NONE
+    authorisations: Authorisations = field(default_factory=Authorisations)
 
 
 class _TooLarge(Exception):
@@ -41,6 +56,15 @@ async def _read_capped(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+_HSA_ID = re.compile(r"^SE[0-9]{10,12}-[A-Za-z0-9._-]{1,31}$")
+
+
+def _shown(value: str | None) -> str:
+    """Identifiers from the network are echoed only when they look like HSA-ids: a misused field
+    (say, a personnummer as LogicalAddress) must not reach a fault or a log line."""
+    return value if value and _HSA_ID.match(value) else "(not shown)"
+
+
 def _fault(message: str, *, client: bool = True, status: int = 500) -> Response:
     log_id = soap.new_log_id()
     log.warning("SOAP fault %s: %s", log_id, message)
@@ -48,14 +72,15 @@ def _fault(message: str, *, client: bool = True, status: int = 500) -> Response:
                     media_type=soap.CONTENT_TYPE)
 
 
-def create_app(engine: Engine, settings: Settings) -> FastAPI:
+def create_app(engine: Engine, settings: Settings, access: Access | None = None) -> FastAPI:
+    access = access or Access()
     app = FastAPI(title="NPÖ adapter producer", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.engine = engine
 
     for contract in CONTRACTS:
         wsdl.request_schema(contract)  # compile at start: a broken contract fails fast
         wsdl.documents(contract)
-        _add_routes(app, contract, engine, settings)
+        _add_routes(app, contract, engine, settings, access)
 
     @app.get("/health")
     def health() -> dict:
@@ -64,7 +89,7 @@ def create_app(engine: Engine, settings: Settings) -> FastAPI:
     return app
 
 
-def _add_routes(app: FastAPI, contract: Contract, engine: Engine, settings: Settings) -> None:
+def _add_routes(app: FastAPI, contract: Contract, engine: Engine, settings: Settings, access: Access) -> None:
     docs = wsdl.documents(contract)
     schema = wsdl.request_schema(contract)
     expected = f"{{{contract.responder_ns}}}{contract.name}"
@@ -102,6 +127,14 @@ def _add_routes(app: FastAPI, contract: Contract, engine: Engine, settings: Sett
             return _fault(f"invalid request: expected {contract.name} in namespace {contract.responder_ns}")
         if not req.logical_address:
             return _fault("invalid request: LogicalAddress header missing")
+        consumer = None
+        if access.source is not identity.CertSource.NONE:
+            consumer = identity.caller_hsa_id(request, access.source)
+            if not access.authorisations.permits(consumer, contract.name, req.logical_address):
+                shown = _shown(consumer), _shown(req.logical_address)
+                log.warning("VP007 %s refused for consumer %s at logical address %s", contract.name, *shown)
+                return _fault(f"VP007 Authorization missing for serviceConsumerHsaId: {shown[0]}, "
+                              f"serviceContract: {contract.responder_ns}, logicalAddress: {shown[1]}")
         if not schema.validate(req.body):
             err = schema.error_log.last_error
             where = err.path if err is not None else "?"
@@ -109,6 +142,11 @@ def _add_routes(app: FastAPI, contract: Contract, engine: Engine, settings: Sett
 
         log_id = soap.new_log_id()
         query = to_query(contract, req.body, req.logical_address)
+        if not isinstance(query, Refusal):
+            original = request.headers.get(ORIGINAL_CONSUMER_HEADER) or consumer
+            hidden = access.authorisations.hidden_care_units(original)
+            if hidden:
+                query = dataclasses.replace(query, hidden_care_units=hidden)
         if isinstance(query, Refusal):
             log.info("%s INVALID_REQUEST %s: %s", contract.name, log_id, query.message)
             result = soap.result_element(contract, "ERROR", log_id, query.message, error_code="INVALID_REQUEST")

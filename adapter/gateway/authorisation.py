@@ -1,0 +1,100 @@
+"""Who may call what: the adapter's own copy of the platform's routing catalogue (TAK).
+
+A TOML file lists, per consumer HSA-id (taken from the caller's certificate), which contracts it may
+call for which logical addresses, and which care units are hidden from which original consumers
+(`x-rivta-original-serviceconsumer-hsaid`) as the TKB allows (official test cases 7.1–7.3):
+
+    [[allow]]
+    consumer = "SE165565594230-1000"          # the national platform
+    contracts = ["*"]                          # or e.g. ["GetDiagnosis", "GetCarePlans"]
+    logical_addresses = ["*"]                  # or the source systems' HSA-ids
+
+    [[hide]]
+    consumers = ["SE2321000016-9KHR"]          # original service consumers
+    care_units = ["SE2120001231-SB01"]         # answered as if these units did not exist
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from adapter.rivta.contracts import BY_NAME
+
+ANY = "*"
+
+
+@dataclass(frozen=True)
+class Allow:
+    consumer: str
+    contracts: frozenset[str]
+    logical_addresses: frozenset[str]
+
+    def permits(self, consumer: str, contract: str, logical_address: str) -> bool:
+        return (
+            self.consumer.upper() == consumer.upper()
+            and (ANY in self.contracts or contract in self.contracts)
+            and (ANY in self.logical_addresses or logical_address.upper() in self.logical_addresses)
+        )
+
+
+@dataclass(frozen=True)
+class Hide:
+    consumers: frozenset[str]
+    care_units: tuple[str, ...]
+
+
+class AuthorisationError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Authorisations:
+    allows: tuple[Allow, ...] = ()
+    hides: tuple[Hide, ...] = ()
+
+    def permits(self, consumer: str | None, contract: str, logical_address: str) -> bool:
+        return consumer is not None and any(a.permits(consumer, contract, logical_address) for a in self.allows)
+
+    def hidden_care_units(self, original_consumer: str | None) -> tuple[str, ...]:
+        if not original_consumer:
+            return ()
+        key = original_consumer.upper()
+        return tuple(u for h in self.hides if key in h.consumers for u in h.care_units)
+
+
+def load(path: Path) -> Authorisations:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise AuthorisationError(f"{path}: {exc}") from None
+    allows, hides = [], []
+    for i, entry in enumerate(data.get("allow", [])):
+        consumer = entry.get("consumer")
+        if not isinstance(consumer, str) or not consumer:
+            raise AuthorisationError(f"{path}: allow[{i}].consumer must be an HSA-id")
+        unknown_contracts = set(_strings(entry, "contracts", path, f"allow[{i}]")) - {ANY, *BY_NAME}
+        if unknown_contracts:
+            raise AuthorisationError(f"{path}: allow[{i}].contracts: unknown {sorted(unknown_contracts)}")
+        allows.append(Allow(
+            consumer=consumer,
+            contracts=frozenset(_strings(entry, "contracts", path, f"allow[{i}]")),
+            logical_addresses=frozenset(s.upper() for s in _strings(entry, "logical_addresses", path, f"allow[{i}]")),
+        ))
+    for i, entry in enumerate(data.get("hide", [])):
+        hides.append(Hide(
+            consumers=frozenset(s.upper() for s in _strings(entry, "consumers", path, f"hide[{i}]")),
+            care_units=tuple(_strings(entry, "care_units", path, f"hide[{i}]")),
+        ))
+    unknown = set(data) - {"allow", "hide"}
+    if unknown:
+        raise AuthorisationError(f"{path}: unknown section(s) {sorted(unknown)}")
+    return Authorisations(tuple(allows), tuple(hides))
+
+
+def _strings(entry: dict, key: str, path: Path, where: str) -> list[str]:
+    value = entry.get(key)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise AuthorisationError(f"{path}: {where}.{key} must be a non-empty list of strings")
+    return value

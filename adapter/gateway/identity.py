@@ -1,0 +1,50 @@
+"""The caller's identity: the HSA-id in the subject serialNumber of its verified certificate.
+
+Two ways the certificate arrives, chosen by how the adapter is served, never by the caller:
+* embedded mTLS: the ASGI TLS extension filled in by `tls.PeerCertProtocol`;
+* behind nginx on a Unix socket: nginx's `$ssl_client_escaped_cert` in `X-Client-Cert`, with
+  `$ssl_client_verify` in `X-Client-Verify`. nginx overwrites both headers on every request, and only
+  nginx can reach the socket, so the header is trusted in that mode only.
+Certificates are parsed with `cryptography`; no DN string parsing.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from urllib.parse import unquote
+
+from cryptography import x509
+from starlette.requests import Request
+
+from adapter.gateway.pki import hsa_id_from_certificate
+
+PROXY_CERT_HEADER = "x-client-cert"
+PROXY_VERIFY_HEADER = "x-client-verify"
+
+
+class CertSource(StrEnum):
+    TLS = "tls"  # embedded mTLS server
+    PROXY = "proxy"  # nginx in front, Unix socket
+    NONE = "none"  # plain HTTP on loopback (development)
+
+
+def caller_certificate(request: Request, source: CertSource) -> x509.Certificate | None:
+    if source is CertSource.TLS:
+        chain = request.scope.get("extensions", {}).get("tls", {}).get("client_cert_chain") or []
+        return x509.load_pem_x509_certificate(chain[0].encode()) if chain else None
+    if source is CertSource.PROXY:
+        if request.headers.get(PROXY_VERIFY_HEADER) != "SUCCESS":
+            return None
+        escaped = request.headers.get(PROXY_CERT_HEADER)
+        if not escaped:
+            return None
+        try:
+            return x509.load_pem_x509_certificate(unquote(escaped).encode())
+        except ValueError:
+            return None
+    return None
+
+
+def caller_hsa_id(request: Request, source: CertSource) -> str | None:
+    cert = caller_certificate(request, source)
+    return hsa_id_from_certificate(cert) if cert is not None else None

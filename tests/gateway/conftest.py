@@ -1,0 +1,92 @@
+"""A dev PKI, a store with demo-like data at two care units, and the producer behind the embedded mTLS server."""
+
+from __future__ import annotations
+
+import ssl
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+import uvicorn
+
+from adapter.config import Settings
+from adapter.gateway import authorisation, server
+from adapter.gateway.identity import CertSource
+from adapter.gateway.pki import DevPki, init_pki
+from adapter.gateway.tls import TlsContexts, TlsFiles
+from adapter.ingest import ingest
+from adapter.producer.app import Access, create_app
+from adapter.store.engine import open_store
+from tests.conftest import free_port
+from tests.samples import WORLD, bundle, condition, support_bundle
+
+AUTHORISATIONS = Path(__file__).resolve().parents[2] / "certs" / "authorisations.dev.toml"
+HIDDEN_FROM = "SE2321000016-7HID"
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory) -> DevPki:
+    return init_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="session")
+def engine(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gw-store")
+    resources = [e["resource"] for e in support_bundle()["entry"]]
+    data = bundle(*resources, condition("c-home", identifier="d-home", staff=0),
+                  condition("c-housing", identifier="d-housing", staff=1))
+    (folder / "d.json").write_bytes(orjson.dumps(data))
+    eng = open_store(f"sqlite:///{folder}/s.db")
+    assert not ingest(eng, [folder / "d.json"]).rejected
+    return eng
+
+
+def tls_files(pki: DevPki, crls: tuple[Path, ...] | None = None) -> TlsFiles:
+    return TlsFiles(pki.server_cert, pki.server_key, pki.ca_bundle, crls or (pki.crl_root, pki.crl_function))
+
+
+class TlsServer:
+    def __init__(self, engine, contexts: TlsContexts, app=None) -> None:
+        self.port = free_port()
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.tls = contexts
+        app = app or create_app(engine, Settings(store_url="sqlite://"),
+                                Access(CertSource.TLS, authorisation.load(AUTHORISATIONS)))
+        self.server = uvicorn.Server(server.uvicorn_config(app, port=self.port, tls=contexts))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> TlsServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def gateway(engine, pki):
+    with TlsServer(engine, TlsContexts(tls_files(pki))) as srv:
+        yield srv
+
+
+def client_context(pki: DevPki, name: str | None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(pki.ca_bundle))
+    if name is not None:
+        c = pki.client(name)
+        ctx.load_cert_chain(str(c.cert), str(c.key))
+    return ctx
+
+
+def client(pki: DevPki, name: str | None) -> httpx.Client:
+    return httpx.Client(verify=client_context(pki, name), trust_env=False, timeout=10)
+
+
+__all__ = ["WORLD", "HIDDEN_FROM", "client", "client_context", "tls_files", "TlsServer"]

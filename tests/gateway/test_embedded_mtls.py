@@ -1,0 +1,145 @@
+"""The certificate matrix through the embedded mTLS server: real TLS handshakes on loopback."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import socket
+import ssl
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from lxml import etree
+
+from adapter.gateway.pki import issue_crl
+from adapter.gateway.tls import TlsContexts
+from adapter.rivta.contracts import GET_DIAGNOSIS as GD
+from adapter.rivta.request_builder import build_request
+from tests.gateway.conftest import HIDDEN_FROM, WORLD, TlsServer, client, tls_files
+from tests.samples import PNR, SOURCE, document_ids, fault_string
+
+HOME, HOUSING = WORLD.units
+# With TLS 1.3 a client refused by the server learns it on its first read, in one of these forms.
+REFUSED = (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)
+
+
+def ask(c: httpx.Client, url: str, headers: dict | None = None, logical_address: str = SOURCE) -> httpx.Response:
+    return c.post(url + GD.url_path, content=build_request(GD, logical_address, PNR),
+                  headers={"Content-Type": "text/xml; charset=utf-8", **(headers or {})})
+
+
+def ids(resp: httpx.Response) -> set[str]:
+    assert resp.status_code == 200, resp.text
+    return set(document_ids(etree.fromstring(resp.content), GD))
+
+
+@pytest.mark.parametrize("name", ["platform", "consumer2"])
+def test_authorised_callers_are_served(gateway, pki, name):
+    with client(pki, name) as c:
+        assert ids(ask(c, gateway.url)) == {"d-home", "d-housing"}
+
+
+@pytest.mark.parametrize("name", [None, "foreign", "revoked", "expired", "noclientauth"])
+def test_bad_certificates_are_refused_in_the_handshake(gateway, pki, name, caplog):
+    caplog.set_level(logging.WARNING, logger="adapter.gateway")
+    with client(pki, name) as c, pytest.raises(REFUSED):
+        ask(c, gateway.url)
+    assert any("TLS handshake refused" in r.getMessage() for r in caplog.records)
+
+
+def test_unknown_consumer_gets_vp007_and_is_logged_with_its_hsa_id(gateway, pki, caplog):
+    caplog.set_level(logging.WARNING)
+    unknown = pki.client("unknown").hsa_id
+    with client(pki, "unknown") as c:
+        resp = ask(c, gateway.url)
+    assert resp.status_code == 500
+    text = fault_string(etree.fromstring(resp.content))
+    assert text.startswith("VP007") and unknown in text and PNR not in text
+    assert any(unknown in r.getMessage() and "VP007" in r.getMessage() for r in caplog.records)
+
+
+def test_consumer_outside_its_logical_addresses_gets_vp007(gateway, pki):
+    with client(pki, "consumer2") as c:
+        resp = ask(c, gateway.url, logical_address="SE2120001231-OTHER")
+    assert resp.status_code == 500 and "VP007" in resp.text
+
+
+def test_platform_headers_from_the_network_are_ignored(gateway, pki):
+    forged = {"x-vp-sender-id": "SE165565594230-1000", "x-vp-instance-id": "NTjP-prod"}
+    with client(pki, "unknown") as c:
+        assert "VP007" in ask(c, gateway.url, forged).text
+    with client(pki, "platform") as c:  # and they change nothing for an authorised caller
+        assert ids(ask(c, gateway.url, {"x-vp-sender-id": "SE5560000000-UNKN"})) == {"d-home", "d-housing"}
+
+
+def test_original_consumer_filtering_tf_7(gateway, pki):
+    with client(pki, "platform") as c:
+        everything = ids(ask(c, gateway.url, {"x-rivta-original-serviceconsumer-hsaid": "SE2321000016-9KHR"}))
+        hidden = ids(ask(c, gateway.url, {"x-rivta-original-serviceconsumer-hsaid": HIDDEN_FROM}))
+        only_hidden_unit = c.post(gateway.url + GD.url_path,
+                                  content=build_request(GD, SOURCE, PNR, care_units=[HOUSING.hsa_id]),
+                                  headers={"x-rivta-original-serviceconsumer-hsaid": HIDDEN_FROM})
+    assert everything == {"d-home", "d-housing"}  # TF 7.3: identical answers to other consumers
+    assert hidden == {"d-home"}  # TF 7.1: as if the hidden unit did not exist
+    assert ids(only_hidden_unit) == set()  # TF 7.2: asking for the hidden unit only gives an empty answer
+
+
+def test_the_verified_peer_certificate_reaches_the_app(engine, pki):
+    """Fails if a uvicorn upgrade stops PeerCertProtocol from adding the ASGI TLS extension."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from adapter.gateway.identity import CertSource, caller_hsa_id
+
+    async def whoami(request):
+        tls = request.scope["extensions"]["tls"]
+        return JSONResponse({"hsa": caller_hsa_id(request, CertSource.TLS), "version": tls["tls_version"]})
+
+    with TlsServer(engine, TlsContexts(tls_files(pki)), app=Starlette(routes=[Route("/whoami", whoami)])) as srv, \
+            client(pki, "consumer2") as c:
+        body = c.get(srv.url + "/whoami").json()
+    assert body["hsa"] == pki.client("consumer2").hsa_id
+    assert body["version"].startswith("TLSv1.")
+
+
+def test_crl_reload_without_restart_and_stale_crl_fails_closed(engine, pki, tmp_path):
+    import shutil
+
+    from adapter.gateway.pki import load_pki
+
+    copy = load_pki(shutil.copytree(pki.dir, tmp_path / "pki"))
+    contexts = TlsContexts(tls_files(copy))
+    with TlsServer(engine, contexts) as srv:
+        with client(copy, "platform") as c:
+            assert ids(ask(c, srv.url))
+        issue_crl(copy, next_update=datetime.now(UTC) - timedelta(hours=1), which="function")
+        contexts.reload()
+        with client(copy, "platform") as c, pytest.raises(REFUSED):
+            ask(c, srv.url)  # a CRL past its nextUpdate: refused, not waved through
+        issue_crl(copy, next_update=datetime.now(UTC) + timedelta(days=1), which="function")
+        contexts.reload()
+        with client(copy, "platform") as c:
+            assert ids(ask(c, srv.url))  # renewed: served again, same process
+
+
+def test_handshake_storm_does_not_stop_good_clients(gateway, pki):
+    host, port = "127.0.0.1", gateway.port
+    bad = ssl.create_default_context(cafile=str(pki.ca_bundle))  # no client certificate
+
+    def failing_handshake(_: int) -> bool:
+        try:
+            with socket.create_connection((host, port), timeout=10) as raw, \
+                    bad.wrap_socket(raw, server_hostname="localhost") as tls:
+                tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                return tls.recv(1) == b""  # closed without a byte of HTTP
+        except (ssl.SSLError, OSError):
+            return True
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=32) as pool:
+        storm = pool.map(failing_handshake, range(300))
+        with client(pki, "platform") as c:
+            for _ in range(10):
+                assert ids(ask(c, gateway.url)) == {"d-home", "d-housing"}
+        assert all(storm)
