@@ -168,7 +168,7 @@ def init_pki(directory: Path, *, force: bool = False, now: datetime | None = Non
             return load_pki(directory)
         except (FileNotFoundError, ValueError, KeyError):
             pass  # missing or incomplete: (re)create everything
-    now = (now or datetime.now(UTC)).astimezone(UTC)
+    now = datetime.now(UTC) if now is None else now if now.tzinfo else now.replace(tzinfo=UTC)  # naive = UTC
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     _write(directory / ".gitignore", b"# development PKI: never commit anything here\n*\n")
     (directory / MANIFEST).unlink(missing_ok=True)  # the manifest is written last and marks completeness
