@@ -130,6 +130,9 @@ def _add_routes(app: FastAPI, contract: Contract, engine: Engine, settings: Sett
         consumer = None
         if access.source is not identity.CertSource.NONE:
             consumer = identity.caller_hsa_id(request, access.source)
+            if consumer is None:
+                log.warning("VP002 %s refused: the caller's certificate carries no HSA-id", contract.name)
+                return _fault("VP002 No sender id (HSA-id in subject serialNumber) found in the certificate")
             if not access.authorisations.permits(consumer, contract.name, req.logical_address):
                 shown = _shown(consumer), _shown(req.logical_address)
                 log.warning("VP007 %s refused for consumer %s at logical address %s", contract.name, *shown)

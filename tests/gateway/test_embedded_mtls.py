@@ -59,6 +59,13 @@ def test_unknown_consumer_gets_vp007_and_is_logged_with_its_hsa_id(gateway, pki,
     assert any(unknown in r.getMessage() and "VP007" in r.getMessage() for r in caplog.records)
 
 
+def test_certificate_without_hsa_id_gets_vp002(gateway, pki):
+    with client(pki, "nohsaid") as c:
+        resp = ask(c, gateway.url)
+    assert resp.status_code == 500
+    assert fault_string(etree.fromstring(resp.content)).startswith("VP002")
+
+
 def test_consumer_outside_its_logical_addresses_gets_vp007(gateway, pki):
     with client(pki, "consumer2") as c:
         resp = ask(c, gateway.url, logical_address="SE2120001231-OTHER")
