@@ -16,6 +16,7 @@ from adapter.rivta.contracts import SOAP_NS, Contract
 
 OID = re.compile(r"^[0-2](\.[0-9]+)+$")
 TIMESTAMP = re.compile(r"^(19|20)\d{12}$")
+NOT_TIMESTAMPS = {"isMaximumTreatmentTime"}  # a boolean whose name ends in "Time"
 CV_PARTS = {"code", "codeSystem", "codeSystemName", "codeSystemVersion", "displayName", "originalText"}
 PADL_ACTIVITIES = 5
 
@@ -53,7 +54,8 @@ def check_record(rec: etree._Element, contract: Contract) -> list[str]:
             problems.append(f"forbidden element {name}")
         if len(el) and {_local(c) for c in el} <= CV_PARTS and name not in ("result",):
             problems.extend(_cv(el))
-        if name.endswith("Time") and len(el) == 0 and not TIMESTAMP.match((el.text or "").strip()):
+        is_timestamp = name.endswith("Time") and name not in NOT_TIMESTAMPS and len(el) == 0
+        if is_timestamp and not TIMESTAMP.match((el.text or "").strip()):
             problems.append(f"{name} is not YYYYMMDDhhmmss")
     problems.extend(_sjf_fields(rec, contract))
     extra = CONTRACT_RULES.get(contract.name)

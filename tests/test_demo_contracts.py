@@ -1,0 +1,149 @@
+"""The bundled demo data through the whole path: generate → ingest → SOAP over HTTP → answers that are
+valid against the official schemas, keep the certification rules, and filter as the TKBs say."""
+
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+
+import pytest
+from lxml import etree
+
+from adapter.demo.generate import generate
+from adapter.demo.world import PNR_SYSTEM, default_world
+from adapter.ingest import ingest
+from adapter.rivta import rules
+from adapter.rivta.contracts import CONTRACTS, DateRule
+from tests.samples import call, official_schema, records, result
+
+WORLD = default_world()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    from adapter.store.engine import open_store
+    from tests.conftest import serve
+
+    folder = tmp_path_factory.mktemp("demo")
+    generate(folder / "data")
+    engine = open_store(f"sqlite:///{folder}/store.db")
+    report = ingest(engine, [folder / "data"])
+    assert not report.rejected, report.rejected
+    for contract in CONTRACTS:
+        assert report.published[contract.name] > 0, contract.name
+    with serve(engine) as srv:
+        yield srv
+
+
+def patient_args(p) -> dict:
+    return {"patient": p.number,
+            "patient_type": "1.2.752.129.2.1.3.1" if p.system == PNR_SYSTEM else "1.2.752.129.2.1.3.3"}
+
+
+@pytest.mark.parametrize("contract", CONTRACTS, ids=lambda c: c.name)
+def test_every_patient_answer_is_schema_valid_and_keeps_the_rules(demo, contract):
+    seen_ids: set[str] = set()
+    for p in WORLD.patients:
+        status, root, _ = call(demo.url, contract, **patient_args(p))
+        assert status == 200
+        response = root[-1][0]
+        schema = official_schema(contract)
+        assert schema.validate(response), (p.id, str(schema.error_log))
+        assert result(root, contract)["resultCode"] == "OK"
+        recs = records(root, contract)
+        assert recs, f"{contract.name}: no demo records for {p.id}"
+        assert rules.check_answer(root, contract) == []
+        ns = contract.core_ns
+        for rec in recs:
+            header = rec.find(f"{{{ns}}}{contract.header_element}")
+            assert header.findtext(f"{{{ns}}}patientId/{{{ns}}}id") == p.number  # no mixed-up patients
+            seen_ids.add(header.findtext(f"{{{ns}}}documentId"))
+    assert seen_ids
+
+
+def test_demo_has_records_not_approved_for_patient_and_at_both_units(demo):
+    for contract in CONTRACTS:
+        approved, units = set(), set()
+        for p in WORLD.patients:
+            _, root, _ = call(demo.url, contract, **patient_args(p))
+            ns = contract.core_ns
+            approved |= set(root.xpath("//*[local-name()='approvedForPatient']/text()"))
+            units |= {e.text for e in root.iter(f"{{{ns}}}healthcareProfessionalCareUnitHSAId")}
+        assert approved == {"true", "false"}, contract.name
+        assert units == {u.hsa_id for u in WORLD.units}, contract.name
+
+
+def _day(ts: str | None) -> str | None:
+    return ts[:8] if ts else None
+
+
+def _times(rec: etree._Element, contract) -> tuple[set[str], tuple[str | None, str | None]]:
+    """The record's filter days and interval, read from the answer itself (not from the mapping)."""
+    ns = contract.core_ns
+
+    def all_text(path: str) -> list[str]:
+        return [e.text for e in rec.iterfind(path, {"c": ns})]
+
+    h = f"c:{contract.header_element}"
+    author = all_text(f"{h}/c:accountableHealthcareProfessional/c:authorTime")
+    if contract.name == "GetDiagnosis":
+        days = author + all_text(f"{h}/c:legalAuthenticator/c:signatureTime") + all_text(".//c:diagnosisTime")
+    elif contract.name == "GetCareDocumentation":
+        days = (author + all_text(f"{h}/c:documentTime") + all_text(f"{h}/c:legalAuthenticator/c:signatureTime")
+                + all_text(".//c:dissentintOpinion/c:authorTime"))
+    elif contract.name in ("GetFunctionalStatus", "GetCarePlans"):
+        days = all_text(f"{h}/c:documentTime")
+    else:
+        mp = ".//c:medicationPrescription"
+        start = (all_text(f"{mp}/c:prescriber/c:authorTime") or all_text(f"{mp}/c:startOfTreatment") or author)[0]
+        end = all_text(f"{mp}/c:endOfTreatment")
+        return set(), (_day(start), _day(end[0]) if end else None)
+    return {_day(d) for d in days}, (None, None)
+
+
+def _expected(recs, contract, start: str, end: str) -> set[str]:
+    ns = contract.core_ns
+    out = set()
+    for rec in recs:
+        doc = rec.findtext(f"{{{ns}}}{contract.header_element}/{{{ns}}}documentId")
+        days, (s, e) = _times(rec, contract)
+        if contract.date_rule is DateRule.OVERLAP:
+            if (s is None or s <= end) and (e is None or e >= start):
+                out.add(doc)
+        elif any(start <= d <= end for d in days):
+            out.add(doc)
+    return out
+
+
+@pytest.mark.parametrize("contract", CONTRACTS, ids=lambda c: c.name)
+def test_date_filters_random_subintervals_and_boundaries(demo, contract):
+    rng = random.Random(contract.name)
+    ns = contract.core_ns
+    for p in WORLD.patients[:3]:
+        _, root, _ = call(demo.url, contract, **patient_args(p))
+        recs = records(root, contract)
+        periods = []
+        for rec in recs:  # each record's own days as exact, inclusive boundaries
+            days, (s, e) = _times(rec, contract)
+            for d in sorted(days) + [x for x in (s, e) if x]:
+                periods.append((d, d))
+        for _ in range(8):
+            a = date(2015, 1, 1) + timedelta(days=rng.randrange(4000))
+            b = a + timedelta(days=rng.randrange(1500))
+            periods.append((a.strftime("%Y%m%d"), b.strftime("%Y%m%d")))
+        periods.append(("19000101", "19101231"))  # before all data
+        for start, end in periods:
+            _, got, _ = call(demo.url, contract, period=(start, end), **patient_args(p))
+            ids = {r.findtext(f"{{{ns}}}{contract.header_element}/{{{ns}}}documentId") for r in records(got, contract)}
+            assert ids == _expected(recs, contract, start, end), (p.id, start, end)
+
+
+def test_bundled_demo_data_is_what_the_generator_writes(tmp_path):
+    from adapter.demo.generate import DEFAULT_DIR
+
+    written = generate(tmp_path / "fresh")
+    bundled = sorted(p.name for p in DEFAULT_DIR.glob("*.json"))
+    assert bundled == sorted(p.name for p in written)
+    for path in written:
+        stale = f"demo-data/{path.name} is stale: run `npo-adapter demo generate`"
+        assert (DEFAULT_DIR / path.name).read_bytes() == path.read_bytes(), stale
