@@ -57,7 +57,7 @@ def ingest(
     table.add_row("supporting resources (patients, organisations, roles ...)", str(report.context))
     for contract, n in sorted(report.published.items()):
         table.add_row(f"records published: {contract}", str(n))
-    table.add_row("records removed", str(report.removed))
+    table.add_row("resources withdrawn (records removed)", str(report.removed))
     table.add_row("skipped (nothing for NPÖ)", str(report.skipped))
     table.add_row("rejected", str(len(report.rejected)))
     console.print(table)

@@ -24,7 +24,9 @@ from adapter.mapping import dispatch
 from adapter.mapping.context import SUPPORTING_TYPES, Context
 from adapter.mapping.errors import MappingError
 from adapter.sources.files import Item, expand, read
+from adapter.store import engagements
 from adapter.store import records as store
+from adapter.store.engagements import RecordKey
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -42,7 +44,7 @@ class IngestReport:
     read: int = 0
     context: int = 0
     published: Counter = field(default_factory=Counter)  # records per contract
-    removed: int = 0
+    removed: int = 0  # resources whose records were withdrawn
     skipped: int = 0  # valid resources that carry nothing for NPÖ
     rejected: list[Rejection] = field(default_factory=list)
 
@@ -116,6 +118,7 @@ def ingest(
 
     # Pass 2: clinical resources and deletes.
     pending = 0
+    touched: set[RecordKey] = set()
     conn = engine.connect()
     tx = conn.begin()
     try:
@@ -129,15 +132,18 @@ def ingest(
             if item.delete_ref:
                 rtype, _, rid = item.delete_ref.partition("/")
                 with conn.begin_nested():
-                    report.removed += store.remove(conn, rtype, rid) + store.remove_context(conn, item.delete_ref)
+                    keys = store.remove(conn, rtype, rid)
+                    store.remove_context(conn, item.delete_ref)
+                report.removed += 1 if keys else 0
+                touched |= keys
                 pending += 1
             elif item.raw is not None and item.raw.get("resourceType") not in SUPPORTING_TYPES:
-                pending += _ingest_clinical(conn, item, ctx, report)
+                pending += _ingest_clinical(conn, item, ctx, report, touched)
             if pending >= BATCH:
-                tx.commit()
+                _commit(conn, tx, touched)
                 tx = conn.begin()
                 pending = 0
-        tx.commit()
+        _commit(conn, tx, touched)
     except BaseException:
         tx.rollback()
         raise
@@ -146,7 +152,14 @@ def ingest(
     return report
 
 
-def _ingest_clinical(conn, item: Item, ctx: Context, report: IngestReport) -> int:
+def _commit(conn, tx, touched: set[RecordKey]) -> None:
+    """Engagement changes go into the outbox in the same transaction as the records they describe."""
+    engagements.note_changes(conn, touched)
+    touched.clear()
+    tx.commit()
+
+
+def _ingest_clinical(conn, item: Item, ctx: Context, report: IngestReport, touched: set[RecordKey]) -> int:
     label = _label(item.raw)
     try:
         res = validate(item.raw)
@@ -158,12 +171,16 @@ def _ingest_clinical(conn, item: Item, ctx: Context, report: IngestReport) -> in
         rtype = res.get_resource_type()
         if dispatch.withdraws(res):
             with conn.begin_nested():
-                report.removed += store.remove(conn, rtype, res.id)
+                keys = store.remove(conn, rtype, res.id)
+            report.removed += 1 if keys else 0
+            touched |= keys
             return 1
         recs = dispatch.map_resource(res, ctx)
         if not recs:  # e.g. a plan back in draft: whatever it published before is withdrawn
             with conn.begin_nested():
-                report.removed += store.remove(conn, rtype, res.id)
+                keys = store.remove(conn, rtype, res.id)
+            report.removed += 1 if keys else 0
+            touched |= keys
             report.skipped += 1
             return 1
         for rec in recs:
@@ -172,7 +189,7 @@ def _ingest_clinical(conn, item: Item, ctx: Context, report: IngestReport) -> in
                                    "author's Organization and its partOf): NPÖ consumers cannot apply blocks "
                                    "and access control without them (TKB Regel 1)")
         with conn.begin_nested():
-            store.publish(conn, rtype, res.id, recs)
+            touched |= store.publish(conn, rtype, res.id, recs)
     except (InvalidResource, MappingError, store.DuplicateDocumentId) as exc:
         report.rejected.append(Rejection(item.origin, label, str(exc)))
         return 0

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from adapter.mapping.record import Record
 from adapter.rivta.contracts import BY_NAME, DateRule
+from adapter.store.engagements import RecordKey
 from adapter.store.tables import fhir_context, record_days, records
 
 
@@ -58,8 +59,9 @@ def _row(resource_type: str, resource_id: str, part: int, rec: Record, now: date
     }
 
 
-def publish(conn: Connection, resource_type: str, resource_id: str, recs: Sequence[Record]) -> None:
-    """Replace what a FHIR resource published before with `recs` (inside the caller's transaction)."""
+def publish(conn: Connection, resource_type: str, resource_id: str, recs: Sequence[Record]) -> set[RecordKey]:
+    """Replace what a FHIR resource published before with `recs` (inside the caller's transaction).
+    Returns the engagement keys of the records before and after, for the engagement-index outbox."""
     now = datetime.now(UTC)
     rows = [_row(resource_type, resource_id, i, r, now) for i, r in enumerate(recs)]
     for row in rows:
@@ -75,18 +77,26 @@ def publish(conn: Connection, resource_type: str, resource_id: str, recs: Sequen
             raise DuplicateDocumentId(
                 f"identifier: document id already published by {clash.resource_type}/{clash.resource_id}"
             )
-    remove(conn, resource_type, resource_id)
+    keys = remove(conn, resource_type, resource_id)
     for row, rec in zip(rows, recs, strict=True):
         pk = conn.execute(records.insert().values(row).returning(records.c.pk)).scalar_one()
         days = _days(rec)
         if days:
             conn.execute(record_days.insert(), [{"record_pk": pk, "day": d} for d in sorted(days)])
+        keys.add(RecordKey(row["patient_id"], row["patient_type"], row["contract"], row["category"],
+                           row["source_system"], row["care_giver"]))
+    return keys
 
 
-def remove(conn: Connection, resource_type: str, resource_id: str) -> int:
+def remove(conn: Connection, resource_type: str, resource_id: str) -> set[RecordKey]:
+    """Delete what a FHIR resource published; returns the engagement keys of the deleted records."""
     mine = (records.c.resource_type == resource_type) & (records.c.resource_id == resource_id)
-    conn.execute(delete(record_days).where(record_days.c.record_pk.in_(select(records.c.pk).where(mine))))
-    return conn.execute(delete(records).where(mine)).rowcount or 0
+    old = conn.execute(select(records.c.patient_id, records.c.patient_type, records.c.contract, records.c.category,
+                              records.c.source_system, records.c.care_giver).where(mine)).all()
+    if old:
+        conn.execute(delete(record_days).where(record_days.c.record_pk.in_(select(records.c.pk).where(mine))))
+        conn.execute(delete(records).where(mine))
+    return {RecordKey.of(r) for r in old}
 
 
 def save_context(conn: Connection, ref: str, resource_type: str, body: str) -> None:

@@ -70,3 +70,29 @@ fhir_context = Table(
     Column("body", Text, nullable=False),  # the resource as JSON
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+# Engagement-index outbox: one row per engagement change to send, written in the same transaction as the
+# records it describes. Pending rows coalesce per engagement key; `revision` tells the sender whether a
+# row changed while it was being sent.
+ei_outbox = Table(
+    "ei_outbox",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("resident", String(32), nullable=False),
+    Column("service_domain", String(255), nullable=False),
+    Column("categorization", String(255), nullable=False),
+    Column("logical_address", String(64), nullable=False),
+    Column("source_system", String(64), nullable=False),
+    Column("data_controller", String(64), nullable=False),
+    Column("delete_flag", Boolean, nullable=False),
+    Column("most_recent_content", String(14), nullable=False),
+    Column("state", String(16), nullable=False),  # pending | sent | failed
+    Column("revision", Integer, nullable=False, default=0),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True)),
+    Index("ix_ei_outbox_state", "state", "logical_address", "service_domain"),
+    Index("ix_ei_outbox_key", "resident", "service_domain", "categorization", "logical_address", "data_controller"),
+)

@@ -1,0 +1,89 @@
+"""Engagement-index changes, derived from record changes inside the same transaction (the outbox).
+
+A record belongs to one engagement: patient (personnummer or samordningsnummer; never a reservnummer),
+service domain and categorization of its contract, source system (= logical address) and data controller
+(the care giver). After a change, an engagement whose last record is gone is sent with deleteFlag=true;
+otherwise it is sent with mostRecentContent = the time of the change. Pending changes to the same
+engagement coalesce into one outbox row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Connection
+
+from adapter.mapping import codes, timefmt
+from adapter.rivta.contracts import BY_NAME
+from adapter.store.tables import ei_outbox, records
+
+NATIONAL_ID_TYPES = (codes.PERSONNUMMER, codes.SAMORDNINGSNUMMER)
+
+
+@dataclass(frozen=True)
+class RecordKey:
+    """The columns of a stored record that decide its engagement."""
+
+    patient_id: str
+    patient_type: str
+    contract: str
+    category: str | None
+    source_system: str
+    care_giver: str | None
+
+    @classmethod
+    def of(cls, row) -> RecordKey:
+        return cls(row.patient_id, row.patient_type, row.contract, row.category, row.source_system, row.care_giver)
+
+    @property
+    def engages(self) -> bool:
+        return self.patient_type in NATIONAL_ID_TYPES and bool(self.care_giver)
+
+    @property
+    def categorization(self) -> str:
+        return self.category or BY_NAME[self.contract].ei_categorizations[0]
+
+
+def note_changes(conn: Connection, keys: Iterable[RecordKey], now: datetime | None = None) -> int:
+    """Write an outbox change for every engagement touched by `keys`; returns how many."""
+    now = now or datetime.now(UTC)
+    changed = 0
+    for key in {k for k in keys if k.engages}:
+        remaining = conn.execute(
+            select(func.count()).select_from(records).where(
+                records.c.patient_id == key.patient_id,
+                records.c.patient_type == key.patient_type,
+                records.c.contract == key.contract,
+                records.c.category.is_(None) if key.category is None else records.c.category == key.category,
+                records.c.source_system == key.source_system,
+                records.c.care_giver == key.care_giver,
+            )
+        ).scalar_one()
+        _upsert(conn, key, delete_flag=remaining == 0, now=now)
+        changed += 1
+    return changed
+
+
+def _upsert(conn: Connection, key: RecordKey, *, delete_flag: bool, now: datetime) -> None:
+    contract = BY_NAME[key.contract]
+    ident = {
+        "resident": key.patient_id,
+        "service_domain": contract.ei_service_domain,
+        "categorization": key.categorization,
+        "logical_address": key.source_system,
+        "data_controller": key.care_giver,
+    }
+    content = {"delete_flag": delete_flag, "most_recent_content": timefmt.timestamp(now), "updated_at": now}
+    pending = conn.execute(
+        select(ei_outbox.c.pk).where(ei_outbox.c.state == "pending",
+                                     *[ei_outbox.c[k] == v for k, v in ident.items()])
+    ).scalar()
+    if pending is not None:
+        conn.execute(update(ei_outbox).where(ei_outbox.c.pk == pending)
+                     .values(**content, revision=ei_outbox.c.revision + 1))
+    else:
+        conn.execute(ei_outbox.insert().values(**ident, **content, source_system=key.source_system,
+                                               state="pending", revision=0, attempts=0, created_at=now))
