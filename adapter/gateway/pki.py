@@ -48,6 +48,9 @@ CLIENT_SPECS: dict[str, ClientSpec] = {
     "foreign": ClientSpec("SE5560000000-FRGN", "foreign.dev.test", foreign=True),
     "noclientauth": ClientSpec("SE5560000000-NOCA", "noclientauth.dev.test", client_auth=False),
     "nohsaid": ClientSpec(None, "nohsaid.dev.test"),  # valid, but no HSA-id (the platform answers VP002)
+    # the adapter's own function certificate for outgoing calls (engagement-index updates), as the demo
+    # source system
+    "adapter": ClientSpec("SE2120001231-SYS1", "npo-adapter.dev.test"),
 }
 
 
