@@ -147,3 +147,46 @@ def test_bundled_demo_data_is_what_the_generator_writes(tmp_path):
     for path in written:
         stale = f"demo-data/{path.name} is stale: run `npo-adapter demo generate`"
         assert (DEFAULT_DIR / path.name).read_bytes() == path.read_bytes(), stale
+
+
+def _gmh_records(demo, **kw):
+    from adapter.rivta.contracts import GET_MEDICATION_HISTORY as GMH
+
+    p = WORLD.patients[0]
+    status, root, _ = call(demo.url, GMH, **patient_args(p), **kw)
+    assert status == 200 and result(root, GMH)["resultCode"] == "OK"
+    assert official_schema(GMH).validate(root[-1][0])
+    return records(root, GMH)
+
+
+def _gmh(rec, path: str) -> list[str]:
+    from adapter.rivta.contracts import GET_MEDICATION_HISTORY as GMH
+
+    return [e.text for e in rec.iterfind(path, {"c": GMH.core_ns})]
+
+
+def test_medication_filters_care_giver_chain_status_and_open_periods(demo):
+    everything = _gmh_records(demo)
+    assert len(everything) > 3
+    giver = WORLD.care_giver.hsa_id
+    assert len(_gmh_records(demo, care_givers=[giver])) == len(everything)
+    assert _gmh_records(demo, care_givers=["SE2321000016-NONE"]) == []
+
+    active = _gmh_records(demo, prescription_status="Active")
+    inactive = _gmh_records(demo, prescription_status="Inactive")
+    assert active and inactive and len(active) + len(inactive) == len(everything)
+    assert {s for r in active for s in _gmh(r, ".//c:medicationPrescription/c:prescriptionStatus")} == {"Active"}
+
+    chained = [r for r in everything if _gmh(r, ".//c:medicationPrescription/c:prescriptionChainId/c:root")]
+    assert chained
+    root = _gmh(chained[0], ".//c:medicationPrescription/c:prescriptionChainId/c:root")[0]
+    ext = (_gmh(chained[0], ".//c:medicationPrescription/c:prescriptionChainId/c:extension") or [None])[0]
+    chain = _gmh_records(demo, prescription_chain=(root, ext))
+    assert len(chain) >= 3  # the whole chain, active and inactive links
+    statuses = [_gmh(r, ".//c:medicationPrescription/c:prescriptionStatus")[0] for r in chain]
+    assert statuses.count("Active") == 1
+
+    # open-ended request periods: only a start, only an end
+    assert len(_gmh_records(demo, period=("19000101", None))) == len(everything)
+    assert _gmh_records(demo, period=(None, "19000101")) == []
+    assert len(_gmh_records(demo, period=(None, "20991231"))) == len(everything)
