@@ -65,3 +65,11 @@ def server_for() -> Iterator:
     yield start
     for srv in running:
         srv.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    """A development PKI (SITHS-like), shared by every test that drives real TLS."""
+    from adapter.gateway.pki import init_pki
+
+    return init_pki(tmp_path_factory.mktemp("pki"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    DDL,
     Boolean,
     Column,
     DateTime,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
 )
 
 metadata = MetaData()
@@ -96,3 +98,39 @@ ei_outbox = Table(
     Index("ix_ei_outbox_state", "state", "logical_address", "service_domain"),
     Index("ix_ei_outbox_key", "resident", "service_domain", "categorization", "logical_address", "data_controller"),
 )
+
+# PDL access log: append-only and tamper-evident. Each entry carries the hash of the previous one, so an
+# altered or deleted entry breaks the chain (`npo-adapter audit verify`).
+access_log = Table(
+    "access_log",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("logged_at", DateTime(timezone=True), nullable=False),
+    Column("entry", Text, nullable=False),  # canonical JSON of the entry
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# Entries waiting for the national log service (StoreLog): survives outages and restarts.
+log_outbox = Table(
+    "log_outbox",
+    metadata,
+    Column("seq", Integer, ForeignKey("access_log.seq"), primary_key=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+)
+
+# The access log refuses UPDATE and DELETE at the database too (the hash chain still catches anyone who
+# drops these triggers first).
+for _op in ("UPDATE", "DELETE"):
+    event.listen(access_log, "after_create", DDL(
+        f"CREATE TRIGGER access_log_no_{_op.lower()} BEFORE {_op} ON access_log "
+        "BEGIN SELECT RAISE(ABORT, 'access_log is append-only'); END"
+    ).execute_if(dialect="sqlite"))
+event.listen(access_log, "after_create", DDL(
+    "CREATE FUNCTION access_log_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RAISE EXCEPTION 'access_log is append-only'; END $$; "
+    "CREATE TRIGGER access_log_append_only BEFORE UPDATE OR DELETE ON access_log "
+    "FOR EACH ROW EXECUTE FUNCTION access_log_append_only()"
+).execute_if(dialect="postgresql"))

@@ -15,7 +15,7 @@ import uvicorn
 from adapter.config import Settings
 from adapter.gateway import authorisation, server
 from adapter.gateway.identity import CertSource
-from adapter.gateway.pki import DevPki, init_pki
+from adapter.gateway.pki import DevPki
 from adapter.gateway.tls import TlsContexts, TlsFiles
 from adapter.ingest import ingest
 from adapter.producer.app import Access, create_app
@@ -25,11 +25,6 @@ from tests.samples import WORLD, bundle, condition, support_bundle
 
 AUTHORISATIONS = Path(__file__).resolve().parents[2] / "certs" / "authorisations.dev.toml"
 HIDDEN_FROM = "SE2321000016-7HID"
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory) -> DevPki:
-    return init_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,102 @@
+"""The consumer's fan-out against real producers over mTLS: per-source status, one slow or dead producer
+never hides the others, deduplication, no repeat after a SOAP fault."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from adapter.consumer.fetch import FaultMemory, FetchSettings, Outcome, Source, client_context, fetch_all, merge
+from adapter.gateway.tls import TlsContexts
+from adapter.rivta.contracts import GET_DIAGNOSIS
+from tests.conftest import free_port
+from tests.consumer.producers import PNR, REGION_SOURCE, SOURCE, SlowProducer, municipal_store, region_store
+from tests.gateway.conftest import TlsServer, tls_files
+
+
+@pytest.fixture(scope="module")
+def producers(tmp_path_factory, pki):
+    folder = tmp_path_factory.mktemp("producers")
+    with TlsServer(municipal_store(folder), TlsContexts(tls_files(pki))) as m, \
+            TlsServer(region_store(folder), TlsContexts(tls_files(pki))) as r:
+        yield {"municipality": Source("Exempelby kommun", m.url, SOURCE),
+               "region": Source("Region Exempel", r.url, REGION_SOURCE)}
+
+
+def run(pki, sources, settings=FetchSettings(), faults=None):
+    c = pki.client("platform")
+
+    async def go():
+        async with httpx.AsyncClient(verify=client_context(str(c.cert), str(c.key), str(pki.ca_bundle)),
+                                     trust_env=False) as client:
+            return await fetch_all(client, sources, PNR, "1.2.752.129.2.1.3.1", settings, faults)
+
+    return asyncio.run(go())
+
+
+def by(results, source_name, contract="GetDiagnosis"):
+    return next(r for r in results if r.source.name == source_name and r.contract.name == contract)
+
+
+def test_all_contracts_from_all_sources_with_per_source_status(pki, producers):
+    results = run(pki, list(producers.values()))
+    assert len(results) == 10
+    assert by(results, "Exempelby kommun").outcome is Outcome.DATA
+    assert by(results, "Region Exempel").outcome is Outcome.DATA
+    assert by(results, "Region Exempel", "GetCarePlans").outcome is Outcome.NONE
+    merged = merge(results)
+    assert len(merged["GetDiagnosis"]) == 3
+
+
+def test_same_records_through_two_routes_are_deduplicated(pki, producers):
+    twice = [producers["municipality"], Source("again", producers["municipality"].url, SOURCE)]
+    results = run(pki, twice)
+    assert len([r for r in results if r.contract is GET_DIAGNOSIS for _ in r.records]) == 4
+    assert len(merge(results)["GetDiagnosis"]) == 2
+
+
+def test_dead_and_slow_producers_do_not_hide_the_others(pki, producers):
+    dead = Source("Nere", f"https://127.0.0.1:{free_port()}", "SE0000000000-DEAD")
+    with SlowProducer(delay=30) as slow:
+        sluggish = Source("Långsam", slow.url, "SE0000000000-SLOW")
+        started = time.monotonic()
+        results = run(pki, [producers["municipality"], dead, sluggish], FetchSettings(per_source_timeout=1.5,
+                                                                                      deadline=3))
+        elapsed = time.monotonic() - started
+    assert elapsed < 5
+    assert by(results, "Exempelby kommun").outcome is Outcome.DATA
+    assert by(results, "Nere").outcome is Outcome.FAILED and "connect" in by(results, "Nere").reason
+    assert by(results, "Långsam").outcome is Outcome.FAILED and "1.5 s" in by(results, "Långsam").reason
+    for r in results:
+        assert PNR not in r.reason
+
+
+def test_overall_deadline_cuts_waiting_short(pki, producers):
+    with SlowProducer(delay=30) as slow:
+        results = run(pki, [Source("Långsam", slow.url, "SE0000000000-SLOW"), producers["region"]],
+                      FetchSettings(per_source_timeout=27, deadline=1))
+    assert by(results, "Långsam").outcome is Outcome.FAILED and "deadline" in by(results, "Långsam").reason
+    assert by(results, "Region Exempel").outcome is Outcome.DATA
+
+
+def test_result_error_is_reported_and_a_soap_fault_is_not_repeated_for_five_minutes(pki, producers):
+    unauthorised = Source("Fel adress", producers["municipality"].url, "SE0000000000-NOPE")
+    faults = FaultMemory()
+    results = run(pki, [unauthorised], faults=faults)
+    assert by(results, "Fel adress").outcome is Outcome.NONE  # unknown logical address: empty OK answer
+
+    consumer2 = pki.client("consumer2")  # not authorised for the region's logical address -> VP007 fault
+
+    async def go():
+        async with httpx.AsyncClient(verify=client_context(str(consumer2.cert), str(consumer2.key),
+                                                           str(pki.ca_bundle)), trust_env=False) as client:
+            first = await fetch_all(client, [producers["region"]], PNR, "1.2.752.129.2.1.3.1", faults=faults)
+            second = await fetch_all(client, [producers["region"]], PNR, "1.2.752.129.2.1.3.1", faults=faults)
+            return first, second
+
+    first, second = asyncio.run(go())
+    assert by(first, "Region Exempel").reason.startswith("SOAP fault (log id ")
+    assert "5 minutes" in by(second, "Region Exempel").reason
