@@ -69,7 +69,7 @@ def ingest(
 
 
 DEV_PKI = Path("certs/dev")
-DEV_AUTHORISATIONS = Path("certs/authorisations.dev.toml")
+DEV_AUTHORISATIONS = Path("config/authorisations.dev.toml")
 
 
 @app.command()

@@ -23,7 +23,7 @@ from adapter.store.engine import open_store
 from tests.conftest import free_port
 from tests.samples import WORLD, bundle, condition, support_bundle
 
-AUTHORISATIONS = Path(__file__).resolve().parents[2] / "certs" / "authorisations.dev.toml"
+AUTHORISATIONS = Path(__file__).resolve().parents[2] / "config" / "authorisations.dev.toml"
 HIDDEN_FROM = "SE2321000016-7HID"
 
 
