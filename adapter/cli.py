@@ -129,7 +129,75 @@ def serve(
                                    log_level=log_level.lower())
     where = f"unix:{uds}" if uds else f"{'https' if tls else 'http'}://{host}:{port}"
     console.print(f"serving NPÖ contracts on {where} ({source.value} callers; store {settings.store_url})")
+    if settings.ei_url:
+        _start_ei_sender(app_.state.engine, settings)
+    else:
+        console.print("engagement index updates: not configured (NPO_EI_URL); changes wait in the outbox")
     server.run(config, tls)
+
+
+def _start_ei_sender(engine, settings: Settings) -> None:
+    """The engagement-index sender runs beside the server, in its own thread and event loop."""
+    import asyncio
+    import threading
+
+    from adapter.ei.run import sender_for
+
+    async def loop() -> None:
+        async with sender_for(engine, settings) as sender:
+            await sender.run(asyncio.Event())
+
+    threading.Thread(target=asyncio.run, args=(loop(),), name="ei-sender", daemon=True).start()
+    console.print(f"engagement index updates: sending to {settings.ei_url}")
+
+
+@app.command("ei-sync")
+def ei_sync(store: str | None = StoreOpt,
+            max_calls: int | None = typer.Option(None, help="Stop after this many Update calls")) -> None:
+    """Send pending engagement-index changes now (one-off), then show what is left."""
+    import asyncio
+
+    from adapter.ei.run import sender_for
+    from adapter.store.engine import open_store
+
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = _settings(store)
+    if not settings.ei_url:
+        _fail("no engagement index configured: set NPO_EI_URL (and NPO_EI_LOGICAL_ADDRESS)")
+    engine = open_store(settings.store_url)
+
+    async def run():
+        async with sender_for(engine, settings) as sender:
+            return await sender.drain(max_calls)
+
+    report = asyncio.run(run())
+    console.print(f"Update calls: {report.calls}, engagements sent: {report.sent}, set aside (ERROR): "
+                  f"{report.failed}, not delivered: {len(report.errors)}")
+    _print_ei_status(engine)
+    if report.errors:
+        raise typer.Exit(code=1)
+
+
+@app.command("ei-status")
+def ei_status(store: str | None = StoreOpt) -> None:
+    """What the engagement-index outbox holds: pending, sent, failed (with the reasons)."""
+    from adapter.store.engine import open_store
+
+    _print_ei_status(open_store(_settings(store).store_url))
+
+
+def _print_ei_status(engine) -> None:
+    from adapter.ei.run import status
+
+    st = status(engine)
+    table = Table(title="Engagement index outbox", show_header=False)
+    for key in ("pending", "retrying", "sent", "failed"):
+        table.add_row(key, str(st[key]))
+    table.add_row("oldest pending since", str(st["oldest_pending"] or "-"))
+    console.print(table)
+    for f in st["recent_failures"]:
+        console.print(f"[red]failed[/red] {f['categorization']} at {f['logical_address']}: {f['last_error']}",
+                      highlight=False)
 
 
 certs_app = typer.Typer(help="The development PKI (SITHS-like).", no_args_is_help=True)
@@ -169,6 +237,42 @@ def certs_nginx(
     typer.echo(render(listen=listen, socket=socket.resolve(), server_cert=pki.server_cert.resolve(),
                       server_key=pki.server_key.resolve(), client_ca=pki.ca_bundle.resolve(),
                       crls=pki.crls.resolve(), server_name=server_name))
+
+
+@app.command()
+def stubs(
+    seed: Path | None = typer.Option(None, "--seed", exists=True, dir_okay=False,
+                                     help="Consents and blocks to start from (TOML) [adapter/stubs/seed.dev.toml]"),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on"),
+    consent_port: int = typer.Option(8601, help="Port of the consent service stand-in"),
+    blocking_port: int = typer.Option(8602, help="Port of the block service stand-in"),
+    log_port: int = typer.Option(8603, help="Port of the log service stand-in"),
+    ei_port: int = typer.Option(8604, help="Port of the engagement index stand-in"),
+    pki_dir: Path = typer.Option(DEV_PKI, "--pki", help="Dev PKI for mutual TLS (npo-adapter certs init)"),
+    plain_http: bool = typer.Option(False, "--plain-http", help="No TLS (loopback only; development)"),
+    log_level: str = typer.Option("info", help="Log level"),
+) -> None:
+    """Serve local stand-ins of the national consent, block, log and engagement-index services (development,
+    demos and tests only)."""
+    from adapter.gateway import server
+    from adapter.stubs.run import DEV_SEED, serve_stubs, tls_from_dev_pki
+    from adapter.stubs.seed import SeedError, load_seed
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if plain_http and not server.is_loopback(host):
+        _fail("plain HTTP is refused on anything but loopback")
+    seed = seed or DEV_SEED
+    try:
+        load_seed(seed)
+    except SeedError as exc:
+        _fail(str(exc))
+    tls = None
+    if not plain_http:
+        if not (pki_dir / "pki.json").exists():
+            _fail(f"no dev PKI in {pki_dir}: run `npo-adapter certs init` (or use --plain-http on loopback)")
+        tls = tls_from_dev_pki(pki_dir)
+    serve_stubs(seed, host, {"consent": consent_port, "blocking": blocking_port, "log": log_port, "ei": ei_port},
+                tls)
 
 
 def _fail(message: str) -> NoReturn:

@@ -15,6 +15,17 @@ class Settings(BaseSettings):
     max_request_bytes: int = 256 * 1024
     max_xml_depth: int = 64
 
+    # Engagement index (EI) updates. Without ei_url, no updates are sent (the outbox still fills).
+    ei_url: str | None = None  # e.g. https://ei.example/itintegration/engagementindex/Update/1/rivtabp21
+    ei_logical_address: str = "5565594230"  # the EI instance's address, given with the connection order
+    ei_cert: str = "certs/dev/client-adapter.pem"  # the adapter's function certificate
+    ei_key: str = "certs/dev/client-adapter.key"
+    ei_ca: str = "certs/dev/ca-bundle.pem"
+    ei_batch_size: int = 1000
+    ei_min_interval: float = 5.0  # seconds between calls (initial load pacing)
+    ei_per_key_interval: float = 300.0  # the same engagement at most every 5 minutes
+    ei_timeout: float = 27.0
+
 
 def settings() -> Settings:
     return Settings()

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
 
 from adapter.ei.client import EiFault, EiUnavailable, send_update
-from adapter.ei.messages import Engagement, EngagementTransaction
+from adapter.ei.messages import Engagement, EngagementTransaction, InvalidBatch
 from adapter.store.tables import ei_outbox
 
 log = logging.getLogger("adapter.ei")
@@ -91,7 +91,23 @@ class Sender:
         now = self.clock()
         try:
             result = await send_update(self.client, self.settings.url, self.settings.logical_address, transactions)
-        except (EiUnavailable, EiFault) as exc:
+        except InvalidBatch as exc:  # cannot be sent as it is: set the offending row aside, keep the rest
+            bad = rows[exc.index] if exc.index is not None else None
+            self._mark([bad] if bad else rows, now, attempts=False, state="failed", last_error=str(exc)[:500])
+            report.failed += 1 if bad else len(rows)
+            log.error("EI batch not sendable (%s): set aside for an operator", exc)
+            return True
+        except EiFault as exc:
+            if exc.rejected:  # EI001-EI006: the national EI's validation errors; resending fails the same way
+                self._mark(rows, now, attempts=True, state="failed", last_error=str(exc)[:500])
+                report.failed += len(rows)
+                log.error("EI rejected %d engagements (%s): left for an operator", len(rows), exc.code)
+                return True
+            report.errors.append(str(exc))
+            self._mark(rows, now, attempts=True, last_error=str(exc)[:500])
+            log.warning("EI update of %d engagements not delivered (%s); retrying later", len(rows), exc.code)
+            return False
+        except EiUnavailable as exc:
             report.errors.append(str(exc))
             self._mark(rows, now, attempts=True, last_error=str(exc)[:500])
             log.warning("EI update of %d engagements not delivered (%s); retrying later", len(rows), exc)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
+from adapter.ei.messages import Engagement, engagement_problems
 from adapter.mapping import codes, timefmt
 from adapter.rivta.contracts import BY_NAME
 from adapter.store.tables import ei_outbox, records
@@ -77,6 +78,16 @@ def _upsert(conn: Connection, key: RecordKey, *, delete_flag: bool, now: datetim
         "data_controller": key.care_giver,
     }
     content = {"delete_flag": delete_flag, "most_recent_content": timefmt.timestamp(now), "updated_at": now}
+    problems = engagement_problems(Engagement(
+        registered_resident_identification=key.patient_id, service_domain=contract.ei_service_domain,
+        categorization=key.categorization, logical_address=key.source_system,
+        most_recent_content=content["most_recent_content"], source_system=key.source_system,
+        data_controller=key.care_giver or ""))
+    if problems:  # the EI would refuse the whole call for this one: set it aside for an operator
+        conn.execute(ei_outbox.insert().values(**ident, **content, source_system=key.source_system, state="failed",
+                                               revision=0, attempts=0, created_at=now,
+                                               last_error="not sendable: " + "; ".join(problems)[:480]))
+        return
     pending = conn.execute(
         select(ei_outbox.c.pk).where(ei_outbox.c.state == "pending",
                                      *[ei_outbox.c[k] == v for k, v in ident.items()])

@@ -1,0 +1,1 @@
+"""The engagement index (EI): Update messages, the client that sends them, and the outbox sender."""
