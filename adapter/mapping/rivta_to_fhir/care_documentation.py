@@ -1,0 +1,131 @@
+"""GetCareDocumentation 2.1 `careDocumentation` record -> DocumentReference (EHDS-TK
+IneraEHDSDocumentReference).
+
+EHDS-TK describes GetCareDocumentation 3.0; the 2.1 header is read the same way
+(documentId -> masterIdentifier, documentTime -> date, accountableHealthcareProfessional -> author,
+legalAuthenticator -> authenticator + signature time).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+
+from lxml import etree
+
+from adapter.mapping import codes, profile
+from adapter.mapping.rivta_to_fhir.common import (
+    EHDS_TK,
+    Node,
+    Output,
+    extension,
+    ii,
+    ii_identifier,
+    read_header,
+    signature_extension,
+)
+from adapter.rivta.contracts import GET_CARE_DOCUMENTATION as CONTRACT
+
+PROFILES = [EHDS_TK + "inera-ehds-document-reference"]  # EU EPS has no DocumentReference obligations
+NOTE_CODE_OID = "1.2.752.129.2.2.2.11"  # KV Anteckningstyp
+NOTE_CODES = {
+    "utr": "Utredning",
+    "atb": "Åtgärd/Behandling",
+    "sam": "Sammanfattning",
+    "sao": "Samordning",
+    "ins": "Inskrivning",
+    "slu": "Slutanteckning",
+    "auf": "Anteckning utan fysiskt möte",
+    "sva": "Slutenvårdsanteckning",
+    "bes": "Besöksanteckning",
+}
+TEXT_TYPE = "text/plain; charset=utf-8"
+_SPACE = re.compile(r"\s+")
+
+
+def convert(el: etree._Element) -> list[Any]:
+    record = Node(el, CONTRACT.record_element)
+    header = read_header(record, CONTRACT)
+    note = record.required(CONTRACT.body_element).required("clinicalDocumentNote")
+    out = Output(CONTRACT, header)
+    signed = header.signer is not None and header.signer.time is not None
+
+    document = {
+        "resourceType": "DocumentReference",
+        "id": out.id,
+        "meta": out.meta(PROFILES),
+        "extension": [
+            signature_extension(header),
+            # the 2.1 schema spells it dissentintOpinion; 3.0 (and a corrected 2.1) dissentingOpinion
+            *(_opinion(op) for op in note.children("dissentintOpinion")),
+            *(_opinion(op) for op in note.children("dissentingOpinion")),
+        ],
+        "masterIdentifier": out.identifier(),
+        "identifier": [out.identifier()],
+        # EHDS-TK: the service returns valid notes, so status is always current; an unsigned note is
+        # preliminary (the input profile publishes such a note unsigned).
+        "status": "current",
+        "docStatus": "final" if signed else "preliminary",
+        "type": _note_type(note.text("clinicalDocumentNoteCode")),
+        "subject": out.subject(),
+        "date": header.document_time or header.author.time,
+        "author": [out.role_ref(header.author)],
+        "authenticator": out.role_ref(header.signer),
+        "description": note.text("clinicalDocumentNoteTitle"),
+        "content": [{"attachment": _attachment(note, header.document_title)}],
+        "context": {"encounter": [out.encounter()]},
+    }
+    return out.finish(document)
+
+
+def _note_type(code: str | None) -> dict | None:
+    code = (code or "").strip()
+    if not code:
+        return None
+    return {"coding": [{"system": codes.uri_for(NOTE_CODE_OID), "code": code, "display": NOTE_CODES.get(code)}]}
+
+
+def _attachment(note: Node, title: str | None) -> dict:
+    """The note text as UTF-8 text/plain in base64 (EHDS-TK), or the multimedia entry as it came."""
+    text = note.child("clinicalDocumentNoteText")
+    if text is not None and text.el.text:
+        data = base64.b64encode(text.el.text.encode("utf-8")).decode("ascii")
+        return {"contentType": TEXT_TYPE, "data": data, "title": title}
+    media = note.child("multimediaEntry")
+    if media is None:
+        # Neither text nor multimedia (schema-valid, rule-invalid): say so rather than invent content.
+        return {"extension": [extension("http://hl7.org/fhir/StructureDefinition/data-absent-reason",
+                                        valueCode="unknown")], "title": title}
+    value = media.text("value")
+    return {
+        "contentType": media.required_text("mediaType"),
+        "data": _SPACE.sub("", value) if value else None,
+        "url": (media.text("reference") or "").strip() or None,
+        "title": title,
+    }
+
+
+def _opinion(op: Node) -> dict | None:
+    """A dissenting opinion as EHDS-TK's complex extension (the input profile's sub-extension types)."""
+    person = op.child("personId")
+    person_value = None
+    if person is not None:
+        person_value = {"system": codes.uri_for(person.required_text("type")), "value": person.required_text("id")}
+    return extension(profile.DISSENTING_OPINION, extension=[
+        extension("opinionId", valueIdentifier=_opinion_id(op)),
+        extension("authorTime", valueDateTime=op.time("authorTime")),
+        extension("opinion", valueString=op.text("opinion")),
+        extension("personId", valueIdentifier=person_value),
+        extension("personName", valueString=op.text("personName")),
+    ])
+
+
+def _opinion_id(op: Node) -> dict | None:
+    value = ii(op.child("opinionId"))
+    if value is None:
+        return None
+    root, ext = value
+    if ext is None:  # a globally unique root (e.g. a UUID) stands alone, as the input profile reads it
+        return {"value": root}
+    return ii_identifier(value, source_system=None)

@@ -1,0 +1,82 @@
+"""GetFunctionalStatus 2.0 `functionalStatusAssessment` record -> Condition (EHDS-TK
+IneraEHDSConditionFunctional).
+
+pad-pad: the PADL items become `Condition.note`, one "[activity]: assessment" per item after the
+comment (EHDS-TK FUNC-001); fun-fun: the ICF code is `Condition.code`, the comment a note.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lxml import etree
+
+from adapter.mapping import profile
+from adapter.mapping.rivta_to_fhir.common import EHDS_TK, EU_EPS, Node, Output, concept, extension, read_header
+from adapter.rivta.contracts import GET_FUNCTIONAL_STATUS as CONTRACT
+
+PROFILES = [EHDS_TK + "inera-ehds-condition-functional", EU_EPS + "condition-obl-eu-eps"]
+CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+PAD, FUN = "pad-pad", "fun-fun"
+CATEGORY_DISPLAY = {PAD: "PADL-bedömning", FUN: "Funktionsnedsättningsbedömning"}
+
+
+def convert(el: etree._Element) -> list[Any]:
+    record = Node(el, CONTRACT.record_element)
+    header = read_header(record, CONTRACT)
+    body = record.required(CONTRACT.body_element)
+    out = Output(CONTRACT, header)
+    category = body.required_text("assessmentCategory")
+
+    notes: list[str | None]
+    if category == PAD:
+        # A PADL assessment has no code of its own; the IPS Condition needs one, so it names the kind.
+        code = {"text": CATEGORY_DISPLAY[PAD]}
+        notes = [body.text("comment")] + [_padl_line(item) for item in body.children("padl")]
+    else:
+        disability = body.child("disability")
+        code = concept(disability.child("disabilityAssessment") if disability is not None else None)
+        notes = [disability.text("comment") if disability is not None else None]
+
+    condition = {
+        "resourceType": "Condition",
+        "id": out.id,
+        "meta": out.meta(PROFILES),
+        "extension": _times(out),
+        "identifier": [out.identifier()],
+        "clinicalStatus": {"coding": [{"system": CLINICAL, "code": "active"}]},
+        "verificationStatus": {"coding": [{"system": VERIFICATION, "code": "confirmed"}]},
+        "category": [{"coding": [{"system": profile.ASSESSMENT_CATEGORY, "code": category,
+                                  "display": CATEGORY_DISPLAY.get(category)}]}],
+        "code": code,
+        "subject": out.subject(),
+        "encounter": out.encounter(),
+        "recordedDate": header.author.time,
+        "recorder": out.role_ref(header.author),
+        "asserter": out.role_ref(header.signer),
+        "note": [{"text": n} for n in notes if n and n.strip()],
+    }
+    return out.finish(condition)
+
+
+def _times(out: Output) -> list[dict]:
+    """documentTime is EHDS-TK's assertedDate. A signature at another moment keeps its own time in the
+    signature-time extension (the input profile's rule), so neither time is lost."""
+    header = out.header
+    found = []
+    if header.document_time:
+        found.append(extension(profile.CONDITION_ASSERTED_DATE, valueDateTime=header.document_time))
+    signed = header.signer.time if header.signer is not None else None
+    if signed and (signed != header.document_time or not header.signer.identified):
+        found.append(extension(profile.SIGNATURE_TIME, valueDateTime=signed))
+    return found
+
+
+def _padl_line(item: Node) -> str:
+    kind = item.child("typeOfAssessment")
+    label = None
+    if kind is not None:
+        label = kind.text("originalText") or kind.text("displayName") or kind.text("code")
+    assessment = item.text("assessment") or ""
+    return f"[{label.strip()}]: {assessment}" if label else assessment
