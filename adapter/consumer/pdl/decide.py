@@ -52,14 +52,22 @@ class Decision:
     hidden: Hidden | None = None
 
 
+def is_own_care_giver(user: UserContext, g: Group) -> bool:
+    return g.care_giver.upper() == user.care_giver_hsa_id.upper()
+
+
+def is_own_unit(user: UserContext, g: Group) -> bool:
+    return is_own_care_giver(user, g) and g.care_unit.upper() == user.care_unit_hsa_id.upper()
+
+
 def decide(user: UserContext, groups: list[Group], *, consent: bool, emergency_reason: str | None,
            blocks: dict[Group, str] | None) -> list[Decision]:
     """`blocks` maps each group to the blocking service's row status (OK | BLOCKED | VALIDATIONERROR);
     None when the service could not be reached."""
     out = []
     for g in groups:
-        own_giver = g.care_giver.upper() == user.care_giver_hsa_id.upper()
-        if own_giver and g.care_unit.upper() == user.care_unit_hsa_id.upper():
+        own_giver = is_own_care_giver(user, g)
+        if is_own_unit(user, g):
             out.append(Decision(g, True, Basis.OWN))
             continue
         status = None if blocks is None else blocks.get(g)

@@ -1,0 +1,258 @@
+"""A patient's overview for one member of staff: fetch from every source, apply PDL, log the access.
+
+consumer → PDL → view: `fetch` gets the records, the national consent and blocking services and
+`pdl.decide` say what may be shown, `pdl.access_log` records what was shown and why, and the view (FHIR
+Bundle, CLI table, web page) shows the result with a status per source and the notices PDL requires.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+from lxml import etree
+from sqlalchemy.engine import Engine
+
+from adapter.consumer.fetch import (
+    FaultMemory,
+    FetchSettings,
+    Outcome,
+    Source,
+    SourceResult,
+    client_context,
+    fetch_all,
+    merge,
+)
+from adapter.consumer.pdl import access_log, blocks, consent
+from adapter.consumer.pdl.actor import AccessingActor
+from adapter.consumer.pdl.decide import (
+    Basis,
+    Decision,
+    Group,
+    Hidden,
+    UserContext,
+    decide,
+    is_own_care_giver,
+    is_own_unit,
+)
+from adapter.consumer.pdl.soap_call import PdlServiceError
+from adapter.mapping import codes, timefmt
+from adapter.rivta.contracts import BY_NAME, CONTRACTS, Contract
+
+INFORMATION_TYPES = {  # the tabs of the overview, in the order NPÖ shows them
+    "GetDiagnosis": "Diagnoser",
+    "GetMedicationHistory": "Läkemedel",
+    "GetCarePlans": "Vårdplan",
+    "GetFunctionalStatus": "Funktionstillstånd & ADL",
+    "GetCareDocumentation": "Anteckningar",
+}
+
+
+@dataclass(frozen=True)
+class NationalServices:
+    consent_url: str
+    consent_address: str
+    blocking_url: str
+    blocking_address: str
+    log_url: str
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    sources: tuple[Source, ...]
+    services: NationalServices
+    client_cert: Path
+    client_key: Path
+    ca: Path
+    fetch: FetchSettings = FetchSettings()
+    service_timeout: float = 5.0
+
+
+def load_config(path: Path) -> ConsumerConfig:
+    """The consumer's TOML configuration (see config/consumer.dev.toml); relative paths are taken from
+    the file's folder's parent (the repository root for files in config/)."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    base = path.resolve().parent.parent
+
+    def p(value: str) -> Path:
+        return (base / value) if not Path(value).is_absolute() else Path(value)
+
+    client, services = data["client"], data["services"]
+    return ConsumerConfig(
+        sources=tuple(Source(s["name"], s["url"], s["logical_address"]) for s in data["source"]),
+        services=NationalServices(**services),
+        client_cert=p(client["cert"]), client_key=p(client["key"]), ca=p(client["ca"]),
+        fetch=FetchSettings(per_source_timeout=float(client.get("timeout", 27)),
+                            deadline=float(client.get("deadline", 20))),
+        service_timeout=float(client.get("service_timeout", 5)),
+    )
+
+
+@dataclass
+class ShownRecord:
+    contract: Contract
+    element: etree._Element
+    group: Group
+    basis: Basis
+    document_id: str
+    source_system: str
+    author_time: str | None
+    unit_name: str | None
+
+
+@dataclass
+class Overview:
+    patient_id: str
+    patient_type: str
+    user: UserContext
+    emergency_reason: str | None
+    records: dict[str, list[ShownRecord]]
+    sources: list[SourceResult]
+    decisions: list[Decision]
+    notices: list[str] = field(default_factory=list)
+    blocked_care_givers: list[str] = field(default_factory=list)
+    log_seqs: list[int] = field(default_factory=list)
+
+    @property
+    def emergency(self) -> bool:
+        return any(d.basis is Basis.EMERGENCY for d in self.decisions)
+
+
+def _header(contract: Contract, rec: etree._Element) -> dict[str, str | None]:
+    ns = contract.core_ns
+    h = rec.find(f"{{{ns}}}{contract.header_element}")
+    prof = f"{{{ns}}}accountableHealthcareProfessional/{{{ns}}}"
+    source = "sourceSystemHSAid" if contract.name == "GetCareDocumentation" else "sourceSystemHSAId"
+    return {
+        "document_id": h.findtext(f"{{{ns}}}documentId"),
+        "source_system": h.findtext(f"{{{ns}}}{source}"),
+        "care_giver": h.findtext(prof + "healthcareProfessionalCareGiverHSAId"),
+        "care_unit": h.findtext(prof + "healthcareProfessionalCareUnitHSAId"),
+        "author_time": h.findtext(prof + "authorTime"),
+        "unit_name": h.findtext(prof + f"healthcareProfessionalOrgUnit/{{{ns}}}orgUnitName"),
+    }
+
+
+async def build_overview(config: ConsumerConfig, engine: Engine, user: UserContext, patient_id: str,
+                         patient_type: str = codes.PERSONNUMMER, *, emergency_reason: str | None = None,
+                         faults: FaultMemory | None = None) -> Overview:
+    emergency_reason = (emergency_reason or "").strip() or None
+    actor = AccessingActor(user.employee_hsa_id, user.care_giver_hsa_id, user.care_unit_hsa_id)
+    verify = client_context(str(config.client_cert), str(config.client_key), str(config.ca))
+    notices: list[str] = []
+    async with httpx.AsyncClient(verify=verify, trust_env=False, timeout=config.service_timeout) as client:
+        results = await fetch_all(client, list(config.sources), patient_id, patient_type, config.fetch, faults)
+        merged = merge(results)
+
+        # Records without care giver and care unit cannot be checked for blocks: never shown (TKB Regel 1).
+        by_group: dict[Group, list[tuple[Contract, etree._Element, dict]]] = defaultdict(list)
+        for contract in CONTRACTS:
+            for rec in merged[contract.name]:
+                h = _header(contract, rec)
+                if h["care_giver"] and h["care_unit"]:
+                    by_group[Group(h["care_giver"], h["care_unit"])].append((contract, rec, h))
+        groups = list(by_group)
+        others = [g for g in groups if not is_own_care_giver(user, g)]
+
+        has_consent = False
+        if others:
+            if emergency_reason:
+                try:
+                    await consent.register_consent(client, config.services.consent_url,
+                                                   config.services.consent_address, actor, patient_id,
+                                                   emergency=True, reason=emergency_reason, valid_until=None,
+                                                   for_employee_only=True, patient_type=patient_type)
+                except PdlServiceError as exc:
+                    notices.append(f"Nödåtkomsten kunde inte registreras i samtyckestjänsten ({exc.reason}); "
+                                   "den loggas lokalt.")
+            try:
+                decision = await consent.check_consent(client, config.services.consent_url,
+                                                       config.services.consent_address, actor, patient_id,
+                                                       patient_type)
+                has_consent = decision.has_consent and not decision.emergency
+            except PdlServiceError as exc:
+                notices.append(f"Samtyckestjänsten kunde inte nås ({exc.reason}): samtycke kan inte bekräftas.")
+
+        block_status = await _check_blocks(client, config, actor, patient_id, patient_type, user, by_group, notices)
+
+    decisions = decide(user, groups, consent=has_consent, emergency_reason=emergency_reason, blocks=block_status)
+    overview = Overview(patient_id, patient_type, user, emergency_reason,
+                        {c.name: [] for c in CONTRACTS}, results, decisions, notices)
+    for d in decisions:
+        if d.shown:
+            for contract, rec, h in by_group[d.group]:
+                overview.records[contract.name].append(ShownRecord(
+                    contract, rec, d.group, d.basis, h["document_id"], h["source_system"], h["author_time"],
+                    h["unit_name"]))
+    for recs in overview.records.values():
+        recs.sort(key=lambda r: r.author_time or "", reverse=True)
+    _explain(overview)
+    overview.log_seqs = _log_access(engine, overview)
+    return overview
+
+
+async def _check_blocks(client, config, actor, patient_id, patient_type, user, by_group, notices):
+    entities, order = [], []
+    for g, items in by_group.items():
+        if is_own_unit(user, g):
+            continue
+        times = sorted(t for _, _, h in items if (t := h["author_time"]))
+        start = timefmt.from_timestamp(times[0]).replace(tzinfo=None) if times else datetime(1900, 1, 1)
+        end = timefmt.from_timestamp(times[-1]).replace(tzinfo=None) if times else datetime.now()
+        entities.append(blocks.InformationEntity(g.care_giver, g.care_unit, start, end))
+        order.append(g)
+    if not entities:
+        return {}
+    try:
+        rows = await blocks.check_blocks(client, config.services.blocking_url, config.services.blocking_address,
+                                         actor, patient_id, entities, patient_type)
+    except PdlServiceError as exc:
+        notices.append(f"Spärrtjänsten kunde inte nås ({exc.reason}): information utanför din egen vårdenhet "
+                       "visas inte.")
+        return None
+    return {g: row.status.value for g, row in zip(order, rows, strict=True)}
+
+
+def _explain(overview: Overview) -> None:
+    blocked = sorted({d.group.care_giver for d in overview.decisions if d.hidden is Hidden.BLOCKED})
+    overview.blocked_care_givers = blocked
+    for giver in blocked:
+        overview.notices.append(f"Det finns spärrad information hos vårdgivare {giver}.")
+    waiting = sorted({d.group.care_giver for d in overview.decisions if d.hidden is Hidden.NO_CONSENT})
+    if waiting:
+        overview.notices.append(f"Information från {len(waiting)} annan/andra vårdgivare visas först efter "
+                                "patientens samtycke eller vid nödåtkomst.")
+    if overview.emergency:
+        overview.notices.append("Nödåtkomst: åtkomsten är markerad i loggen med angivet skäl.")
+    failed = [r for r in overview.sources if r.outcome is Outcome.FAILED]
+    if failed:
+        names = sorted({r.source.name for r in failed})
+        overview.notices.append(f"Information kunde inte hämtas från: {', '.join(names)}.")
+
+
+def _log_access(engine: Engine, overview: Overview) -> list[int]:
+    user = overview.user
+    shown: dict[Group, set[str]] = defaultdict(set)
+    basis: dict[Group, Basis] = {}
+    for recs in overview.records.values():
+        for r in recs:
+            shown[r.group].add(r.contract.name)
+            basis[r.group] = r.basis
+    owners = list(shown) or [Group(user.care_giver_hsa_id, user.care_unit_hsa_id)]
+    entries = [access_log.AccessEntry(
+        user_id=user.employee_hsa_id, care_unit_id=user.care_unit_hsa_id, care_provider_id=user.care_giver_hsa_id,
+        patient_id=overview.patient_id, information_care_provider_id=g.care_giver, information_care_unit_id=g.care_unit,
+        purpose=user.purpose, basis=basis.get(g, Basis.OWN).value,
+        emergency_reason=overview.emergency_reason if basis.get(g) is Basis.EMERGENCY else None,
+        resource_types=tuple(sorted(shown.get(g, ()))), user_name=user.name,
+    ) for g in owners]
+    with engine.begin() as conn:
+        return access_log.append(conn, entries)
+
+
+def contract_of(name: str) -> Contract:
+    return BY_NAME[name]

@@ -1,0 +1,99 @@
+"""The national PDL services the consumer calls, described once: namespaces, SOAP action, URL path and the
+project's own schema. The clients and the local stand-ins (adapter/stubs) both read these descriptions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from lxml import etree
+
+from adapter.rivta.contracts import CONTRACTS_DIR
+
+# Logical address of Inera's national services (national block service, national log service).
+NATIONAL_HSA_ID = "SE165565594230-1000"
+
+# Patient identifier kinds the national consent and block services accept (IIType root).
+PERSONNUMMER = "1.2.752.129.2.1.3.1"
+SAMORDNINGSNUMMER = "1.2.752.129.2.1.3.3"
+NATIONAL_RESERVE_NUMBER = "1.2.752.74.9.1"
+PATIENT_ID_ROOTS = frozenset({PERSONNUMMER, SAMORDNINGSNUMMER, NATIONAL_RESERVE_NUMBER})
+
+CONSENT_NS = "urn:riv:informationsecurity:authorization:consent:2"
+BLOCKING_NS = "urn:riv:informationsecurity:authorization:blocking:4"
+LOG_NS = "urn:riv:informationsecurity:auditing:log:2"
+
+
+@dataclass(frozen=True)
+class NationalService:
+    name: str  # e.g. "CheckConsent"
+    version: str  # e.g. "2.0"
+    domain: str  # e.g. "informationsecurity:authorization:consent"
+    core_ns: str
+
+    @property
+    def major(self) -> str:
+        return self.version.split(".")[0]
+
+    @property
+    def responder_ns(self) -> str:
+        return f"urn:riv:{self.domain}:{self.name}Responder:{self.major}"
+
+    @property
+    def soap_action(self) -> str:
+        return f"{self.responder_ns}:{self.name}"
+
+    @property
+    def url_path(self) -> str:
+        """The platform's URL pattern, e.g. /informationsecurity/authorization/consent/CheckConsent/2/rivtabp21."""
+        return "/" + self.domain.replace(":", "/") + f"/{self.name}/{self.major}/rivtabp21"
+
+    @property
+    def request_tag(self) -> str:
+        return f"{{{self.responder_ns}}}{self.name}"
+
+    @property
+    def response_tag(self) -> str:
+        return f"{{{self.responder_ns}}}{self.name}Response"
+
+    @property
+    def folder(self) -> Path:
+        return CONTRACTS_DIR / self.name / self.version
+
+    @property
+    def responder_xsd(self) -> Path:
+        return self.folder / f"{self.name}Responder_{self.version}.xsd"
+
+    @property
+    def wsdl(self) -> Path:
+        return self.folder / f"{self.name}Interaction_{self.version}_RIVTABP21.wsdl"
+
+
+CHECK_CONSENT = NationalService("CheckConsent", "2.0", "informationsecurity:authorization:consent", CONSENT_NS)
+REGISTER_EXTENDED_CONSENT = NationalService("RegisterExtendedConsent", "2.0",
+                                            "informationsecurity:authorization:consent", CONSENT_NS)
+CHECK_BLOCKS = NationalService("CheckBlocks", "4.0", "informationsecurity:authorization:blocking", BLOCKING_NS)
+# informationsecurity:auditing:log 2.0, not ehr:log 1.0: Inera no longer develops ehr:log and points new
+# consumers to this domain (patient ids as IIType, so reserve numbers fit; TKB 2.0.8, 2024).
+STORE_LOG = NationalService("StoreLog", "2.0", "informationsecurity:auditing:log", LOG_NS)
+
+SERVICES: tuple[NationalService, ...] = (CHECK_CONSENT, REGISTER_EXTENDED_CONSENT, CHECK_BLOCKS, STORE_LOG)
+
+
+def service_url(base_url: str, service: NationalService) -> str:
+    """The endpoint of a service below a base URL that follows the platform's path pattern."""
+    return base_url.rstrip("/") + service.url_path
+
+
+def compile_schema(service: NationalService) -> etree.XMLSchema:
+    """The project's Responder schema of a service (request and response elements), freshly compiled."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    return etree.XMLSchema(etree.parse(str(service.responder_xsd), parser))
+
+
+@cache
+def schema(service: NationalService) -> etree.XMLSchema:
+    """The shared compiled schema. A validator's error log is per object: a server in another thread (the
+    stand-ins) compiles its own with `compile_schema`."""
+    return compile_schema(service)
