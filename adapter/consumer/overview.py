@@ -39,6 +39,14 @@ from adapter.consumer.pdl.decide import (
     is_own_care_giver,
     is_own_unit,
 )
+from adapter.consumer.pdl.services import (
+    CHECK_BLOCKS,
+    CHECK_CONSENT,
+    NATIONAL_HSA_ID,
+    REGISTER_EXTENDED_CONSENT,
+    NationalService,
+    service_url,
+)
 from adapter.consumer.pdl.soap_call import PdlServiceError
 from adapter.mapping import codes, timefmt
 from adapter.rivta.contracts import BY_NAME, CONTRACTS, Contract
@@ -54,11 +62,19 @@ INFORMATION_TYPES = {  # the tabs of the overview, in the order NPÖ shows them
 
 @dataclass(frozen=True)
 class NationalServices:
+    """Base URLs (the platform's path pattern is appended per interaction) and logical addresses."""
+
     consent_url: str
-    consent_address: str
     blocking_url: str
-    blocking_address: str
     log_url: str
+    consent_address: str = NATIONAL_HSA_ID
+    blocking_address: str = NATIONAL_HSA_ID
+
+    def url(self, service: NationalService) -> str:
+        base = {"consent": self.consent_url, "blocking": self.blocking_url, "log": self.log_url}
+        kind = ("consent" if "consent" in service.domain else "blocking" if "blocking" in service.domain
+                else "log")
+        return service_url(base[kind], service)
 
 
 @dataclass(frozen=True)
@@ -154,7 +170,8 @@ async def build_overview(config: ConsumerConfig, engine: Engine, user: UserConte
             for rec in merged[contract.name]:
                 h = _header(contract, rec)
                 if h["care_giver"] and h["care_unit"]:
-                    by_group[Group(h["care_giver"], h["care_unit"])].append((contract, rec, h))
+                    kind = blocks.MEDICATION if contract.name == "GetMedicationHistory" else None
+                    by_group[Group(h["care_giver"], h["care_unit"], kind)].append((contract, rec, h))
         groups = list(by_group)
         others = [g for g in groups if not is_own_care_giver(user, g)]
 
@@ -162,7 +179,7 @@ async def build_overview(config: ConsumerConfig, engine: Engine, user: UserConte
         if others:
             if emergency_reason:
                 try:
-                    await consent.register_consent(client, config.services.consent_url,
+                    await consent.register_consent(client, config.services.url(REGISTER_EXTENDED_CONSENT),
                                                    config.services.consent_address, actor, patient_id,
                                                    emergency=True, reason=emergency_reason, valid_until=None,
                                                    for_employee_only=True, patient_type=patient_type)
@@ -170,7 +187,7 @@ async def build_overview(config: ConsumerConfig, engine: Engine, user: UserConte
                     notices.append(f"Nödåtkomsten kunde inte registreras i samtyckestjänsten ({exc.reason}); "
                                    "den loggas lokalt.")
             try:
-                decision = await consent.check_consent(client, config.services.consent_url,
+                decision = await consent.check_consent(client, config.services.url(CHECK_CONSENT),
                                                        config.services.consent_address, actor, patient_id,
                                                        patient_type)
                 has_consent = decision.has_consent and not decision.emergency
@@ -203,12 +220,12 @@ async def _check_blocks(client, config, actor, patient_id, patient_type, user, b
         times = sorted(t for _, _, h in items if (t := h["author_time"]))
         start = timefmt.from_timestamp(times[0]).replace(tzinfo=None) if times else datetime(1900, 1, 1)
         end = timefmt.from_timestamp(times[-1]).replace(tzinfo=None) if times else datetime.now()
-        entities.append(blocks.InformationEntity(g.care_giver, g.care_unit, start, end))
+        entities.append(blocks.InformationEntity(g.care_giver, g.care_unit, start, end, g.information_type))
         order.append(g)
     if not entities:
         return {}
     try:
-        rows = await blocks.check_blocks(client, config.services.blocking_url, config.services.blocking_address,
+        rows = await blocks.check_blocks(client, config.services.url(CHECK_BLOCKS), config.services.blocking_address,
                                          actor, patient_id, entities, patient_type)
     except PdlServiceError as exc:
         notices.append(f"Spärrtjänsten kunde inte nås ({exc.reason}): information utanför din egen vårdenhet "
@@ -243,6 +260,12 @@ def _log_access(engine: Engine, overview: Overview) -> list[int]:
             shown[r.group].add(r.contract.name)
             basis[r.group] = r.basis
     owners = list(shown) or [Group(user.care_giver_hsa_id, user.care_unit_hsa_id)]
+    # one entry per information owner (care giver and unit), whatever the kinds of information read
+    merged: dict[Group, set[str]] = defaultdict(set)
+    for g in owners:
+        merged[Group(g.care_giver, g.care_unit)] |= shown.get(g, set())
+    basis = {Group(g.care_giver, g.care_unit): b for g, b in basis.items()}
+    shown, owners = merged, list(merged)
     entries = [access_log.AccessEntry(
         user_id=user.employee_hsa_id, care_unit_id=user.care_unit_hsa_id, care_provider_id=user.care_giver_hsa_id,
         patient_id=overview.patient_id, information_care_provider_id=g.care_giver, information_care_unit_id=g.care_unit,

@@ -20,8 +20,8 @@ from tests.conftest import free_port
 from tests.samples import SOURCE, bundle, condition, support_bundle
 
 REGION_SOURCE = "SE2321000016-RSYS"
-REGION_GIVER = "SE2321000016-RVG1"
-REGION_UNIT = "SE2321000016-RVE1"
+REGION_GIVER = "SE2321000016-RG01"  # the region of adapter/stubs/seed.dev.toml
+REGION_UNIT = "SE2321000016-GER1"  # its geriatric clinic
 PNR = "191212121212"
 
 
@@ -39,6 +39,16 @@ def region_resources() -> list[dict]:
                      code=("I48.9", "Förmaksflimmer, ospecificerat"))
     cond["recorder"] = {"reference": "PractitionerRole/region-doc"}
     return [org, unit, doctor, patient, cond]
+
+
+def demo_store(folder):
+    """The whole bundled demo municipality (every patient, every contract)."""
+    from adapter.demo.generate import generate
+
+    generate(folder / "demo")
+    engine = open_store(f"sqlite:///{folder}/demo.db")
+    assert not ingest(engine, [folder / "demo"]).rejected
+    return engine
 
 
 def municipal_store(folder):

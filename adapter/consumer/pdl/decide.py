@@ -38,10 +38,12 @@ class UserContext:
 
 @dataclass(frozen=True)
 class Group:
-    """Information from one care giver and care unit (the unit PDL decisions and blocks apply to)."""
+    """Information from one care giver and care unit (the unit PDL decisions and blocks apply to); medication
+    is its own group, because a block may leave medication out (information type "lak")."""
 
     care_giver: str
     care_unit: str
+    information_type: str | None = None
 
 
 @dataclass(frozen=True)

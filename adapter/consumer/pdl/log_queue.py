@@ -1,8 +1,8 @@
 """Sending access-log entries to the national log service (StoreLog) from the durable local queue.
 
 Entries are queued in the same transaction that appends them to the local log, so an outage or a restart
-loses nothing: `flush` sends what is due, one call per logging care provider (the call's LogicalAddress),
-removes what was stored, and backs off what was not.
+loses nothing: `flush` sends what is due (one call per logging care provider), removes what was stored, and
+backs off what was not.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Engine
 
 from adapter.consumer.pdl import log_service
+from adapter.consumer.pdl.services import NATIONAL_HSA_ID
 from adapter.consumer.pdl.soap_call import PdlServiceError
 from adapter.store.tables import access_log, log_outbox
 
@@ -54,7 +55,9 @@ def to_national(entry: dict) -> log_service.AccessLogEntry:
     )
 
 
-async def flush(engine: Engine, client: httpx.AsyncClient, url: str, now: datetime | None = None) -> FlushReport:
+async def flush(engine: Engine, client: httpx.AsyncClient, url: str, logical_address: str = NATIONAL_HSA_ID,
+                now: datetime | None = None) -> FlushReport:
+    """`url`: the StoreLog endpoint; `logical_address`: the national log service's (auditing:log 2 TKB)."""
     now = now or datetime.now(UTC)
     report = FlushReport()
     with engine.connect() as conn:
@@ -63,13 +66,13 @@ async def flush(engine: Engine, client: httpx.AsyncClient, url: str, now: dateti
             .join(access_log, access_log.c.seq == log_outbox.c.seq)
             .where(log_outbox.c.next_attempt_at <= now).order_by(log_outbox.c.seq)
         ).all()
-    by_provider: dict[str, list] = defaultdict(list)
+    by_provider: dict[str, list] = defaultdict(list)  # one call per logging care provider, as a log owner
     for row in due:
         entry = orjson.loads(row.entry)
         by_provider[entry["care_provider_id"]].append((row, entry))
-    for provider, rows in by_provider.items():
+    for rows in by_provider.values():
         try:
-            await log_service.store_logs(client, url, provider, [to_national(e) for _, e in rows])
+            await log_service.store_logs(client, url, logical_address, [to_national(e) for _, e in rows])
         except PdlServiceError as exc:
             report.failed += len(rows)
             log.warning("national log service: %d entries not stored yet (%s)", len(rows), exc.reason)
