@@ -275,6 +275,125 @@ def stubs(
                 tls)
 
 
+DEV_CONSUMER = Path("config/consumer.dev.toml")
+ConsumerOpt = typer.Option(DEV_CONSUMER, "--config", help="The consumer's sources, national services and "
+                           "certificate (TOML)")
+
+
+@app.command()
+def overview(
+    patient: str = typer.Argument(..., help="Personnummer or samordningsnummer, 12 digits"),
+    employee: str = typer.Option(..., "--as", help="Your HSA-id"),
+    unit: str = typer.Option(..., "--unit", help="The care unit of your assignment (HSA-id)"),
+    consent_given: bool = typer.Option(False, "--consent", help="Register the patient's consent for your unit"),
+    emergency: str | None = typer.Option(None, "--emergency", help="Emergency access, with the reason"),
+    as_json: bool = typer.Option(False, "--json", help="Print the FHIR Bundle"),
+    config_path: Path = ConsumerOpt,
+    store: str | None = StoreOpt,
+) -> None:
+    """A patient's overview from every source, with PDL applied and the access logged."""
+    import asyncio
+
+    from adapter.consumer.overview import build_overview, load_config, patient_type_of, register_unit_consent
+    from adapter.consumer.pdl.decide import UserContext
+    from adapter.consumer.view import to_bundle
+    from adapter.store.engine import open_store
+
+    if not (len(patient) == 12 and patient.isdigit()):
+        _fail("the patient id must be 12 digits without separator")
+    if consent_given and emergency:
+        _fail("choose --consent or --emergency, not both")
+    config = load_config(config_path)
+    try:
+        assignment = config.assignment(unit)
+    except KeyError as exc:
+        _fail(str(exc.args[0]))
+    user = UserContext(employee, assignment.care_unit, assignment.care_giver)
+    engine = open_store(_settings(store).store_url)
+    ptype = patient_type_of(patient)
+    if consent_given:
+        asyncio.run(register_unit_consent(config, user, patient, ptype))
+    ov = asyncio.run(build_overview(config, engine, user, patient, ptype, emergency_reason=emergency))
+    if as_json:
+        typer.echo(to_bundle(ov).model_dump_json(indent=2))
+        return
+    _print_overview(ov, assignment.name)
+
+
+def _print_overview(ov, assignment_name: str) -> None:
+    from adapter.consumer.fetch import Outcome
+    from adapter.consumer.overview import INFORMATION_TYPES
+    from adapter.consumer.summary import summarise
+
+    console.print(f"[bold]Patientöversikt[/bold] {ov.patient_id} - {assignment_name}"
+                  + (" - [red]NÖDÅTKOMST[/red]" if ov.emergency else ""))
+    for notice in ov.notices:
+        console.print(f"[yellow]![/yellow] {notice}", highlight=False)
+    for contract, title in INFORMATION_TYPES.items():
+        table = Table(title=title, title_justify="left")
+        for col in ("Datum", "Uppgift", "Vårdenhet", "Källa", "Åtkomst"):
+            table.add_column(col)
+        for r in ov.records[contract]:
+            s = summarise(r)
+            table.add_row(s["date"], s["text"], s["unit"], s["source"], s["basis"])
+        if not ov.records[contract]:
+            table.add_row("-", "inga uppgifter", "", "", "")
+        console.print(table)
+    status = Table(title="Källor", title_justify="left")
+    for col in ("Källa", "Informationstyp", "Status", "Orsak"):
+        status.add_column(col)
+    for r in ov.sources:
+        colour = {Outcome.DATA: "green", Outcome.NONE: "white", Outcome.FAILED: "red"}[r.outcome]
+        status.add_row(r.source.name, INFORMATION_TYPES[r.contract.name], f"[{colour}]{r.outcome.value}[/{colour}]",
+                       r.reason)
+    console.print(status)
+
+
+audit_app = typer.Typer(help="The PDL access log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(store: str | None = StoreOpt) -> None:
+    """Check the access log's hash chain: an altered, inserted or deleted entry is reported (exit 1)."""
+    from adapter.consumer.pdl.access_log import verify
+    from adapter.store.engine import open_store
+
+    result = verify(open_store(_settings(store).store_url))
+    for problem in result.problems:
+        console.print(f"[red]{problem}[/red]")
+    console.print(f"{result.entries} entries; " + ("the chain is intact" if result.ok else "the chain is BROKEN"))
+    if not result.ok:
+        raise typer.Exit(code=1)
+
+
+@audit_app.command("send")
+def audit_send(store: str | None = StoreOpt, config_path: Path = ConsumerOpt) -> None:
+    """Send queued access-log entries to the national log service (StoreLog) now."""
+    import asyncio
+
+    import httpx
+
+    from adapter.consumer.fetch import client_context
+    from adapter.consumer.overview import load_config
+    from adapter.consumer.pdl.log_queue import flush
+    from adapter.consumer.pdl.services import STORE_LOG
+    from adapter.store.engine import open_store
+
+    config = load_config(config_path)
+    engine = open_store(_settings(store).store_url)
+
+    async def run():
+        ctx = client_context(str(config.client_cert), str(config.client_key), str(config.ca))
+        async with httpx.AsyncClient(verify=ctx, trust_env=False, timeout=config.service_timeout) as client:
+            return await flush(engine, client, config.services.url(STORE_LOG))
+
+    report = asyncio.run(run())
+    console.print(f"sent {report.sent}, not yet sent {report.pending}")
+    if report.failed:
+        raise typer.Exit(code=1)
+
+
 def _fail(message: str) -> NoReturn:
     console.print(f"[red]refused:[/red] {message}")
     raise typer.Exit(code=2)

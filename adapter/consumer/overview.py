@@ -78,6 +78,15 @@ class NationalServices:
 
 
 @dataclass(frozen=True)
+class Assignment:
+    """A medarbetaruppdrag staff may choose: a care unit and its care giver."""
+
+    name: str
+    care_unit: str
+    care_giver: str
+
+
+@dataclass(frozen=True)
 class ConsumerConfig:
     sources: tuple[Source, ...]
     services: NationalServices
@@ -86,6 +95,13 @@ class ConsumerConfig:
     ca: Path
     fetch: FetchSettings = FetchSettings()
     service_timeout: float = 5.0
+    assignments: tuple[Assignment, ...] = ()
+
+    def assignment(self, care_unit: str) -> Assignment:
+        for a in self.assignments:
+            if a.care_unit.upper() == care_unit.upper():
+                return a
+        raise KeyError(f"no assignment for care unit {care_unit} in the configuration")
 
 
 def load_config(path: Path) -> ConsumerConfig:
@@ -105,6 +121,7 @@ def load_config(path: Path) -> ConsumerConfig:
         fetch=FetchSettings(per_source_timeout=float(client.get("timeout", 27)),
                             deadline=float(client.get("deadline", 20))),
         service_timeout=float(client.get("service_timeout", 5)),
+        assignments=tuple(Assignment(a["name"], a["care_unit"], a["care_giver"]) for a in data.get("assignment", [])),
     )
 
 
@@ -151,6 +168,23 @@ def _header(contract: Contract, rec: etree._Element) -> dict[str, str | None]:
         "author_time": h.findtext(prof + "authorTime"),
         "unit_name": h.findtext(prof + f"healthcareProfessionalOrgUnit/{{{ns}}}orgUnitName"),
     }
+
+
+def patient_type_of(patient_id: str) -> str:
+    """Personnummer or samordningsnummer (day of birth + 60)."""
+    return codes.SAMORDNINGSNUMMER if len(patient_id) == 12 and int(patient_id[6:8]) > 60 else codes.PERSONNUMMER
+
+
+async def register_unit_consent(config: ConsumerConfig, user: UserContext, patient_id: str,
+                                patient_type: str | None = None) -> str:
+    """Register the patient's consent for the user's care unit with the national consent service."""
+    actor = AccessingActor(user.employee_hsa_id, user.care_giver_hsa_id, user.care_unit_hsa_id)
+    verify = client_context(str(config.client_cert), str(config.client_key), str(config.ca))
+    async with httpx.AsyncClient(verify=verify, trust_env=False, timeout=config.service_timeout) as client:
+        return await consent.register_consent(client, config.services.url(REGISTER_EXTENDED_CONSENT),
+                                              config.services.consent_address, actor, patient_id, emergency=False,
+                                              reason=None, valid_until=None,
+                                              patient_type=patient_type or patient_type_of(patient_id))
 
 
 async def build_overview(config: ConsumerConfig, engine: Engine, user: UserContext, patient_id: str,

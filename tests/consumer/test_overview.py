@@ -229,3 +229,37 @@ def test_a_tampered_log_is_detected(world, log_store):
     with log_store.begin() as conn:
         conn.execute(text("DELETE FROM access_log WHERE seq = 3"))
     assert any("missing" in p for p in access_log.verify(log_store).problems)
+
+
+def test_overview_as_fhir_bundle_keeps_the_demo_content(world, log_store):
+    from fhir.resources.R4B.bundle import Bundle
+
+    from adapter.consumer.view import to_bundle
+
+    ov = overview(world, log_store, DOCTOR, GORAN, emergency_reason="Akut")
+    bundle = to_bundle(ov)
+    again = Bundle.model_validate_json(bundle.model_dump_json())  # valid FHIR R4 (R4B models), no nulls
+    assert "null" not in bundle.model_dump_json()
+    kinds = {e.resource.get_resource_type() for e in again.entry}
+    assert {"Condition", "MedicationStatement", "CarePlan", "DocumentReference", "Provenance",
+            "OperationOutcome"} <= kinds
+    assert again.meta.security[0].code == "BTG"
+    shown = sum(len(v) for v in ov.records.values())
+    mains = [e for e in again.entry if e.resource.get_resource_type() in
+             ("Condition", "MedicationStatement", "CarePlan", "DocumentReference")]
+    assert len(mains) == shown
+    provenance = [e.resource for e in again.entry if e.resource.get_resource_type() == "Provenance"]
+    assert {a.who.identifier.value for p in provenance for a in p.agent if a.type and
+            a.type.coding[0].code == "custodian"} == givers(ov)
+
+
+def test_every_shown_record_has_a_readable_summary(world, log_store):
+    from adapter.consumer.summary import summarise
+
+    ov = overview(world, log_store, NURSE_AT_HOUSING, TOLVAN)
+    for contract, recs in ov.records.items():
+        assert recs, contract
+        for r in recs:
+            s = summarise(r)
+            assert s["date"][:2] in ("19", "20") and s["text"] and "(utan text)" not in s["text"], (contract, s)
+            assert s["unit"] and s["source"] == SOURCE and s["basis"] == "egen vårdgivare"
