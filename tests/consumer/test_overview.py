@@ -263,3 +263,31 @@ def test_every_shown_record_has_a_readable_summary(world, log_store):
             s = summarise(r)
             assert s["date"][:2] in ("19", "20") and s["text"] and "(utan text)" not in s["text"], (contract, s)
             assert s["unit"] and s["source"] == SOURCE and s["basis"] == "egen vårdgivare"
+
+
+def test_round_trip_fhir_producer_consumer_fhir_keeps_the_demo_content(world, log_store):
+    """What staff receive over the wire is exactly what the producer stored from the demo FHIR, so the
+    FHIR -> RIVTA -> FHIR round trip (tests/mapping/test_rivta_to_fhir.py, field by field) holds end to end."""
+    from lxml import etree
+
+    from adapter.demo.world import PNR_SYSTEM, default_world
+    from adapter.mapping.rivta_to_fhir import to_fhir
+    from adapter.rivta.contracts import BY_NAME
+    from adapter.store.records import RecordQuery, query
+
+    demo_engine = open_store(f"sqlite:///{world['folder']}/demo.db")
+    for patient in default_world().patients:
+        ptype = "1.2.752.129.2.1.3.1" if patient.system == PNR_SYSTEM else "1.2.752.129.2.1.3.3"
+        ov = overview(world, log_store, NURSE_AT_HOUSING, patient.number, patient_type=ptype)
+        for contract, recs in ov.records.items():
+            received = {r.document_id: etree.tostring(r.element, method="c14n", exclusive=True) for r in recs
+                        if r.source_system == SOURCE and r.group.care_unit == HOUSING}
+            with demo_engine.connect() as conn:
+                stored = [etree.fromstring(f) for f in query(conn, RecordQuery(
+                    contract, SOURCE, patient.number, ptype, care_units=(HOUSING,)))]
+            expected = {e.findtext(f".//{{{BY_NAME[contract].core_ns}}}documentId"): etree.tostring(e, method="c14n", exclusive=True)
+                        for e in stored}
+            assert received == expected, (patient.id, contract)
+            for r in recs:
+                main = to_fhir(r.contract, r.element)[0]
+                assert main.identifier[0].value == r.document_id
