@@ -285,8 +285,8 @@ def test_round_trip_fhir_producer_consumer_fhir_keeps_the_demo_content(world, lo
             with demo_engine.connect() as conn:
                 stored = [etree.fromstring(f) for f in query(conn, RecordQuery(
                     contract, SOURCE, patient.number, ptype, care_units=(HOUSING,)))]
-            expected = {e.findtext(f".//{{{BY_NAME[contract].core_ns}}}documentId"): etree.tostring(e, method="c14n", exclusive=True)
-                        for e in stored}
+            doc_id = f".//{{{BY_NAME[contract].core_ns}}}documentId"
+            expected = {e.findtext(doc_id): etree.tostring(e, method="c14n", exclusive=True) for e in stored}
             assert received == expected, (patient.id, contract)
             for r in recs:
                 main = to_fhir(r.contract, r.element)[0]
