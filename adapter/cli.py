@@ -41,10 +41,9 @@ def ingest(
     """Validate, map and store FHIR journal data so the producer can serve it."""
     from adapter.ingest import count_items
     from adapter.ingest import ingest as run
-    from adapter.store.engine import open_store
 
     settings = _settings(store)
-    engine = open_store(settings.store_url)
+    engine = _open(store)
     total = count_items(paths)
     with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True) as bar:
@@ -97,7 +96,6 @@ def serve(
     from adapter.gateway.pki import load_pki
     from adapter.gateway.tls import TlsContexts, TlsFiles
     from adapter.producer.app import Access, create_app
-    from adapter.store.engine import open_store
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if behind_proxy and uds is None:
@@ -124,7 +122,7 @@ def serve(
         tls = TlsContexts(TlsFiles(tls_cert, tls_key, client_ca, tuple(crl)))
 
     settings = _settings(store)
-    app_ = create_app(open_store(settings.store_url), settings, Access(source, rules))
+    app_ = create_app(_open(store), settings, Access(source, rules))
     config = server.uvicorn_config(app_, host=host, port=port, uds=str(uds) if uds else None, tls=tls,
                                    log_level=log_level.lower())
     where = f"unix:{uds}" if uds else f"{'https' if tls else 'http'}://{host}:{port}"
@@ -158,13 +156,12 @@ def ei_sync(store: str | None = StoreOpt,
     import asyncio
 
     from adapter.ei.run import sender_for
-    from adapter.store.engine import open_store
 
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = _settings(store)
     if not settings.ei_url:
         _fail("no engagement index configured: set NPO_EI_URL (and NPO_EI_LOGICAL_ADDRESS)")
-    engine = open_store(settings.store_url)
+    engine = _open(store)
 
     async def run():
         async with sender_for(engine, settings) as sender:
@@ -181,9 +178,8 @@ def ei_sync(store: str | None = StoreOpt,
 @app.command("ei-status")
 def ei_status(store: str | None = StoreOpt) -> None:
     """What the engagement-index outbox holds: pending, sent, failed (with the reasons)."""
-    from adapter.store.engine import open_store
 
-    _print_ei_status(open_store(_settings(store).store_url))
+    _print_ei_status(_open(store))
 
 
 def _print_ei_status(engine) -> None:
@@ -297,7 +293,6 @@ def overview(
     from adapter.consumer.overview import build_overview, load_config, patient_type_of, register_unit_consent
     from adapter.consumer.pdl.decide import UserContext
     from adapter.consumer.view import to_bundle
-    from adapter.store.engine import open_store
 
     if not (len(patient) == 12 and patient.isdigit()):
         _fail("the patient id must be 12 digits without separator")
@@ -309,7 +304,7 @@ def overview(
     except KeyError as exc:
         _fail(str(exc.args[0]))
     user = UserContext(employee, assignment.care_unit, assignment.care_giver)
-    engine = open_store(_settings(store).store_url)
+    engine = _open(store)
     ptype = patient_type_of(patient)
     if consent_given:
         asyncio.run(register_unit_consent(config, user, patient, ptype))
@@ -357,9 +352,8 @@ app.add_typer(audit_app, name="audit")
 def audit_verify(store: str | None = StoreOpt) -> None:
     """Check the access log's hash chain: an altered, inserted or deleted entry is reported (exit 1)."""
     from adapter.consumer.pdl.access_log import verify
-    from adapter.store.engine import open_store
 
-    result = verify(open_store(_settings(store).store_url))
+    result = verify(_open(store))
     for problem in result.problems:
         console.print(f"[red]{problem}[/red]")
     console.print(f"{result.entries} entries; " + ("the chain is intact" if result.ok else "the chain is BROKEN"))
@@ -378,10 +372,9 @@ def audit_send(store: str | None = StoreOpt, config_path: Path = ConsumerOpt) ->
     from adapter.consumer.overview import load_config
     from adapter.consumer.pdl.log_queue import flush
     from adapter.consumer.pdl.services import STORE_LOG
-    from adapter.store.engine import open_store
 
     config = load_config(config_path)
-    engine = open_store(_settings(store).store_url)
+    engine = _open(store)
 
     async def run():
         ctx = client_context(str(config.client_cert), str(config.client_key), str(config.ca))
@@ -391,6 +384,45 @@ def audit_send(store: str | None = StoreOpt, config_path: Path = ConsumerOpt) ->
     report = asyncio.run(run())
     console.print(f"sent {report.sent}, not yet sent {report.pending}")
     if report.failed:
+        raise typer.Exit(code=1)
+
+
+def _open(store: str | None):
+    from adapter.store.engine import open_store
+    from adapter.store.migrate import SchemaOutOfDate
+
+    settings = _settings(store)
+    try:
+        return open_store(settings.store_url, upgrade=settings.auto_migrate)
+    except SchemaOutOfDate as exc:
+        _fail(str(exc))
+
+
+db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(store: str | None = StoreOpt) -> None:
+    """Apply the schema migrations (Alembic) up to this version's head."""
+    from adapter.store import migrate
+    from adapter.store.engine import open_store
+
+    engine = open_store(_settings(store).store_url, upgrade=True)
+    console.print(f"schema at {migrate.current(engine)} (head {migrate.head()})")
+
+
+@db_app.command("current")
+def db_current(store: str | None = StoreOpt) -> None:
+    """Show the store's schema revision and whether it is up to date."""
+    from adapter.store import migrate
+    from adapter.store.engine import create_store_engine
+
+    engine = create_store_engine(_settings(store).store_url)
+    have, want = migrate.current(engine), migrate.head()
+    console.print(f"schema at {have or 'nothing'}; this version needs {want}"
+                  + ("" if have == want else " - run `npo-adapter db upgrade`"))
+    if have != want:
         raise typer.Exit(code=1)
 
 

@@ -9,6 +9,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NPO_", env_file=".env", extra="ignore")
 
     store_url: str = "sqlite:///var/npo-adapter.db"
+    # Bring the store's schema up to date when a command opens it. With several replicas on PostgreSQL,
+    # set NPO_AUTO_MIGRATE=false and run `npo-adapter db upgrade` once per deployment instead.
+    auto_migrate: bool = True
     # Source system for records whose meta.source names none.
     source_system_hsaid: str | None = None
     # Largest accepted SOAP request body; requests are small (a patient id and filters).

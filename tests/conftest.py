@@ -13,6 +13,7 @@ import uvicorn
 from adapter.config import Settings
 from adapter.producer.app import create_app
 from adapter.store.engine import open_store
+from tests.stores import BACKENDS, StoreUrls, require
 
 
 def free_port() -> int:
@@ -48,9 +49,38 @@ def serve(engine, **overrides) -> RunningServer:
     return RunningServer(create_app(engine, settings), free_port())
 
 
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    """Every store-dependent test runs on SQLite (embedded default) and on PostgreSQL."""
+    require(request.param)
+    return request.param
+
+
 @pytest.fixture
-def store(tmp_path):
-    return open_store(f"sqlite:///{tmp_path}/store.db")
+def store_urls(tmp_path) -> Iterator[StoreUrls]:
+    urls = StoreUrls(tmp_path)
+    yield urls
+    urls.cleanup()
+
+
+@pytest.fixture
+def new_store(backend, store_urls):
+    """Opens a fresh store on the test's backend (call it more than once for several stores)."""
+    engines = []
+
+    def make(name: str = "store"):
+        engine = open_store(store_urls.url(backend, name))
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.dispose()
+
+
+@pytest.fixture
+def store(new_store):
+    return new_store()
 
 
 @pytest.fixture

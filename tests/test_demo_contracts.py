@@ -15,24 +15,29 @@ from adapter.ingest import ingest
 from adapter.rivta import rules
 from adapter.rivta.contracts import CONTRACTS, DateRule
 from tests.samples import call, official_schema, records, result
+from tests.stores import BACKENDS, StoreUrls, require
 
 WORLD = default_world()
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+@pytest.fixture(scope="module", params=BACKENDS)
+def demo(request, tmp_path_factory):
     from adapter.store.engine import open_store
     from tests.conftest import serve
 
+    require(request.param)
     folder = tmp_path_factory.mktemp("demo")
     generate(folder / "data")
-    engine = open_store(f"sqlite:///{folder}/store.db")
+    urls = StoreUrls(folder)
+    engine = open_store(urls.url(request.param))
     report = ingest(engine, [folder / "data"])
     assert not report.rejected, report.rejected
     for contract in CONTRACTS:
         assert report.published[contract.name] > 0, contract.name
     with serve(engine) as srv:
         yield srv
+    engine.dispose()
+    urls.cleanup()
 
 
 def patient_args(p) -> dict:

@@ -307,8 +307,7 @@ def _log_access(engine: Engine, overview: Overview) -> list[int]:
         emergency_reason=overview.emergency_reason if basis.get(g) is Basis.EMERGENCY else None,
         resource_types=tuple(sorted(shown.get(g, ()))), user_name=user.name,
     ) for g in owners]
-    with engine.begin() as conn:
-        return access_log.append(conn, entries)
+    return access_log.append(engine, entries)
 
 
 def contract_of(name: str) -> Contract:

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
 
 from adapter.ei.client import EiFault, EiUnavailable, send_update
 from adapter.ei.messages import Engagement, EngagementTransaction, InvalidBatch
+from adapter.store.locks import try_lock
 from adapter.store.tables import ei_outbox
 
 log = logging.getLogger("adapter.ei")
@@ -64,16 +65,20 @@ class Sender:
                                   recent.c.sent_at > now - timedelta(seconds=self.settings.per_key_interval))
         return select(ei_outbox).where(ei_outbox.c.state == "pending", ~too_soon)
 
-    def next_batch(self) -> list:
+    def eligible_groups(self) -> list[tuple[str, str]]:
+        """(logical address, service domain) pairs with something to send now, oldest first."""
         now = self.clock()
+        stmt = self._eligible(now).with_only_columns(
+            ei_outbox.c.logical_address, ei_outbox.c.service_domain, func.min(ei_outbox.c.pk).label("first")
+        ).group_by(ei_outbox.c.logical_address, ei_outbox.c.service_domain).order_by("first")
         with self.engine.connect() as conn:
-            first = conn.execute(self._eligible(now).order_by(ei_outbox.c.pk).limit(1)).first()
-            if first is None:
-                return []
-            stmt = self._eligible(now).where(
-                ei_outbox.c.logical_address == first.logical_address,
-                ei_outbox.c.service_domain == first.service_domain,
-            ).order_by(ei_outbox.c.pk).limit(self.settings.batch_size)
+            return [(r.logical_address, r.service_domain) for r in conn.execute(stmt)]
+
+    def next_batch(self, group: tuple[str, str]) -> list:
+        stmt = self._eligible(self.clock()).where(
+            ei_outbox.c.logical_address == group[0], ei_outbox.c.service_domain == group[1],
+        ).order_by(ei_outbox.c.pk).limit(self.settings.batch_size)
+        with self.engine.connect() as conn:
             return conn.execute(stmt).all()
 
     async def _pace(self) -> None:
@@ -148,12 +153,24 @@ class Sender:
                                                            updated_at=now, revision=0, attempts=1))
 
     async def drain(self, max_calls: int | None = None) -> SendReport:
-        """Send until nothing is eligible (or a call fails); used by `npo-adapter ei-sync`."""
+        """Send until nothing is eligible (or a call fails); used by `npo-adapter ei-sync`. Calls for one
+        source system and domain go strictly in sequence, across replicas too: each group is sent only while
+        holding its lock, and what is eligible is read again under the lock."""
         report = SendReport()
-        while max_calls is None or report.calls < max_calls:
-            rows = self.next_batch()
-            if not rows or not await self.send_batch(rows, report):
-                break
+        progress = True
+        while progress and (max_calls is None or report.calls < max_calls):
+            progress = False
+            for group in self.eligible_groups():
+                with try_lock(self.engine, f"ei-sender:{group[0]}:{group[1]}") as mine:
+                    if not mine:
+                        continue  # another replica is sending this group
+                    while max_calls is None or report.calls < max_calls:
+                        rows = self.next_batch(group)
+                        if not rows:
+                            break
+                        if not await self.send_batch(rows, report):
+                            return report
+                        progress = True
         return report
 
     async def run(self, stop: asyncio.Event, idle: float = 5.0) -> None:

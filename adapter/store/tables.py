@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from sqlalchemy import (
-    DDL,
     Boolean,
     Column,
     DateTime,
@@ -16,7 +15,6 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    event,
 )
 
 metadata = MetaData()
@@ -120,17 +118,3 @@ log_outbox = Table(
     Column("last_error", Text),
     Column("next_attempt_at", DateTime(timezone=True), nullable=False),
 )
-
-# The access log refuses UPDATE and DELETE at the database too (the hash chain still catches anyone who
-# drops these triggers first).
-for _op in ("UPDATE", "DELETE"):
-    event.listen(access_log, "after_create", DDL(
-        f"CREATE TRIGGER access_log_no_{_op.lower()} BEFORE {_op} ON access_log "
-        "BEGIN SELECT RAISE(ABORT, 'access_log is append-only'); END"
-    ).execute_if(dialect="sqlite"))
-event.listen(access_log, "after_create", DDL(
-    "CREATE FUNCTION access_log_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-    "$$ BEGIN RAISE EXCEPTION 'access_log is append-only'; END $$; "
-    "CREATE TRIGGER access_log_append_only BEFORE UPDATE OR DELETE ON access_log "
-    "FOR EACH ROW EXECUTE FUNCTION access_log_append_only()"
-).execute_if(dialect="postgresql"))

@@ -59,9 +59,9 @@ def keys(transactions) -> set[tuple]:
 
 
 @pytest.fixture
-def demo_store(tmp_path):
+def demo_store(tmp_path, new_store):
     generate(tmp_path / "demo")
-    engine = open_store(f"sqlite:///{tmp_path}/s.db")
+    engine = new_store()
     assert not ingest(engine, [tmp_path / "demo"]).rejected
     return engine
 
@@ -84,8 +84,8 @@ def test_ingest_sends_exactly_one_engagement_per_patient_kind_and_care_giver(dem
         assert len({t.engagement.key() for t in call}) == len(call)
 
 
-def test_change_and_last_record_gone_give_update_and_delete_flag(tmp_path):
-    engine = open_store(f"sqlite:///{tmp_path}/s.db")
+def test_change_and_last_record_gone_give_update_and_delete_flag(tmp_path, new_store):
+    engine = new_store()
     support = tmp_path / "support.json"
     support.write_bytes(orjson.dumps(support_bundle()))
     (tmp_path / "a.json").write_bytes(orjson.dumps(bundle(condition("c1", identifier="d1"),
@@ -122,8 +122,8 @@ def test_change_and_last_record_gone_give_update_and_delete_flag(tmp_path):
         assert ei.stub.stored() == []
 
 
-def test_reservnummer_records_give_no_engagement(tmp_path):
-    engine = open_store(f"sqlite:///{tmp_path}/s.db")
+def test_reservnummer_records_give_no_engagement(tmp_path, new_store):
+    engine = new_store()
     support = support_bundle()
     support["entry"].append({"resource": {"resourceType": "Patient", "id": "res-1", "identifier": [
         {"system": "urn:oid:1.2.752.97.3.1.3", "value": "99000000001X"}]}})
@@ -135,8 +135,8 @@ def test_reservnummer_records_give_no_engagement(tmp_path):
         assert conn.execute(select(ei_outbox)).all() == []
 
 
-def test_changes_to_one_engagement_coalesce_and_wait_five_minutes(tmp_path):
-    engine = open_store(f"sqlite:///{tmp_path}/s.db")
+def test_changes_to_one_engagement_coalesce_and_wait_five_minutes(tmp_path, new_store):
+    engine = new_store()
     (tmp_path / "s.json").write_bytes(orjson.dumps(support_bundle()))
     ingest(engine, [tmp_path / "s.json"])
     clock = Clock()
@@ -167,8 +167,8 @@ def synthetic_changes(engine, n: int) -> None:
                                     WORLD.care_giver.hsa_id), delete_flag=False, now=now)
 
 
-def test_batches_of_at_most_1000(tmp_path):
-    engine = open_store(f"sqlite:///{tmp_path}/s.db")
+def test_batches_of_at_most_1000(tmp_path, new_store):
+    engine = new_store()
     synthetic_changes(engine, 2500)
     with serve_stub() as ei:
         report = drain(sender(engine, ei.url))
@@ -187,8 +187,8 @@ def test_stand_in_failing_for_a_while_delays_but_loses_nothing(demo_store):
         assert len(ei.stub.stored()) == len(WORLD.patients) * len(CATEGORIES)
 
 
-def test_sender_killed_mid_batch_resends_the_whole_set_after_restart(tmp_path):
-    store_url = f"sqlite:///{tmp_path}/s.db"
+def test_sender_killed_mid_batch_resends_the_whole_set_after_restart(tmp_path, backend, store_urls):
+    store_url = store_urls.url(backend)
     engine = open_store(store_url)
     synthetic_changes(engine, 1500)
     state = tmp_path / "ei-state.json"
@@ -239,8 +239,8 @@ def _wait(base: str) -> None:
     raise AssertionError("stand-in EI did not start")
 
 
-def test_calls_are_paced(tmp_path):
-    engine = open_store(f"sqlite:///{tmp_path}/s.db")
+def test_calls_are_paced(tmp_path, new_store):
+    engine = new_store()
     synthetic_changes(engine, 30)
     with serve_stub() as ei:
         started = time.monotonic()
@@ -249,11 +249,11 @@ def test_calls_are_paced(tmp_path):
     assert report.calls == 3 and elapsed >= 0.8
 
 
-def test_result_error_and_ei_rejections_are_left_for_an_operator_not_resent(tmp_path):
+def test_result_error_and_ei_rejections_are_left_for_an_operator_not_resent(tmp_path, new_store):
     from adapter.ei.run import status
     from adapter.stubs.engagement_index import EngagementIndexStub
 
-    engine = open_store(f"sqlite:///{tmp_path}/s.db")
+    engine = new_store()
     synthetic_changes(engine, 5)
     with serve_stub(EngagementIndexStub(owner="SE0000000000-OTHR")) as ei:  # EI003: wrong logical address
         report = drain(sender(engine, ei.url))

@@ -18,6 +18,7 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
+from adapter.store.locks import write_transaction, xact_lock
 from adapter.store.tables import access_log, log_outbox
 
 GENESIS = "0" * 64
@@ -54,8 +55,15 @@ def chain_hash(prev_hash: str, body: bytes) -> str:
     return hashlib.sha256(prev_hash.encode() + b"\n" + body).hexdigest()
 
 
-def append(conn: Connection, entries: list[AccessEntry]) -> list[int]:
-    """Append entries (inside the caller's transaction) and queue them for the national log service."""
+def append(engine: Engine, entries: list[AccessEntry]) -> list[int]:
+    """Append entries and queue them for the national log service, in one transaction. Writers are serialised
+    (SQLite BEGIN IMMEDIATE, a PostgreSQL advisory lock), so replicas writing at once keep one chain."""
+    with write_transaction(engine) as conn:
+        xact_lock(conn, "access-log-chain")
+        return _append(conn, entries)
+
+
+def _append(conn: Connection, entries: list[AccessEntry]) -> list[int]:
     last = conn.execute(select(access_log.c.seq, access_log.c.hash).order_by(access_log.c.seq.desc()).limit(1)).first()
     seq, prev = (last.seq, last.hash) if last else (0, GENESIS)
     now = datetime.now(UTC)
