@@ -344,6 +344,44 @@ def _print_overview(ov, assignment_name: str) -> None:
     console.print(status)
 
 
+@app.command()
+def ui(
+    config_path: Path = ConsumerOpt,
+    store: str | None = StoreOpt,
+    host: str = typer.Option("127.0.0.1", help="Address to listen on"),
+    port: int = typer.Option(8700, help="Port"),
+    tls_cert: Path | None = typer.Option(None, exists=True, dir_okay=False,
+                                         help="Server certificate chain (PEM): HTTPS, required off loopback"),
+    tls_key: Path | None = typer.Option(None, exists=True, dir_okay=False, help="Server key (PEM)"),
+    log_flush_interval: float = typer.Option(30.0, min=1.0, help="Seconds between sending queued access-log "
+                                             "entries to the national log service"),
+    log_level: str = typer.Option("info", help="Log level"),
+) -> None:
+    """The staff web page and its REST API: patient overviews with PDL applied, every access logged. HTTPS
+    without client certificates (staff sign in through the hospital's login in front); plain HTTP on loopback only."""
+    from adapter.consumer.overview import load_config
+    from adapter.ui import create_ui_app
+    from adapter.ui.serve import listen_refusal, run_ui
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    refusal = listen_refusal(host, tls_cert, tls_key)
+    if refusal:
+        _fail(refusal)
+    if not config_path.is_file():
+        _fail(f"no consumer configuration at {config_path}")
+    config = load_config(config_path)
+    if not config.assignments:
+        _fail(f"{config_path} names no [[assignment]]: staff would have nothing to choose")
+    for path in (config.client_cert, config.client_key, config.ca):
+        if not path.is_file():
+            _fail(f"{path} is missing (the consumer's certificate; dev: `npo-adapter certs init`)")
+    settings = _settings(store)
+    app_ = create_ui_app(config, _open(store), log_flush_interval=log_flush_interval)
+    console.print(f"staff page on {'https' if tls_cert else 'http'}://{host}:{port}/ (store {settings.store_url}; "
+                  f"access logs to {config.services.log_url} every {log_flush_interval:g} s)")
+    run_ui(app_, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, log_level=log_level.lower())
+
+
 audit_app = typer.Typer(help="The PDL access log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 

@@ -1,0 +1,156 @@
+"""The REST API behind the staff page: overview (JSON or FHIR), consent registration, assignments, audit.
+
+Each overview is built by `build_overview`, which applies PDL and logs the access before anything is
+returned; if the access cannot be logged, nothing is shown (500).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from adapter.consumer.fetch import Outcome
+from adapter.consumer.overview import (
+    INFORMATION_TYPES,
+    Assignment,
+    ConsumerConfig,
+    Overview,
+    build_overview,
+    patient_type_of,
+    register_unit_consent,
+)
+from adapter.consumer.pdl import access_log
+from adapter.consumer.pdl.decide import Hidden, UserContext
+from adapter.consumer.pdl.soap_call import PdlServiceError, ServiceRefused
+from adapter.consumer.summary import summarise
+from adapter.consumer.view import to_bundle
+from adapter.ui.errors import ApiError
+from adapter.ui.models import (
+    AuditVerification,
+    ConsentRegistered,
+    ConsentRequest,
+    ErrorAnswer,
+    InformationTab,
+    Notice,
+    NoticeKind,
+    OverviewAnswer,
+    OverviewRequest,
+    RecordSummary,
+    SourceStatus,
+    StaffAssignment,
+)
+
+FHIR_JSON = "application/fhir+json"
+router = APIRouter(prefix="/api")
+
+_INVALID = {422: {"model": ErrorAnswer, "description": "A field was not accepted (named, never repeated)"}}
+_SERVICE = {503: {"model": ErrorAnswer, "description": "A national service could not be reached"}}
+_INTERNAL = {500: {"model": ErrorAnswer, "description": "Internal error; nothing is shown (with a log id)"}}
+
+
+def _config(request: Request) -> ConsumerConfig:
+    return request.app.state.config
+
+
+def _user(request: Request, employee: str, care_unit: str) -> tuple[UserContext, Assignment]:
+    try:
+        assignment = _config(request).assignment(care_unit)
+    except KeyError:
+        raise ApiError(422, "vårdenheten hör inte till något av de konfigurerade medarbetaruppdragen",
+                       "care_unit") from None
+    return UserContext(employee, assignment.care_unit, assignment.care_giver), assignment
+
+
+async def _overview(request: Request, body: OverviewRequest) -> Overview:
+    user, _ = _user(request, body.employee, body.care_unit)
+    try:
+        return await build_overview(_config(request), request.app.state.engine, user, body.patient,
+                                    patient_type_of(body.patient), emergency_reason=body.emergency_reason,
+                                    faults=request.app.state.faults)
+    except PdlServiceError as exc:
+        raise ApiError(503, f"{exc.service} kunde inte nås ({exc.reason})") from None
+
+
+@router.get("/assignments", tags=["staff"], summary="The assignments (medarbetaruppdrag) staff can choose",
+            response_model=list[StaffAssignment])
+async def assignments(request: Request) -> list[StaffAssignment]:
+    return [StaffAssignment(name=a.name, care_unit=a.care_unit, care_giver=a.care_giver)
+            for a in _config(request).assignments]
+
+
+@router.post("/overview", tags=["overview"], response_model=OverviewAnswer,
+             summary="A patient's overview from every source, PDL applied, the access logged",
+             responses={**_INVALID, **_SERVICE, **_INTERNAL})
+async def overview(request: Request, body: OverviewRequest) -> OverviewAnswer:
+    return to_out(await _overview(request, body))
+
+
+@router.post("/overview/fhir", tags=["overview"], response_class=Response,
+             summary="The same overview as a FHIR R4 collection Bundle (EHDS-TK)",
+             responses={200: {"description": "A FHIR R4 Bundle; emergency access is marked BTG in meta.security",
+                              "content": {FHIR_JSON: {"schema": {"type": "object"}}}},
+                        **_INVALID, **_SERVICE, **_INTERNAL})
+async def overview_fhir(request: Request, body: OverviewRequest) -> Response:
+    ov = await _overview(request, body)
+    return Response(to_bundle(ov).model_dump_json(), media_type=FHIR_JSON)
+
+
+@router.post("/consent", tags=["consent"], response_model=ConsentRegistered,
+             summary="Register the patient's consent for the care unit of the chosen assignment",
+             responses={**_INVALID, **_SERVICE,
+                        502: {"model": ErrorAnswer, "description": "The consent service refused the registration"},
+                        **_INTERNAL})
+async def consent(request: Request, body: ConsentRequest) -> ConsentRegistered:
+    user, assignment = _user(request, body.employee, body.care_unit)
+    try:
+        assertion_id = await register_unit_consent(_config(request), user, body.patient,
+                                                   patient_type_of(body.patient))
+    except ServiceRefused as exc:
+        raise ApiError(502, f"samtyckestjänsten registrerade inte samtycket ({exc.reason})") from None
+    except PdlServiceError as exc:
+        raise ApiError(503, f"samtyckestjänsten kunde inte nås ({exc.reason})") from None
+    return ConsentRegistered(assertion_id=assertion_id, care_unit=assignment.care_unit,
+                             care_giver=assignment.care_giver)
+
+
+@router.get("/audit/verify", tags=["audit"], response_model=AuditVerification,
+            summary="Check the access log's hash chain (altered, inserted or missing entries)")
+async def audit_verify(request: Request) -> AuditVerification:
+    result = access_log.verify(request.app.state.engine)
+    return AuditVerification(entries=result.entries, ok=result.ok, problems=result.problems)
+
+
+def to_out(ov: Overview) -> OverviewAnswer:
+    tabs = [InformationTab(contract=contract, title=title, records=_newest_first(ov, contract))
+            for contract, title in INFORMATION_TYPES.items()]
+    sources = [SourceStatus(source=r.source.name, contract=r.contract.name,
+                               information_type=INFORMATION_TYPES[r.contract.name], status=r.outcome.value,
+                               reason=r.reason if r.outcome is Outcome.FAILED else "")
+               for r in ov.sources]
+    return OverviewAnswer(
+        emergency=ov.emergency,
+        consent_needed=any(d.hidden is Hidden.NO_CONSENT for d in ov.decisions),
+        blocked_care_givers=ov.blocked_care_givers,
+        notices=[Notice(kind=notice_kind(n), text=n) for n in ov.notices],
+        tabs=tabs, sources=sources)
+
+
+def _newest_first(ov: Overview, contract: str) -> list[RecordSummary]:
+    """By the date shown (e.g. start of treatment), not the authoring time the overview sorts by; undated last."""
+    rows = [RecordSummary(**summarise(r)) for r in ov.records[contract]]
+    return sorted(rows, key=lambda r: r.date, reverse=True)
+
+
+def notice_kind(text: str) -> NoticeKind:
+    """The kind of one of `overview`'s notices, from its fixed wording."""
+    if "spärrad information" in text:
+        return "blocked"
+    if "samtycke eller vid nödåtkomst" in text:
+        return "consent"
+    if text.startswith("Nödåtkomst:"):
+        return "emergency"
+    if "kunde inte hämtas" in text:
+        return "failed"
+    if "kunde inte nås" in text or "kunde inte registreras" in text:
+        return "service"
+    return "info"

@@ -1,0 +1,74 @@
+"""The staff web page and its REST API (`npo-adapter ui`).
+
+Staff sign in through the hospital's own login in front of this app; the app takes the HSA-id and the
+chosen assignment from the request, applies PDL through `build_overview` and logs every access. While it
+runs, queued access-log entries are sent to the national log service.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse
+from sqlalchemy.engine import Engine
+
+from adapter.consumer.fetch import FaultMemory
+from adapter.consumer.overview import ConsumerConfig
+from adapter.ui import api
+from adapter.ui.errors import ApiError, InternalErrors, SecurityHeaders, api_error, invalid_request
+from adapter.ui.log_flush import LogFlusher
+from adapter.ui.page import page
+
+TITLE = "NPÖ adapter: staff overview API"
+API_VERSION = "1.0.0"
+DESCRIPTION = """\
+The REST API behind the staff page of the NPÖ consumer: a patient's overview from every configured source
+with PDL (sammanhållen journalföring) applied, consent registration, the assignments staff can choose from,
+and a check of the access log.
+
+Every overview is logged (who, which patient, whose information, on what basis) before it is returned, and
+queued for the national log service. Staff authenticate in the hospital's login in front of this service.
+Errors name the field or the service, never the values sent or personal data."""
+TAGS = [
+    {"name": "overview", "description": "A patient's overview: five kinds of information, notices, source status"},
+    {"name": "consent", "description": "The patient's consent for the care unit (national consent service)"},
+    {"name": "staff", "description": "What the user can choose"},
+    {"name": "audit", "description": "The local PDL access log"},
+]
+
+
+def create_ui_app(config: ConsumerConfig, engine: Engine, *, log_flush_interval: float = 30.0) -> FastAPI:
+    """The app; `log_flush_interval`: seconds between rounds of sending the access-log queue (StoreLog)."""
+    flusher = LogFlusher(config, engine, log_flush_interval)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        flusher.start()
+        try:
+            yield
+        finally:
+            await flusher.stop()
+
+    # Swagger UI and ReDoc load scripts from a CDN: not on the hospital network. The document is at /openapi.json.
+    app = FastAPI(title=TITLE, version=API_VERSION, description=DESCRIPTION, openapi_tags=TAGS,
+                  docs_url=None, redoc_url=None, lifespan=lifespan,
+                  generate_unique_id_function=lambda route: route.name)  # operationId: the function's name
+    app.state.config = config
+    app.state.engine = engine
+    app.state.faults = FaultMemory()  # no repeat of a faulted call for 5 minutes, across requests
+    app.state.log_flusher = flusher
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(ApiError, api_error)
+    app.add_middleware(InternalErrors)
+    app.add_middleware(SecurityHeaders)
+    app.include_router(api.router)
+
+    @app.get("/", include_in_schema=False)
+    async def staff_page() -> HTMLResponse:
+        p = page()
+        return HTMLResponse(p.html, headers={"Content-Security-Policy": p.csp})
+
+    return app

@@ -1,0 +1,111 @@
+"""Errors as clean JSON (`ErrorAnswer`): never the submitted values, a stack trace or personal data.
+
+FastAPI's own validation answer repeats the input; ours names the field and what is wrong with it. Any other
+failure becomes a 500 with a log id, logged without its message (an exception text may hold a patient id or
+SQL parameters); the traceback goes to the debug level only.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("adapter.ui")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.field = status, detail, field
+
+
+def error_body(detail: str, errors: list[dict[str, str]] | None = None) -> dict:
+    return {"detail": detail, "errors": errors or []}
+
+
+async def api_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    errors = [{"field": exc.field, "message": exc.detail}] if exc.field else []
+    detail = f"{exc.field}: {exc.detail}" if exc.field else exc.detail
+    return JSONResponse(error_body(detail, errors), status_code=exc.status)
+
+
+async def invalid_request(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for e in exc.errors():
+        loc = [str(p) for p in e.get("loc", ()) if p != "body"]
+        field = ".".join(loc) or "body"
+        if e.get("type") == "json_invalid":
+            message = "är inte giltig JSON"
+        elif e.get("type") == "model_attributes_type":
+            message = "ska vara ett JSON-objekt (Content-Type: application/json)"
+        elif e.get("type") == "missing":
+            message = "saknas"
+        elif e.get("type") == "extra_forbidden":
+            message = "är okänt"
+        else:
+            message = str(e.get("msg", "är inte giltigt")).removeprefix("Value error, ")
+        errors.append({"field": field, "message": message})
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "ogiltig begäran"
+    return JSONResponse(error_body(detail, errors), status_code=422)
+
+
+class InternalErrors:
+    """Outermost catch: an unexpected failure answers 500 with a log id and is logged without its text."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            log_id = str(uuid.uuid4())
+            log.error("internal error, log id %s (%s)", log_id, type(exc).__name__)
+            log.debug("internal error, log id %s", log_id, exc_info=True)
+            if started:  # the answer is under way: nothing clean can be sent any more
+                return
+            body = error_body(f"Internt fel: ingen information visas (logg-id {log_id}).")
+            await JSONResponse(body, status_code=500)(scope, receive, send)
+
+
+class SecurityHeaders:
+    """No caching of answers that hold patient data, no framing, no sniffing, no referrer."""
+
+    HEADERS = [
+        (b"cache-control", b"no-store"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"no-referrer"),
+    ]
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *self.HEADERS]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

@@ -1,0 +1,153 @@
+"""The REST API's request and answer bodies (described in openapi/ui.json).
+
+Validation messages are Swedish, for the staff page that shows them, and name the field but never repeat
+what was sent: a mistyped personnummer is still personal data.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from adapter.mapping.context import HSA_ID_PATTERN
+
+EMERGENCY_REASON_MAX = 500
+
+
+def check_patient_id(value: str) -> str:
+    """Personnummer or samordningsnummer, 12 digits: a possible date (day + 60 for samordningsnummer) and the
+    check digit, so a typing error does not open (and log) another person's overview."""
+    if not (len(value) == 12 and value.isascii() and value.isdigit()):
+        raise ValueError("ska vara 12 siffror utan bindestreck (ÅÅÅÅMMDDNNNN)")
+    month, day = int(value[4:6]), int(value[6:8])
+    if not (1 <= month <= 12 and (1 <= day <= 31 or 61 <= day <= 91)):
+        raise ValueError("innehåller inget möjligt födelsedatum")
+    if not _luhn_ok(value[2:]):
+        raise ValueError("kontrollsiffran stämmer inte")
+    return value
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(digits):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d // 10 + d % 10
+    return total % 10 == 0
+
+
+class _Who(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    employee: str = Field(description="The user's HSA-id.", examples=["SE2321000016-L001"])
+    care_unit: str = Field(description="The care unit (HSA-id) of the chosen assignment; one of GET /api/assignments.",
+                           examples=["SE2321000016-AKUT"])
+    patient: str = Field(description="Personnummer or samordningsnummer: 12 digits without separator, with a "
+                                     "valid date and check digit.", examples=["191212121212"])
+
+    @field_validator("employee", "care_unit")
+    @classmethod
+    def _hsa_id(cls, value: str) -> str:
+        if not HSA_ID_PATTERN.match(value):
+            raise ValueError("ska vara ett HSA-id")
+        return value
+
+    @field_validator("patient")
+    @classmethod
+    def _patient(cls, value: str) -> str:
+        return check_patient_id(value)
+
+
+class OverviewRequest(_Who):
+    emergency_reason: str | None = Field(
+        None, max_length=EMERGENCY_REASON_MAX,
+        description="Emergency access (nödåtkomst): the reason, logged with the access. Empty or absent: no "
+                    "emergency access.", examples=["Medvetslös patient, akut läkemedelsgenomgång"])
+
+
+class ConsentRequest(_Who):
+    pass
+
+
+class StaffAssignment(BaseModel):
+    """A medarbetaruppdrag staff may choose: a care unit and its care giver."""
+
+    name: str
+    care_unit: str = Field(description="HSA-id of the care unit")
+    care_giver: str = Field(description="HSA-id of the care giver")
+
+
+class RecordSummary(BaseModel):
+    """One shown record, summarised for people."""
+
+    date: str = Field(description="YYYY-MM-DD, empty when the record has no date")
+    text: str
+    unit: str = Field(description="The care unit's name (its HSA-id when the record names none)")
+    care_unit: str = Field(description="HSA-id of the care unit the record belongs to")
+    care_giver: str = Field(description="HSA-id of the care giver the record belongs to")
+    source: str = Field(description="HSA-id of the source system")
+    basis: str = Field(description="Access basis: egen vårdgivare, samtycke or nödåtkomst")
+    document_id: str
+
+
+class InformationTab(BaseModel):
+    """One kind of information (informationsmängd) with its records, newest first."""
+
+    contract: str = Field(description="The RIVTA contract, e.g. GetDiagnosis")
+    title: str = Field(description="The tab's Swedish name, e.g. Diagnoser")
+    records: list[RecordSummary]
+
+
+NoticeKind = Literal["blocked", "consent", "emergency", "failed", "service", "info"]
+
+
+class Notice(BaseModel):
+    """A text PDL requires the user to see."""
+
+    kind: NoticeKind = Field(description="blocked: blocked information exists (the care giver is named, nothing "
+                                         "more); consent: other care givers' information needs consent or "
+                                         "emergency access; emergency: this access is emergency access; failed: "
+                                         "sources that could not be read; service: a national service could not "
+                                         "be reached")
+    text: str
+
+
+class SourceStatus(BaseModel):
+    source: str = Field(description="The source's name from the configuration")
+    contract: str
+    information_type: str
+    status: Literal["data", "none", "failed"]
+    reason: str = Field(description="Why the source failed (no personal data); empty otherwise")
+
+
+class OverviewAnswer(BaseModel):
+    emergency: bool = Field(description="The overview was opened with emergency access")
+    consent_needed: bool = Field(description="Other care givers' information is hidden until the patient "
+                                             "consents (POST /api/consent) or emergency access is used")
+    blocked_care_givers: list[str] = Field(description="Care givers (HSA-id) holding blocked information")
+    notices: list[Notice]
+    tabs: list[InformationTab] = Field(description="Diagnoser, Läkemedel, Vårdplan, Funktionstillstånd & ADL, "
+                                           "Anteckningar: always all five, in this order")
+    sources: list[SourceStatus]
+
+
+class ConsentRegistered(BaseModel):
+    assertion_id: str = Field(description="The consent's id at the national consent service")
+    care_unit: str
+    care_giver: str
+
+
+class AuditVerification(BaseModel):
+    entries: int = Field(description="Entries in the local access log")
+    ok: bool = Field(description="The hash chain is intact")
+    problems: list[str] = Field(description="Altered, inserted or missing entries (by sequence number)")
+
+
+class FieldProblem(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorAnswer(BaseModel):
+    detail: str = Field(description="What went wrong, in Swedish, without personal data")
+    errors: list[FieldProblem] = Field(default_factory=list, description="The fields that were not accepted")

@@ -1,0 +1,140 @@
+"""The staff page as staff use it: headless Chromium (Debian's `chromium`) driven by Playwright, against the UI
+served over HTTP on loopback, producers over mTLS and the national services' stand-ins.
+
+Under CI (CI=true) a missing browser or Playwright fails the test; elsewhere it is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.consumer.world import HOUSING, MARTA, MUNICIPALITY, PER, REGION_SOURCE, SOURCE, TOLVAN
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+TABS = ["Diagnoser", "Läkemedel", "Vårdplan", "Funktionstillstånd & ADL", "Anteckningar"]
+BUDGET_SECONDS = 60
+
+
+def _missing() -> str | None:
+    if not CHROMIUM.exists():
+        return f"no {CHROMIUM} (apt-get install -y chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Playwright is not installed (pip install playwright; no `playwright install` needed)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    reason = _missing()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the browser test cannot run: {reason}", pytrace=False)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=30_000)
+        yield chromium
+        chromium.close()
+
+
+def test_staff_find_consent_emergency_blocks_and_failed_sources(browser, ui, world, tmp_path):
+    from playwright.sync_api import expect
+
+    started = time.monotonic()
+    expect.set_options(timeout=15_000)
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="sv-SE")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    problems: list[str] = []  # script errors and CSP refusals
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+
+    page.goto(ui.url + "/")
+    expect(page).to_have_title(re.compile("Patientöversikt"))
+    page.get_by_label("Uppdrag").select_option(label="Akutmottagningen, Region Exempel")
+    page.get_by_label("Ditt HSA-id").fill("SE2321000016-L001")
+    patient = page.get_by_label("Personnummer eller samordningsnummer")
+    search = page.locator("#search-button")
+    panel = page.get_by_role("tabpanel")  # the visible one
+
+    # Tolvan consented for the emergency department: all five kinds of information, each record dated and sourced
+    patient.fill("19121212-1212")
+    search.click()
+    tabs = page.get_by_role("tab")
+    expect(tabs).to_have_count(5)
+    for i, title in enumerate(TABS):
+        expect(tabs.nth(i)).to_have_text(re.compile(rf"^{re.escape(title)} \(\d+\)$"))
+        tabs.nth(i).click()
+        expect(tabs.nth(i)).to_have_attribute("aria-selected", "true")
+        rows = panel.locator("tbody tr")
+        expect(rows.first).to_be_visible()
+        for row in rows.all():
+            assert re.fullmatch(r"(19|20)\d\d-\d\d-\d\d", row.locator("td.date").inner_text()), title
+            assert row.locator("td.unit").inner_text().strip(), title
+            assert row.locator("td.source").inner_text() in (SOURCE, REGION_SOURCE), title
+    tabs.first.click()
+    expect(panel.locator("td.text", has_text="Misstänkt fallrisk <&> yrsel")).to_have_count(1)  # text, not markup
+    page.keyboard.press("ArrowRight")
+    expect(tabs.nth(1)).to_be_focused()
+    expect(page.locator("#emergency-flag")).to_be_hidden()
+    page.screenshot(path=str(tmp_path / "1-overview.png"), full_page=True)
+
+    # Märta, emergency access: the reason is required; the blocked unit stays hidden, only its care giver is named
+    patient.fill(MARTA)
+    page.get_by_role("checkbox", name="Nödåtkomst").check()
+    expect(search).to_have_text("Öppna med nödåtkomst")
+    search.click()
+    expect(page.locator("#reason-error")).to_have_text("Ange skälet till nödåtkomst.")
+    expect(page.locator("#result")).to_be_hidden()
+    page.get_by_label("Skäl för nödåtkomst (krävs)").fill("Medvetslös patient, akut läkemedelsgenomgång")
+    search.click()
+    expect(page.locator("#emergency-flag")).to_be_visible()
+    expect(page.locator("#emergency-flag")).to_have_text("NÖDÅTKOMST")
+    blocked = page.locator("[data-kind=blocked]")
+    expect(blocked).to_have_count(1)
+    expect(blocked).to_contain_text(f"Det finns spärrad information hos vårdgivare {MUNICIPALITY}")
+    expect(page.locator("[data-kind=emergency]")).to_be_visible()
+    assert HOUSING not in page.locator("#result").inner_text()
+    expect(panel.locator("td.basis").first).to_have_text("nödåtkomst")
+    page.screenshot(path=str(tmp_path / "2-emergency.png"), full_page=True)
+
+    # Per: no consent; the notice and the button; after registering, the municipality's records appear
+    page.get_by_role("checkbox", name="Nödåtkomst").uncheck()
+    patient.fill(PER)
+    search.click()
+    expect(page.locator("[data-kind=consent]")).to_be_visible()
+    expect(panel.locator("tbody tr")).to_have_count(0)
+    page.screenshot(path=str(tmp_path / "3-consent-needed.png"), full_page=True)
+    page.get_by_role("button", name="Registrera samtycke").click()
+    expect(page.locator("#status")).to_have_text("Samtycket är registrerat för vårdenheten.")
+    expect(page.locator("[data-kind=consent]")).to_have_count(0)
+    expect(panel.locator("tbody tr").first).to_be_visible()
+    expect(panel.locator("td.unit .hsa").first).to_have_text(re.compile(r"^SE2120001231-"))
+    expect(panel.locator("td.basis").first).to_have_text("samtycke")
+    assert MUNICIPALITY not in page.locator("#notices").inner_text()
+    page.screenshot(path=str(tmp_path / "4-consent-registered.png"), full_page=True)
+
+    # the region's producer goes away: its failure is told, the municipality is still shown
+    world.region.__exit__(None, None, None)
+    patient.fill(TOLVAN)
+    search.click()
+    failed = page.locator("[data-kind=failed]")
+    expect(failed).to_contain_text("Information kunde inte hämtas från: Region Exempel.")
+    expect(panel.locator("tbody tr").first).to_be_visible()
+    page.get_by_text("Källor och status").click()
+    expect(page.locator("#sources td.st-failed")).to_have_count(5)
+    page.screenshot(path=str(tmp_path / "5-failed-source.png"), full_page=True)
+
+    context.close()
+    assert problems == []
+    assert time.monotonic() - started < BUDGET_SECONDS
