@@ -464,6 +464,15 @@ def db_current(store: str | None = StoreOpt) -> None:
         raise typer.Exit(code=1)
 
 
+def _register_contract_test() -> None:
+    from adapter.suite.cli import contract_test
+
+    app.command("contract-test", help=contract_test.__doc__)(contract_test)
+
+
+_register_contract_test()
+
+
 def _fail(message: str) -> NoReturn:
     console.print(f"[red]refused:[/red] {message}")
     raise typer.Exit(code=2)

@@ -1,0 +1,150 @@
+"""What every case works with: the contract session (declaration, caller, answers already fetched) and
+the case context that asks the producer, checks every answer and collects failures and notes."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+from adapter.rivta.request_builder import build_request
+from adapter.suite import exchange
+from adapter.suite.declaration import ContractDeclaration, LoadProfile, Patient
+from adapter.suite.exchange import Answer, Caller, Exchange
+
+DEFAULT = object()  # "the declared consumer" for CaseContext.ask(consumer=...)
+
+
+class Skipped(Exception):
+    """The case does not apply (nothing declared for it, or the producer declares it cannot show it)."""
+
+
+@dataclass(frozen=True)
+class Case:
+    number: str  # the official TF number where there is one, e.g. "1.2.1"
+    title: str
+    description: str  # one line, Swedish/English as the official suites
+    run: Callable[[CaseContext], Awaitable[None]]
+    contracts: tuple[str, ...] = ()  # empty: every contract
+
+    @property
+    def family(self) -> int:
+        return int(self.number.split(".")[0])
+
+    @property
+    def sort_key(self) -> tuple[int, ...]:
+        return tuple(int(p) for p in self.number.split("."))
+
+    def applies_to(self, contract: str) -> bool:
+        return not self.contracts or contract in self.contracts
+
+
+@dataclass
+class Session:
+    """One contract under test."""
+
+    decl: ContractDeclaration
+    caller: Caller
+    load: LoadProfile
+    rng: random.Random
+    baselines: dict[Patient, Answer] = field(default_factory=dict)
+
+    @property
+    def contract(self):
+        return self.decl.contract
+
+
+class CaseContext:
+    def __init__(self, case: Case, session: Session) -> None:
+        self.case, self.session = case, session
+        self.exchanges: list[Exchange] = []
+        self.failures: list[str] = []
+        self.notes: list[str] = []
+
+    @property
+    def decl(self) -> ContractDeclaration:
+        return self.session.decl
+
+    @property
+    def contract(self):
+        return self.session.decl.contract
+
+    def fail(self, message: str) -> None:
+        self.failures.append(message)
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+
+    def skip(self, reason: str) -> NoReturn:
+        raise Skipped(reason)
+
+    def request(self, patient: Patient, **filters) -> bytes:
+        return build_request(self.contract, self.decl.logical_address, patient.id, patient.type, **filters)
+
+    async def send(self, label: str, body: bytes, *, consumer: object = DEFAULT,
+                   content_type: str = "text/xml; charset=UTF-8") -> Answer:
+        who = self.decl.consumer if consumer is DEFAULT else consumer
+        ex = await self.session.caller.post(label, body, content_type=content_type, consumer=who)  # type: ignore[arg-type]
+        self.exchanges.append(ex)
+        return exchange.read(ex, self.contract)
+
+    async def ask(self, label: str, patient: Patient | None = None, *, consumer: object = DEFAULT,
+                  encoding: str = "UTF-8", **filters) -> Answer:
+        """Ask for `patient` (default: the case's patient) and check the answer as a usable OK answer."""
+        patient = patient or self.patient
+        if patient.kind == "reservnummer":
+            filters.setdefault("source_system", self.decl.system)
+        body = self.request(patient, encoding=encoding, **filters)
+        answer = await self.send(label, body, consumer=consumer, content_type=f"text/xml; charset={encoding}")
+        self.failures.extend(f"{label}: {p}" for p in exchange.problems(answer, self.contract, patient))
+        if answer.usable and answer.result_code not in (None, "OK", "INFO"):
+            self.fail(f"{label}: result {answer.result_code}/{answer.error_code or '-'} instead of OK")
+        return answer
+
+    @property
+    def patient(self) -> Patient:
+        return self.decl.case_patients.get(self.case.number, self.decl.patient)
+
+    async def baseline(self, patient: Patient | None = None) -> Answer:
+        """The unfiltered answer for a patient: fetched (and checked) by the first case that needs it."""
+        patient = patient or self.patient
+        cached = self.session.baselines.get(patient)
+        if cached is not None:
+            return cached
+        answer = await self.ask(f"unfiltered answer ({patient.kind})", patient)
+        self.session.baselines[patient] = answer
+        return answer
+
+    async def known_answers(self) -> list[tuple[Patient, Answer]]:
+        """The unfiltered answers that families 2–5 search: the case's own patient when the declaration
+        names one for this case, else every declared patient."""
+        if self.case.number in self.decl.case_patients:
+            patients: Sequence[Patient] = [self.decl.case_patients[self.case.number]]
+        else:
+            patients = self.decl.known_patients
+        out = []
+        for p in patients:
+            out.append((p, await self.baseline(p)))
+        return out
+
+    async def records_of_known_patients(self) -> list:
+        recs = [r for _, a in await self.known_answers() for r in a.records]
+        if not recs:
+            self.fail("the declared patients have no records: the case has nothing to look at")
+        return recs
+
+    def compare(self, label: str, got: set[str], expected: set[str]) -> None:
+        if got != expected:
+            missing, extra = sorted(expected - got), sorted(got - expected)
+            parts = []
+            if missing:
+                parts.append(f"missing documentId {_few(missing)}")
+            if extra:
+                parts.append(f"unexpected documentId {_few(extra)}")
+            self.fail(f"{label}: " + "; ".join(parts))
+
+
+def _few(ids: list[str], limit: int = 5) -> str:
+    shown = ", ".join(ids[:limit])
+    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")

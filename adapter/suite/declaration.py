@@ -1,0 +1,385 @@
+"""The test-data declaration: what the producer under test holds, so the cases know what to ask and expect.
+
+Two formats are read into the same model:
+
+* the official `data.xml` of Inera's SoapUI suites (one file per contract: `globaldata` plus per-case
+  overrides keyed by the case number), as testers already fill it in;
+* the project's own TOML (one file for all contracts; `config/contract-test.demo.toml` is the example for
+  the bundled demo producer). Top-level keys apply to every contract, a `[contracts.<Name>]` table
+  overrides them for one contract and says that the contract is covered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lxml import etree
+
+from adapter.mapping.codes import PERSONNUMMER, SAMORDNINGSNUMMER
+from adapter.rivta import xml
+from adapter.rivta.contracts import BY_NAME, Contract
+
+_DAY = re.compile(r"^[0-9]{8}$")
+
+
+class DeclarationError(ValueError):
+    """The declaration cannot be used; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class Patient:
+    id: str
+    type: str = PERSONNUMMER
+
+    @classmethod
+    def national(cls, number: str) -> Patient:
+        """A 12-digit number: a samordningsnummer when its day is 61–91 (day + 60), else a personnummer."""
+        if len(number) == 12 and number.isdigit() and 61 <= int(number[6:8]) <= 91:
+            return cls(number, SAMORDNINGSNUMMER)
+        return cls(number, PERSONNUMMER)
+
+    @property
+    def kind(self) -> str:
+        return {PERSONNUMMER: "personnummer", SAMORDNINGSNUMMER: "samordningsnummer"}.get(self.type, "reservnummer")
+
+
+@dataclass(frozen=True)
+class LoadProfile:
+    """Family 6 (SoapUI defaults): 10 threads for 180 s, 5 threads for 30 min, a ramp from 10 to 100 threads."""
+
+    basic_threads: int = 10
+    basic_seconds: float = 180.0
+    endurance_threads: int = 5
+    endurance_seconds: float = 1800.0
+    ramp_from: int = 10
+    ramp_to: int = 100
+    ramp_seconds: float = 300.0
+    think_seconds: tuple[float, float] = (0.5, 1.0)  # SoapUI: test delay 1000 ms, random 0.5
+    max_call_seconds: float = 27.0  # TKB SLA: a producer answers within 27 s
+
+    def quick(self) -> LoadProfile:
+        """Seconds instead of minutes, no think time: a smoke test for CI."""
+        return dataclasses.replace(self, basic_seconds=2.0, endurance_seconds=2.0, ramp_seconds=2.0,
+                                   think_seconds=(0.0, 0.0))
+
+    def lasting(self, seconds: float) -> LoadProfile:
+        return dataclasses.replace(self, basic_seconds=seconds, endurance_seconds=seconds, ramp_seconds=seconds)
+
+
+@dataclass
+class ContractDeclaration:
+    contract: Contract
+    logical_address: str
+    patient: Patient  # 1.1.1 and the default patient of every case
+    url: str | None = None  # the service address (data.xml webServiceUrl); --endpoint wins
+    source_system: str | None = None  # sourceSystemHSAId of the filter cases; default the logical address
+    consumer: str | None = None  # sent as x-rivta-original-serviceconsumer-hsaid (data.xml httpHeaderHsaId)
+    coordination_patient: Patient | None = None  # 1.1.2
+    reserve_patient: Patient | None = None  # 1.1.3 / 1.1.4
+    unknown_patient: Patient | None = None  # 1.8
+    more_patients: tuple[Patient, ...] = ()  # further patients whose answers families 2–5 search
+    patient_names: tuple[str, ...] = ()  # looked for in SOAP faults (1.7)
+    care_unit: str | None = None  # 1.3
+    care_giver: str | None = None  # 1.6 (GetMedicationHistory)
+    care_contact: str | None = None  # 1.5
+    unknown_care_contact: str | None = None  # 1.9
+    intervals: int = 30  # 1.2.2
+    empty_period: tuple[str, str] | None = None  # 1.2.3
+    manual_period: tuple[str, str] | None = None  # 1.2.4
+    test_string: str | None = None  # 2.2
+    load_patients: tuple[Patient, ...] = ()  # family 6 (data.xml patientId1, patientId2)
+    hidden_consumer: str | None = None  # 7.1
+    filter_string: str | None = None  # 7.1
+    blacklisted_consumer: str | None = None  # 7.2
+    other_consumer: str | None = None  # 7.3
+    chain: tuple[str, str | None] | None = None  # 1.10 (GetMedicationHistory)
+    case_patients: dict[str, Patient] = field(default_factory=dict)  # case number -> patient
+    skip: dict[str, str] = field(default_factory=dict)  # case number -> why the producer cannot show it
+    origin: str = ""
+
+    @property
+    def system(self) -> str:
+        return self.source_system or self.logical_address
+
+    @property
+    def known_patients(self) -> tuple[Patient, ...]:
+        found = [self.patient, self.coordination_patient, self.reserve_patient, *self.more_patients]
+        out: list[Patient] = []
+        for p in found:
+            if p is not None and p not in out:
+                out.append(p)
+        return tuple(out)
+
+
+@dataclass
+class Declaration:
+    contracts: dict[str, ContractDeclaration]
+    load: LoadProfile = field(default_factory=LoadProfile)
+    sources: tuple[str, ...] = ()
+
+
+def load(paths: Sequence[Path]) -> Declaration:
+    """Read one or more declaration files (`.toml`, or the official `data.xml`, one per contract)."""
+    if not paths:
+        raise DeclarationError("no declaration given (--data FILE)")
+    contracts: dict[str, ContractDeclaration] = {}
+    load_profile = LoadProfile()
+    for path in paths:
+        if path.suffix.lower() == ".toml":
+            found, load_profile = _from_toml(path)
+        else:
+            found = [_from_data_xml(path)]
+        for decl in found:
+            if decl.contract.name in contracts:
+                raise DeclarationError(f"{path}: {decl.contract.name} is declared twice "
+                                       f"(also in {contracts[decl.contract.name].origin})")
+            contracts[decl.contract.name] = decl
+    return Declaration(contracts, load_profile, tuple(str(p) for p in paths))
+
+
+# -- TOML ---------------------------------------------------------------------------------------------------
+_STRINGS = ("url", "logical_address", "source_system", "consumer", "personnummer", "samordningsnummer",
+            "reservnummer", "reservnummer_type", "unknown_patient", "care_unit", "care_giver", "care_contact",
+            "unknown_care_contact", "test_string", "hidden_consumer", "filter_string", "blacklisted_consumer",
+            "other_consumer", "chain_root", "chain_extension")
+_LISTS = ("more_patients", "patient_names", "load_patients")
+_PERIODS = ("empty_period", "manual_period")
+_TABLES = ("case_patients", "skip")
+_CONTRACT_KEYS = {*_STRINGS, *_LISTS, *_PERIODS, *_TABLES, "intervals"}
+_LOAD_KEYS = {f.name for f in dataclasses.fields(LoadProfile)}
+
+
+def _from_toml(path: Path) -> tuple[list[ContractDeclaration], LoadProfile]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise DeclarationError(f"{path}: {exc}") from None
+    unknown = set(data) - _CONTRACT_KEYS - {"contracts", "load"}
+    if unknown:
+        raise DeclarationError(f"{path}: unknown key(s) {sorted(unknown)}")
+    tables = data.get("contracts")
+    if not isinstance(tables, dict) or not tables:
+        raise DeclarationError(f"{path}: no [contracts.<Name>] table: which contracts does the producer serve?")
+    common = {k: v for k, v in data.items() if k not in ("contracts", "load")}
+    out = []
+    for name, own in tables.items():
+        contract = BY_NAME.get(name)
+        if contract is None:
+            raise DeclarationError(f"{path}: [contracts.{name}]: unknown contract (known: {', '.join(BY_NAME)})")
+        if not isinstance(own, dict):
+            raise DeclarationError(f"{path}: contracts.{name} must be a table")
+        bad = set(own) - _CONTRACT_KEYS
+        if bad:
+            raise DeclarationError(f"{path}: [contracts.{name}]: unknown key(s) {sorted(bad)}")
+        merged = {**common, **own}
+        for table in _TABLES:  # tables add up: top level for every contract, plus the contract's own
+            merged[table] = {**common.get(table, {}), **own.get(table, {})}
+        out.append(_contract_from_toml(contract, merged, f"{path} [contracts.{name}]"))
+    return out, _load_profile(data.get("load", {}), path)
+
+
+def _contract_from_toml(contract: Contract, d: dict, where: str) -> ContractDeclaration:
+    def text(key: str) -> str | None:
+        value = d.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise DeclarationError(f"{where}: {key} must be a non-empty string")
+        return value if key in ("test_string", "filter_string") else value.strip()
+
+    def strings(key: str) -> tuple[str, ...]:
+        value = d.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise DeclarationError(f"{where}: {key} must be a list of non-empty strings")
+        return tuple(v.strip() for v in value)
+
+    def period(key: str) -> tuple[str, str] | None:
+        value = d.get(key)
+        if value is None:
+            return None
+        if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+            raise DeclarationError(f"{where}: {key} must be [\"YYYYMMDD\", \"YYYYMMDD\"]")
+        return _period(value[0], value[1], f"{where}: {key}")
+
+    def table(key: str) -> dict[str, str]:
+        value = d.get(key, {})
+        if not isinstance(value, dict) or not all(isinstance(v, str) and v.strip() for v in value.values()):
+            raise DeclarationError(f"{where}: {key} must map case numbers to strings")
+        return {str(k): v.strip() for k, v in value.items()}
+
+    address = text("logical_address")
+    main = text("personnummer")
+    if not address or not main:
+        raise DeclarationError(f"{where}: logical_address and personnummer are required")
+    coordination = text("samordningsnummer")
+    reserve = text("reservnummer")
+    reserve_type = text("reservnummer_type")
+    if reserve and not reserve_type:
+        raise DeclarationError(f"{where}: reservnummer needs reservnummer_type (the local OID)")
+    chain_root = text("chain_root")
+    intervals = d.get("intervals", 30)
+    if not isinstance(intervals, int) or not 1 <= intervals <= 1000:
+        raise DeclarationError(f"{where}: intervals must be a whole number from 1 to 1000")
+    unknown = text("unknown_patient")
+    return ContractDeclaration(
+        contract=contract,
+        logical_address=address,
+        patient=Patient(main, PERSONNUMMER),
+        url=text("url"),
+        source_system=text("source_system"),
+        consumer=text("consumer"),
+        coordination_patient=Patient(coordination, SAMORDNINGSNUMMER) if coordination else None,
+        reserve_patient=Patient(reserve, reserve_type) if reserve and reserve_type else None,
+        unknown_patient=Patient.national(unknown) if unknown else None,
+        more_patients=tuple(Patient.national(p) for p in strings("more_patients")),
+        patient_names=strings("patient_names"),
+        care_unit=text("care_unit"),
+        care_giver=text("care_giver"),
+        care_contact=text("care_contact"),
+        unknown_care_contact=text("unknown_care_contact"),
+        intervals=intervals,
+        empty_period=period("empty_period"),
+        manual_period=period("manual_period"),
+        test_string=text("test_string"),
+        load_patients=tuple(Patient.national(p) for p in strings("load_patients")),
+        hidden_consumer=text("hidden_consumer"),
+        filter_string=text("filter_string"),
+        blacklisted_consumer=text("blacklisted_consumer"),
+        other_consumer=text("other_consumer"),
+        chain=(chain_root, text("chain_extension")) if chain_root else None,
+        case_patients={k: Patient.national(v) for k, v in table("case_patients").items()},
+        skip=table("skip"),
+        origin=where,
+    )
+
+
+def _load_profile(d: object, path: Path) -> LoadProfile:
+    if not isinstance(d, dict):
+        raise DeclarationError(f"{path}: [load] must be a table")
+    bad = set(d) - _LOAD_KEYS
+    if bad:
+        raise DeclarationError(f"{path}: [load]: unknown key(s) {sorted(bad)}")
+    values: dict = {}
+    for key, value in d.items():
+        if key == "think_seconds":
+            ok = isinstance(value, list) and len(value) == 2 and all(isinstance(v, int | float) and v >= 0
+                                                                     for v in value)
+            if not ok or value[0] > value[1]:
+                raise DeclarationError(f"{path}: [load].think_seconds must be [min, max] seconds")
+            values[key] = (float(value[0]), float(value[1]))
+        elif not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+            raise DeclarationError(f"{path}: [load].{key} must be a positive number")
+        else:
+            values[key] = int(value) if key.endswith(("threads", "_from", "_to")) else float(value)
+    return LoadProfile(**values)
+
+
+def _period(start: str, end: str, where: str) -> tuple[str, str]:
+    start, end = start.strip(), end.strip()
+    if not (_DAY.match(start) and _DAY.match(end)) or start > end:
+        raise DeclarationError(f"{where}: a period is two dates YYYYMMDD, the start not after the end")
+    return start, end
+
+
+# -- the official data.xml ------------------------------------------------------------------------------------
+def _params(el: etree._Element | None) -> dict[str, str]:
+    if el is None:
+        return {}
+    return {c.tag: c.text.strip() if c.tag != "testString" else c.text
+            for c in el if isinstance(c.tag, str) and c.text and c.text.strip()}
+
+
+def _from_data_xml(path: Path) -> ContractDeclaration:
+    try:
+        root = xml.parse(path.read_bytes(), max_bytes=5_000_000)
+    except (OSError, xml.UnsafeXml) as exc:
+        raise DeclarationError(f"{path}: {exc}") from None
+    if root.tag != "testsuite":
+        raise DeclarationError(f"{path}: not a test-suite data.xml (root <{root.tag}>) nor a .toml file")
+    name = (root.findtext("contractName") or "").strip()
+    contract = BY_NAME.get(name)
+    if contract is None:
+        raise DeclarationError(f"{path}: contractName {name!r} is not one of {', '.join(BY_NAME)}")
+    glob = _params(root.find("globaldata"))
+    cases: dict[str, dict[str, str]] = {}
+    for tc in root.iter("testcase"):
+        number = (tc.get("id") or "").split(" ")[0]
+        cases[number] = _params(tc.find("data"))
+    where = f"{path} ({name})"
+
+    def case(number: str, *keys: str) -> str | None:
+        for key in keys:
+            if key in cases.get(number, {}):
+                return cases[number][key]
+        return None
+
+    def param(number: str | None, *keys: str) -> str | None:
+        found = case(number, *keys) if number else None
+        return found or next((glob[k] for k in keys if k in glob), None)
+
+    def patient_of(number: str) -> Patient | None:
+        pid = case(number, "patientId")
+        return Patient(pid, case(number, "patientIdType") or glob.get("patientIdType") or PERSONNUMMER) if pid else None
+
+    def period(number: str) -> tuple[str, str] | None:
+        start = case(number, "timePeriodStart", "datePeriodStart")
+        end = case(number, "timePeriodEnd", "datePeriodEnd")
+        return _period(start, end, f"{where} {number}") if start and end else None
+
+    address, main = glob.get("logicalAddress"), glob.get("patientId")
+    if not address or not main:
+        raise DeclarationError(f"{where}: globaldata needs logicalAddress and patientId")
+    intervals = case("1.2.2", "numberOfIntervals") or "30"
+    if not intervals.isdigit() or not 1 <= int(intervals) <= 1000:
+        raise DeclarationError(f"{where}: 1.2.2 numberOfIntervals must be a whole number from 1 to 1000")
+    reserve = patient_of("1.1.3") or patient_of("1.1.4")
+    chain_root = case("1.10", "ChainIdRoot")
+    load_ids = [case("6.1", k) for k in ("patientId1", "patientId2")]
+    own_cases = {"1.1.1", "1.1.2", "1.1.3", "1.1.4", "1.8"}
+    return ContractDeclaration(
+        contract=contract,
+        logical_address=address,
+        patient=Patient(main, glob.get("patientIdType") or PERSONNUMMER),
+        url=glob.get("webServiceUrl"),
+        source_system=glob.get("sourceSystemHSAId") or glob.get("sourceSystemHSAid"),
+        consumer=glob.get("httpHeaderHsaId"),
+        coordination_patient=patient_of("1.1.2"),
+        reserve_patient=reserve,
+        unknown_patient=patient_of("1.8"),
+        care_unit=param("1.3", "careUnitHSAId", "careUnitHSAid"),
+        care_giver=param("1.6", "careGiverHSAId", "healthcareProviderId"),
+        care_contact=param("1.5", "careContactId"),
+        unknown_care_contact=case("1.9", "careContactId"),
+        intervals=int(intervals),
+        empty_period=period("1.2.3"),
+        manual_period=period("1.2.4"),
+        test_string=case("2.2", "testString"),
+        load_patients=tuple(Patient.national(p) for p in load_ids if p),
+        hidden_consumer=case("7.1", "httpHeaderHsaId2"),
+        filter_string=case("7.1", "filterString"),
+        blacklisted_consumer=case("7.2", "httpHeaderHsaId2"),
+        other_consumer=case("7.3", "httpHeaderHsaId2"),
+        chain=(chain_root, case("1.10", "ChainIdExtension")) if chain_root else None,
+        case_patients={n: p for n in cases if n not in own_cases and (p := patient_of(n)) is not None},
+        origin=where,
+    )
+
+
+def covered(declaration: Declaration, wanted: str) -> list[ContractDeclaration]:
+    """The declarations to run for `--contract` (a contract name or `all`)."""
+    if wanted.lower() == "all":
+        return [declaration.contracts[c] for c in BY_NAME if c in declaration.contracts]
+    names: Iterable[str] = [w.strip() for w in wanted.split(",") if w.strip()]
+    out = []
+    for name in names:
+        if name not in BY_NAME:
+            raise DeclarationError(f"unknown contract {name!r} (known: {', '.join(BY_NAME)}, or all)")
+        if name not in declaration.contracts:
+            raise DeclarationError(f"the declaration does not cover {name}")
+        out.append(declaration.contracts[name])
+    return out

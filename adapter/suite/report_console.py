@@ -1,0 +1,73 @@
+"""Console output: one line per case while the suite runs, then a summary table and the failed cases."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from adapter.suite.cases import Case, Session
+from adapter.suite.results import CaseResult, Status, SuiteResult
+
+_STYLE = {Status.PASSED: "green", Status.FAILED: "bold red", Status.SKIPPED: "yellow"}
+_MARK = {Status.PASSED: "PASS", Status.FAILED: "FAIL", Status.SKIPPED: "SKIP"}
+
+
+def progress(console: Console):
+    """A callback for runner.run that prints each case as it finishes."""
+
+    def show(result: CaseResult) -> None:
+        style = _STYLE[result.status]
+        console.print(f"[{style}]{_MARK[result.status]}[/{style}] {escape(result.contract.name)} "
+                      f"{escape(result.name)} [dim]{result.seconds:.2f} s[/dim]", highlight=False)
+        if result.status is not Status.PASSED:
+            for reason in result.reasons[:5]:
+                console.print(f"      [dim]{escape(_short(reason))}[/dim]", highlight=False)
+            if len(result.reasons) > 5:
+                console.print(f"      [dim]… {len(result.reasons) - 5} more in the reports[/dim]", highlight=False)
+
+    return show
+
+
+def starting(console: Console):
+    """A callback for runner.run announcing the long cases (family 6) before they run."""
+
+    def announce(session: Session, case: Case) -> None:
+        if case.family != 6:
+            return
+        load = session.load
+        plan = {"6.1.1": f"{load.basic_threads} threads for {load.basic_seconds:g} s",
+                "6.1.2": f"{load.endurance_threads} threads for {load.endurance_seconds:g} s",
+                "6.2.1": f"{load.ramp_from} to {load.ramp_to} threads over {load.ramp_seconds:g} s, then recovery"}
+        console.print(f"[dim]…   {escape(session.contract.name)} {escape(case.number)} {escape(case.title)}: "
+                      f"{plan.get(case.number, 'under load')}[/dim]", highlight=False)
+
+    return announce
+
+
+def summary(console: Console, result: SuiteResult) -> None:
+    table = Table(title="Contract suite summary")
+    table.add_column("contract")
+    table.add_column("service address", overflow="fold")
+    for status in Status:
+        table.add_column(status.value, justify="right", style=_STYLE[status])
+    for contract in result.contracts:
+        counts = result.counts(contract.name)
+        table.add_row(f"{contract.name} {contract.version}", result.endpoints.get(contract.name, ""),
+                      *(str(counts[s]) for s in Status))
+    total = result.counts()
+    table.add_row("all", "", *(str(total[s]) for s in Status), style="bold")
+    console.print(table)
+    if result.failed:
+        failed = Table(title="Failed cases", show_lines=True)
+        failed.add_column("contract")
+        failed.add_column("case")
+        failed.add_column("reason", overflow="fold")
+        for case in result.failed:
+            more = f" (+{len(case.reasons) - 1} more)" if len(case.reasons) > 1 else ""
+            failed.add_row(case.contract.name, case.name, escape(_short(case.reasons[0]) + more))
+        console.print(failed)
+
+
+def _short(text: str, limit: int = 240) -> str:
+    return text if len(text) <= limit else text[:limit] + " …"

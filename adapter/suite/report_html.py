@@ -1,0 +1,118 @@
+"""One self-contained HTML file (no scripts, no external resources): every case with its requests, an
+excerpt of each answer and the reason of any failure. Everything from the producer is escaped."""
+
+from __future__ import annotations
+
+import re
+from html import escape
+from pathlib import Path
+
+from lxml import etree
+
+from adapter.rivta import xml
+from adapter.suite.exchange import MAX_ANSWER_BYTES, MAX_DEPTH, Exchange, decode
+from adapter.suite.results import CaseResult, Status, SuiteResult
+
+EXCERPT = 3000  # characters of each request and answer shown
+SHOWN = 4  # exchanges shown in full per case (plus every one a failure names)
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:80rem}
+h1{font-size:1.5rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:left;
+vertical-align:top}th{background:#f3f3f3}
+.passed{color:#17692b}.failed{color:#b00020;font-weight:bold}.skipped{color:#8a6d00}
+details{border:1px solid #ddd;border-radius:4px;margin:.3rem 0;padding:.3rem .6rem}
+details.failed-case{border-color:#b00020}summary{cursor:pointer}
+pre{background:#f7f7f7;padding:.5rem;overflow-x:auto;white-space:pre-wrap;word-break:break-all;font-size:.8rem}
+.meta td:first-child{font-weight:bold}.dim{color:#666}
+"""
+
+
+def _pretty(data: bytes, content_type: str = "") -> str:
+    """The message indented for reading (re-parsed with the hardened parser), its XML declaration kept."""
+    text = decode(data, content_type)
+    try:
+        root = xml.parse(data, max_bytes=MAX_ANSWER_BYTES, max_depth=MAX_DEPTH)
+    except xml.UnsafeXml:
+        return text
+    etree.indent(root, space="  ")
+    prolog = re.match(r"\ufeff?(<\?xml[^>]*\?>)", text)
+    return (prolog.group(1) + "\n" if prolog else "") + etree.tostring(root, encoding="unicode")
+
+
+def _excerpt(text: str) -> str:
+    if len(text) <= EXCERPT:
+        return escape(text)
+    return escape(text[:EXCERPT]) + f'\n<span class="dim">… {len(text) - EXCERPT} more characters</span>'
+
+
+def _exchange(ex: Exchange) -> str:
+    outcome = ex.error or f"HTTP {ex.status}, {ex.content_type or 'no Content-Type'}"
+    headers = "\n".join(f"{k}: {v}" for k, v in ex.headers.items())
+    answer = _excerpt(_pretty(ex.answer, ex.content_type)) if ex.answer else '<span class="dim">(none)</span>'
+    return (f"<h4>{escape(ex.label)} <span class=\"dim\">— {escape(outcome)}, {ex.seconds * 1000:.0f} ms</span></h4>"
+            f"<p class=\"dim\">POST {escape(ex.url)}</p>"
+            f"<details><summary>request</summary><pre>{escape(headers)}\n\n{_excerpt(_pretty(ex.request))}</pre>"
+            f"</details><details open><summary>answer (excerpt)</summary><pre>{answer}</pre></details>")
+
+
+def _case(case: CaseResult) -> str:
+    status = case.status.value
+    parts = [f"<details class=\"{'failed-case' if case.status is Status.FAILED else ''}\""
+             f"{' open' if case.status is Status.FAILED else ''}>",
+             f"<summary><span class=\"{status}\">{status.upper()}</span> <b>{escape(case.number)}</b> "
+             f"{escape(case.title)} <span class=\"dim\">{case.seconds:.2f} s</span></summary>",
+             f"<p>{escape(case.description)}</p>"]
+    if case.reasons:
+        label = "Why it failed" if case.status is Status.FAILED else "Why it was skipped"
+        parts.append(f"<p><b>{label}</b></p><ul>" + "".join(f"<li>{escape(r)}</li>" for r in case.reasons) + "</ul>")
+    if case.notes:
+        parts.append("<p><b>Notes</b></p><ul>" + "".join(f"<li>{escape(n)}</li>" for n in case.notes) + "</ul>")
+    named = [ex for ex in case.exchanges if any(r.startswith(f"{ex.label}:") for r in case.reasons)]
+    shown: list[Exchange] = []
+    for ex in case.exchanges[:SHOWN] + named[:10]:
+        if all(ex is not s for s in shown):
+            shown.append(ex)
+    parts.extend(_exchange(ex) for ex in shown)
+    rest = [ex for ex in case.exchanges if all(ex is not s for s in shown)]
+    if rest:
+        rows = "".join(f"<tr><td>{escape(ex.label)}</td><td>{escape(ex.error or f'HTTP {ex.status}')}</td>"
+                       f"<td>{ex.seconds * 1000:.0f} ms</td></tr>" for ex in rest)
+        parts.append(f"<details><summary>{len(rest)} further calls</summary><table><tr><th>asked</th><th>outcome"
+                     f"</th><th>time</th></tr>{rows}</table></details>")
+    parts.append("</details>")
+    return "".join(parts)
+
+
+def to_html(result: SuiteResult) -> str:
+    finished = result.finished.isoformat(timespec="seconds") if result.finished else "(not finished)"
+    meta = [("started", result.started.isoformat(timespec="seconds")), ("finished", finished),
+            ("declaration", ", ".join(result.declaration)), *result.options.items()]
+    total = result.counts()
+    verdict = "FAILED" if total[Status.FAILED] else "PASSED"
+    out = ["<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
+           "<title>NPÖ contract suite report</title>", f"<style>{_CSS}</style></head><body>",
+           f"<h1>NPÖ contract suite report: <span class=\"{verdict.lower()}\">{verdict}</span></h1>",
+           "<table class=\"meta\">" + "".join(f"<tr><td>{escape(k)}</td><td>{escape(v)}</td></tr>" for k, v in meta)
+           + "</table>",
+           "<h2>Summary</h2><table><tr><th>contract</th><th>service address</th><th>passed</th><th>failed</th>"
+           "<th>skipped</th></tr>"]
+    for contract in result.contracts:
+        c = result.counts(contract.name)
+        out.append(f"<tr><td><a href=\"#{contract.name}\">{escape(contract.name)} {escape(contract.version)}</a></td>"
+                   f"<td>{escape(result.endpoints.get(contract.name, ''))}</td><td class=\"passed\">"
+                   f"{c[Status.PASSED]}</td><td class=\"failed\">{c[Status.FAILED]}</td>"
+                   f"<td class=\"skipped\">{c[Status.SKIPPED]}</td></tr>")
+    out.append(f"<tr><th>all</th><th></th><th>{total[Status.PASSED]}</th><th>{total[Status.FAILED]}</th>"
+               f"<th>{total[Status.SKIPPED]}</th></tr></table>")
+    for contract in result.contracts:
+        out.append(f"<h2 id=\"{contract.name}\">{escape(contract.name)} {escape(contract.version)}</h2>")
+        out.extend(_case(c) for c in result.cases if c.contract == contract)
+    out.append("<p class=\"dim\">Written by npo-adapter contract-test. Cases are numbered after Inera's "
+               "test suites (TF numbers); GetCarePlans cases are derived from its TKB.</p></body></html>")
+    return "".join(out)
+
+
+def write(result: SuiteResult, path: Path) -> None:
+    path.write_text(to_html(result), encoding="utf-8")
