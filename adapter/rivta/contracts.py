@@ -28,15 +28,68 @@ class DateRule(StrEnum):
 
 
 @dataclass(frozen=True)
-class Contract:
-    name: str  # e.g. "GetDiagnosis"
+class Interaction:
+    """A RIVTA BP 2.1 service interaction: names, namespaces, URL path and schema files all follow from the
+    interaction's name, version and service domain (the national naming rules)."""
+
+    name: str  # e.g. "GetDiagnosis", "CheckConsent"
     version: str  # e.g. "2.0"
     domain: str  # e.g. "clinicalprocess:healthcond:description"
-    responder_ns: str
     core_ns: str
-    record_element: str  # repeated element in the response, e.g. "diagnosis"
-    header_element: str  # e.g. "diagnosisHeader"
-    body_element: str
+
+    @property
+    def major(self) -> str:
+        return self.version.split(".")[0]
+
+    @property
+    def responder_ns(self) -> str:
+        return f"urn:riv:{self.domain}:{self.name}Responder:{self.major}"
+
+    @property
+    def interaction_ns(self) -> str:
+        return f"urn:riv:{self.domain}:{self.name}:{self.major}:rivtabp21"
+
+    @property
+    def soap_action(self) -> str:
+        return f"{self.responder_ns}:{self.name}"
+
+    @property
+    def url_path(self) -> str:
+        """The platform's URL pattern, e.g. /clinicalprocess/healthcond/description/GetDiagnosis/2/rivtabp21."""
+        return "/" + self.domain.replace(":", "/") + f"/{self.name}/{self.major}/rivtabp21"
+
+    @property
+    def request_tag(self) -> str:
+        return f"{{{self.responder_ns}}}{self.name}"
+
+    @property
+    def response_element(self) -> str:
+        return f"{self.name}Response"
+
+    @property
+    def response_tag(self) -> str:
+        return f"{{{self.responder_ns}}}{self.response_element}"
+
+    @property
+    def folder(self) -> Path:
+        return CONTRACTS_DIR / self.name / self.version
+
+    @property
+    def responder_xsd(self) -> Path:
+        return self.folder / f"{self.name}Responder_{self.version}.xsd"
+
+    @property
+    def wsdl(self) -> Path:
+        return self.folder / f"{self.name}Interaction_{self.version}_RIVTABP21.wsdl"
+
+
+@dataclass(frozen=True)
+class Contract(Interaction):
+    """An NPÖ read contract the producer serves: its record element and the request-filter semantics."""
+
+    record_element: str = ""  # repeated element in the response, e.g. "diagnosis"
+    header_element: str = ""  # e.g. "diagnosisHeader"
+    body_element: str = ""
     # request element names (GetCareDocumentation 2 spells some with a lower-case "id")
     period_element: str = "datePeriod"
     care_unit_element: str = "careUnitHSAId"
@@ -60,21 +113,8 @@ class Contract:
         return f"{self.name}:{self.major}"
 
     @property
-    def major(self) -> str:
-        return self.version.split(".")[0]
-
-    @property
-    def interaction_ns(self) -> str:
-        return f"urn:riv:{self.domain}:{self.name}:{self.major}:rivtabp21"
-
-    @property
     def soap_action(self) -> str:
-        return self.soap_action_override or f"{self.responder_ns}:{self.name}"
-
-    @property
-    def url_path(self) -> str:
-        """The platform's URL pattern, e.g. /clinicalprocess/healthcond/description/GetDiagnosis/2/rivtabp21."""
-        return "/" + self.domain.replace(":", "/") + f"/{self.name}/{self.major}/rivtabp21"
+        return self.soap_action_override or super().soap_action
 
     @property
     def result_ns(self) -> tuple[str, str]:
@@ -83,22 +123,6 @@ class Contract:
             return self.result_ns_override, self.result_ns_override
         return self.responder_ns, self.core_ns
 
-    @property
-    def response_element(self) -> str:
-        return f"{self.name}Response"
-
-    @property
-    def folder(self) -> Path:
-        return CONTRACTS_DIR / self.name / self.version
-
-    @property
-    def responder_xsd(self) -> Path:
-        return self.folder / f"{self.name}Responder_{self.version}.xsd"
-
-    @property
-    def wsdl(self) -> Path:
-        return self.folder / f"{self.name}Interaction_{self.version}_RIVTABP21.wsdl"
-
 
 _HC = "clinicalprocess:healthcond:description"
 
@@ -106,7 +130,6 @@ GET_DIAGNOSIS = Contract(
     name="GetDiagnosis",
     version="2.0",
     domain=_HC,
-    responder_ns=f"urn:riv:{_HC}:GetDiagnosisResponder:2",
     core_ns=HEALTHCOND_CORE,
     record_element="diagnosis",
     header_element="diagnosisHeader",
@@ -122,7 +145,6 @@ GET_FUNCTIONAL_STATUS = Contract(
     name="GetFunctionalStatus",
     version="2.0",
     domain=_HC,
-    responder_ns=f"urn:riv:{_HC}:GetFunctionalStatusResponder:2",
     core_ns=HEALTHCOND_CORE,
     record_element="functionalStatusAssessment",
     header_element="functionalStatusAssessmentHeader",
@@ -137,7 +159,6 @@ GET_CARE_DOCUMENTATION = Contract(
     name="GetCareDocumentation",
     version="2.1",
     domain=_HC,
-    responder_ns=f"urn:riv:{_HC}:GetCareDocumentationResponder:2",
     core_ns=HEALTHCOND_CORE,
     record_element="careDocumentation",
     header_element="careDocumentationHeader",
@@ -158,7 +179,6 @@ GET_MEDICATION_HISTORY = Contract(
     name="GetMedicationHistory",
     version="2.2",
     domain=_AA,
-    responder_ns=f"urn:riv:{_AA}:GetMedicationHistoryResponder:2",
     core_ns=ACTOUTCOME_CORE,
     record_element="medicationMedicalRecord",
     header_element="medicationMedicalRecordHeader",
@@ -175,7 +195,6 @@ GET_CARE_PLANS = Contract(
     name="GetCarePlans",
     version="2.0",
     domain="clinicalprocess:logistics:logistics",
-    responder_ns="urn:riv:clinicalprocess:logistics:logistics:GetCarePlansResponder:2",
     # The national WSDL's soapAction omits the second "logistics".
     soap_action_override="urn:riv:clinicalprocess:logistics:GetCarePlansResponder:2:GetCarePlans",
     core_ns=LOGISTICS_CORE,

@@ -3,13 +3,11 @@ project's own schema. The clients and the local stand-ins (adapter/stubs) both r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 from lxml import etree
 
-from adapter.rivta.contracts import CONTRACTS_DIR
+from adapter.rivta.contracts import Interaction
 
 # Logical address of Inera's national services (national block service, national log service).
 NATIONAL_HSA_ID = "SE165565594230-1000"
@@ -25,49 +23,8 @@ BLOCKING_NS = "urn:riv:informationsecurity:authorization:blocking:4"
 LOG_NS = "urn:riv:informationsecurity:auditing:log:2"
 
 
-@dataclass(frozen=True)
-class NationalService:
-    name: str  # e.g. "CheckConsent"
-    version: str  # e.g. "2.0"
-    domain: str  # e.g. "informationsecurity:authorization:consent"
-    core_ns: str
-
-    @property
-    def major(self) -> str:
-        return self.version.split(".")[0]
-
-    @property
-    def responder_ns(self) -> str:
-        return f"urn:riv:{self.domain}:{self.name}Responder:{self.major}"
-
-    @property
-    def soap_action(self) -> str:
-        return f"{self.responder_ns}:{self.name}"
-
-    @property
-    def url_path(self) -> str:
-        """The platform's URL pattern, e.g. /informationsecurity/authorization/consent/CheckConsent/2/rivtabp21."""
-        return "/" + self.domain.replace(":", "/") + f"/{self.name}/{self.major}/rivtabp21"
-
-    @property
-    def request_tag(self) -> str:
-        return f"{{{self.responder_ns}}}{self.name}"
-
-    @property
-    def response_tag(self) -> str:
-        return f"{{{self.responder_ns}}}{self.name}Response"
-
-    @property
-    def folder(self) -> Path:
-        return CONTRACTS_DIR / self.name / self.version
-
-    @property
-    def responder_xsd(self) -> Path:
-        return self.folder / f"{self.name}Responder_{self.version}.xsd"
-
-    @property
-    def wsdl(self) -> Path:
-        return self.folder / f"{self.name}Interaction_{self.version}_RIVTABP21.wsdl"
+# The national services are RIVTA interactions like the contracts the producer serves: described the same way.
+NationalService = Interaction
 
 
 CHECK_CONSENT = NationalService("CheckConsent", "2.0", "informationsecurity:authorization:consent", CONSENT_NS)
