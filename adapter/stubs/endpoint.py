@@ -126,16 +126,16 @@ def _add_service(app: FastAPI, service: NationalService, handler: Handler) -> No
         return Response("not found", status_code=404, media_type="text/plain")
 
     async def answer(request: Request) -> Response:
-        data = await _read_capped(request)
+        data = await read_capped(request, MAX_REQUEST_BYTES)
         behaviour: Behaviour = app.state.behaviour
-        if behaviour.pause() > 0 and not await _pause(request, behaviour.pause()):
+        if behaviour.pause() > 0 and not await pause(request, behaviour.pause()):
             return Response(status_code=499)  # the caller gave up; nobody reads this
         if behaviour.mode is Mode.DOWN:
             return Response("service unavailable (stand-in switched down)", status_code=503, media_type="text/plain")
         if behaviour.mode is Mode.FAULT:
             return _fault("service temporarily unavailable (stand-in in fault mode)", client=False)
         if behaviour.mode is Mode.CLOSE:
-            return _DroppedConnection()
+            return DroppedConnection()
         if data is None:
             return _fault(f"invalid request: larger than {MAX_REQUEST_BYTES} bytes", status=413)
         try:
@@ -164,7 +164,7 @@ def _add_service(app: FastAPI, service: NationalService, handler: Handler) -> No
     app.add_api_route(service.url_path, answer, methods=["POST"], include_in_schema=False)
 
 
-class _DroppedConnection(Response):
+class DroppedConnection(Response):
     """Starts a response and ends without its body: an ASGI server must then drop the connection."""
 
     async def __call__(self, scope, receive, send) -> None:  # type: ignore[override]
@@ -172,17 +172,18 @@ class _DroppedConnection(Response):
                     "headers": [(b"content-type", soap.CONTENT_TYPE.encode()), (b"content-length", b"4096")]})
 
 
-async def _read_capped(request: Request) -> bytes | None:
+async def read_capped(request: Request, limit: int) -> bytes | None:
+    """The request body, or None when it is larger than `limit` bytes (read no further)."""
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_REQUEST_BYTES:
+        if size > limit:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-async def _pause(request: Request, seconds: float) -> bool:
+async def pause(request: Request, seconds: float) -> bool:
     """Wait, but stop early (False) when the caller hangs up: a slow answer nobody waits for should not
     keep the server from shutting down."""
     loop = asyncio.get_running_loop()

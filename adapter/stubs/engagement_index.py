@@ -73,6 +73,8 @@ from adapter.mapping.timefmt import timestamp
 from adapter.rivta import soap
 from adapter.rivta.contracts import SOAP_NS
 from adapter.rivta.wsdl import ContractDocuments
+from adapter.stubs.endpoint import DroppedConnection, read_capped
+from adapter.stubs.endpoint import pause as pause_unless_gone
 
 log = logging.getLogger("adapter.stubs.engagement_index")
 
@@ -393,36 +395,6 @@ class _UpdateInteraction:
     wsdl: Path = UPDATE_WSDL  # all ContractDocuments reads
 
 
-class _DroppedAnswer(Response):
-    """Starts a 200 answer, sends a few bytes and returns without finishing it: uvicorn closes the connection."""
-
-    async def __call__(self, scope, receive, send) -> None:  # type: ignore[override]
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", soap.CONTENT_TYPE.encode()), (b"content-length", b"4096")]})
-        await send({"type": "http.response.body", "body": b"<?xml version=", "more_body": True})
-
-
-async def _pause(request: Request, seconds: float) -> None:
-    """Wait, but stop early when the caller hangs up: nobody waits for the answer, and a long pause must not
-    hold up the server's shutdown."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while (left := deadline - loop.time()) > 0:
-        await asyncio.sleep(min(0.05, left))
-        if await request.is_disconnected():
-            return
-
-
-async def _read_capped(request: Request) -> bytes | None:
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_REQUEST_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def create_app(stub: EngagementIndexStub | None = None) -> FastAPI:
     """The stand-in as an ASGI app; the stub is at `app.state.stub`."""
     stub = stub or EngagementIndexStub()
@@ -442,7 +414,7 @@ def create_app(stub: EngagementIndexStub | None = None) -> FastAPI:
 
     @app.post(URL_PATH, include_in_schema=False)
     async def update(request: Request) -> Response:
-        data = await _read_capped(request)
+        data = await read_capped(request, MAX_REQUEST_BYTES)
         if data is None:
             return Response(soap.fault(f"request larger than {MAX_REQUEST_BYTES} bytes"), status_code=413,
                             media_type=soap.CONTENT_TYPE)
@@ -451,7 +423,7 @@ def create_app(stub: EngagementIndexStub | None = None) -> FastAPI:
         mode, delay = stub.take_mode()
         pause = delay or (DEFAULT_SLOW_DELAY if mode is Mode.SLOW else 0.0)
         if pause:
-            await _pause(request, pause)
+            await pause_unless_gone(request, pause)
         if mode is Mode.DOWN:
             stub.log_unprocessed(data, mode=mode, **seen)
             return Response("service unavailable (stand-in mode down)", status_code=503, media_type="text/plain")
@@ -461,7 +433,7 @@ def create_app(stub: EngagementIndexStub | None = None) -> FastAPI:
                             status_code=500, media_type=soap.CONTENT_TYPE)
         status, answer = await asyncio.to_thread(stub.handle, data, mode=mode, **seen)
         if mode is Mode.CLOSE:
-            return _DroppedAnswer()
+            return DroppedConnection()
         return Response(answer, status_code=status, media_type=soap.CONTENT_TYPE)
 
     @app.get("/health")
