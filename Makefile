@@ -6,7 +6,7 @@ STORE  ?= sqlite:///var/demo.db
 HOST   ?= 127.0.0.1
 PORT   ?= 8443
 
-.PHONY: run test lint demo-data clean
+.PHONY: run test demo-data bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,19 @@ run: $(VENV)/.installed
 	$(BIN)/npo-adapter serve --store $(STORE) --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed
-	$(BIN)/ruff check adapter tests
+	$(BIN)/ruff check adapter tests bench
 	$(BIN)/python -m pytest
+
+# Benchmarks: figures and ratios against baselines measured in the same run (bench/README.md); exits
+# non-zero when a target is missed. NPO_BENCH_SCALE=0.1 for a quick run.
+bench: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	status=0; for b in producer_throughput large_answers ingest_rate fanout; do \
+	  $(BIN)/python -m bench.$$b || status=1; done; exit $$status
+
+# The official suite's load profiles at full length (10 threads 180 s, 5 threads 30 min, ramp 10-100).
+soak: $(VENV)/.installed
+	$(BIN)/python -m bench.soak all
 
 demo-data: $(VENV)/.installed
 	$(BIN)/npo-adapter demo generate

@@ -17,6 +17,8 @@ class Settings(BaseSettings):
     # Largest accepted SOAP request body; requests are small (a patient id and filters).
     max_request_bytes: int = 256 * 1024
     max_xml_depth: int = 64
+    # Longest wait for a request's body once its headers arrived (a slowloris caller is answered with 408).
+    max_request_seconds: float = 10.0
 
     # Engagement index (EI) updates. Without ei_url, no updates are sent (the outbox still fills).
     ei_url: str | None = None  # e.g. https://ei.example/itintegration/engagementindex/Update/1/rivtabp21

@@ -9,6 +9,7 @@ run that dies midway leaves every stored record whole.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -60,6 +61,8 @@ def validate(raw: dict) -> Any:
         model = get_fhir_model_class(str(rtype))
     except (KeyError, ValueError):
         raise InvalidResource(f"resourceType: unknown resource type {str(rtype)[:40]!r}") from None
+    if _NOT_FOR_XML.search(orjson.dumps(raw)) and (where := _unfit_path(raw)) is not None:
+        raise InvalidResource(f"{where}: holds a control character XML cannot carry")
     try:
         return model.model_validate(raw)
     except pydantic.ValidationError as exc:
@@ -68,11 +71,42 @@ def validate(raw: dict) -> Any:
         raise InvalidResource(f"invalid content ({type(exc).__name__})") from None
 
 
+_ELEMENT = re.compile(r"^[a-z_][A-Za-z0-9_]{0,63}$")  # FHIR element names start in lower case
+# Characters JSON may carry but XML 1.0 may not (C0 controls except tab, newline, carriage return; U+FFFE/FFFF),
+# as orjson writes them: found by fuzzing, they reached the RIVTA rendering and failed there.
+_NOT_FOR_XML = re.compile(rb"\\u00(?:0[0-8bBcCeEfF]|1[0-9a-fA-F])|\\[bf]|\xef\xbf[\xbe\xbf]")
+_BAD_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _shown_path(path: tuple | list) -> str:
+    """A location in a resource with only element names and indexes shown: anything else is input."""
+    return ".".join(p if isinstance(p, str) and _ELEMENT.match(p) else str(p) if isinstance(p, int) else "?"
+                    for p in path) or "(resource)"
+
+
+def _unfit_path(node: Any, path: tuple = ()) -> str | None:
+    """Where the first string XML cannot carry sits, as a path of element names (never the value)."""
+    if isinstance(node, str):
+        return _shown_path(path) if _BAD_CHAR.search(node) else None
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        if isinstance(key, str) and _BAD_CHAR.search(key):
+            return _shown_path(path)
+        found = _unfit_path(value, (*path, key))
+        if found is not None:
+            return found
+    return None
+
+
 def _describe(exc: pydantic.ValidationError) -> str:
     parts = []
     for err in exc.errors(include_input=False, include_url=False)[:5]:
-        loc = ".".join(str(p) for p in err["loc"]) or "(resource)"
-        parts.append(f"{loc}: {err['msg']}")
+        path, msg = list(err["loc"]), err["msg"]
+        if err["type"] == "extra_forbidden":
+            # An unknown element's name is input: shown only when it looks like an element name (not, say,
+            # a personnummer or a name used as a key).
+            msg = "an element FHIR R4B does not define"
+        parts.append(f"{_shown_path(path)}: {msg}")
     more = exc.error_count() - len(parts)
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 

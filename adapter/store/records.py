@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 
-from sqlalchemy import and_, delete, exists, func, or_, select
+from sqlalchemy import Select, and_, bindparam, delete, exists, func, or_, select
 from sqlalchemy.engine import Connection, Engine
 
 from adapter.mapping.record import Record
@@ -133,48 +134,64 @@ class RecordQuery:
 
 
 def query(conn: Connection, q: RecordQuery) -> Iterator[bytes]:
-    contract = BY_NAME[q.contract]
+    """The fragments answering `q`, in publishing order. The statement is built once per filter shape with
+    bound parameters (answering is the hot path: building and cache-keying a fresh statement for every
+    request cost about three times the query itself)."""
+    stmt = _statement(q.contract, bool(q.care_units), bool(q.hidden_care_units), bool(q.care_givers),
+                      bool(q.care_contacts), bool(q.chain_id), bool(q.status),
+                      q.period_start is not None, q.period_end is not None)
+    params = {
+        "contract": q.contract, "source_system": q.source_system, "patient_id": q.patient_id,
+        "patient_type": q.patient_type, "care_units": [u.upper() for u in q.care_units],
+        "hidden": [u.upper() for u in q.hidden_care_units], "care_givers": [g.upper() for g in q.care_givers],
+        "care_contacts": list(q.care_contacts), "chain_id": q.chain_id, "status": q.status,
+        "start": q.period_start, "end": q.period_end,
+    }
+    yield from conn.execute(stmt, params).scalars()
+
+
+@lru_cache(maxsize=512)
+def _statement(contract_name: str, care_units: bool, hidden: bool, care_givers: bool, care_contacts: bool,
+               chain_id: bool, status: bool, start: bool, end: bool) -> Select:
+    contract = BY_NAME[contract_name]
     where = [
-        records.c.contract == q.contract,
-        records.c.source_system == q.source_system,
-        records.c.patient_id == q.patient_id,
-        records.c.patient_type == q.patient_type,
+        records.c.contract == bindparam("contract"),
+        records.c.source_system == bindparam("source_system"),
+        records.c.patient_id == bindparam("patient_id"),
+        records.c.patient_type == bindparam("patient_type"),
     ]
-    if q.care_units:
-        where.append(func.upper(records.c.care_unit).in_([u.upper() for u in q.care_units]))
-    if q.hidden_care_units:
+    if care_units:
+        where.append(func.upper(records.c.care_unit).in_(bindparam("care_units", expanding=True)))
+    if hidden:
         where.append(
             or_(records.c.care_unit.is_(None),
-                func.upper(records.c.care_unit).not_in([u.upper() for u in q.hidden_care_units]))
+                func.upper(records.c.care_unit).not_in(bindparam("hidden", expanding=True)))
         )
-    if q.care_givers:
-        where.append(func.upper(records.c.care_giver).in_([g.upper() for g in q.care_givers]))
-    if q.care_contacts:
-        where.append(records.c.care_contact.in_(q.care_contacts))
-    if q.chain_id:
-        where.append(records.c.chain_id == q.chain_id)
-    if q.status:
-        where.append(records.c.status == q.status)
-    where.extend(_period_clause(contract.date_rule, q))
-    stmt = select(records.c.fragment).where(and_(*where)).order_by(records.c.pk)
-    for row in conn.execute(stmt):
-        yield row.fragment
+    if care_givers:
+        where.append(func.upper(records.c.care_giver).in_(bindparam("care_givers", expanding=True)))
+    if care_contacts:
+        where.append(records.c.care_contact.in_(bindparam("care_contacts", expanding=True)))
+    if chain_id:
+        where.append(records.c.chain_id == bindparam("chain_id"))
+    if status:
+        where.append(records.c.status == bindparam("status"))
+    where.extend(_period_clause(contract.date_rule, start, end))
+    return select(records.c.fragment).where(and_(*where)).order_by(records.c.pk)
 
 
-def _period_clause(rule: DateRule, q: RecordQuery) -> Iterable:
-    start, end = q.period_start, q.period_end
-    if start is None and end is None:
+def _period_clause(rule: DateRule, start: bool, end: bool) -> list:
+    if not start and not end:
         return []
     if rule is DateRule.OVERLAP:
         clauses = []
-        if end is not None:
-            clauses.append(or_(records.c.period_start.is_(None), records.c.period_start <= end))
-        if start is not None:
-            clauses.append(or_(records.c.period_end.is_(None), records.c.period_end >= start))
+        if end:
+            clauses.append(or_(records.c.period_start.is_(None), records.c.period_start <= bindparam("end")))
+        if start:
+            clauses.append(or_(records.c.period_end.is_(None), records.c.period_end >= bindparam("start")))
         return clauses
     cond = [record_days.c.record_pk == records.c.pk]
-    if start is not None:
-        cond.append(record_days.c.day >= start)
-    if end is not None:
-        cond.append(record_days.c.day <= end)
+    if start:
+        cond.append(record_days.c.day >= bindparam("start"))
+    if end:
+        cond.append(record_days.c.day <= bindparam("end"))
     return [exists().where(and_(*cond))]

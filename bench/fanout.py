@@ -1,0 +1,96 @@
+"""Benchmark 4: the consumer's fan-out (adapter.consumer.fetch.fetch_all) for one patient's overview:
+10 producers x 5 contracts over mTLS, each producer answering after a set delay (50 ms ... 500 ms).
+
+Each producer is its own process (the gateway's TLS set-up, a handler that waits its delay and returns a
+real answer of the demo patient). Baseline in the same run: the slowest producer alone, asked for its five
+contracts by the same client. Target: fan-out wall time <= the slowest producer's delay + 50 ms; the same
+bound is also checked against the measured slowest-alone time. A fresh client per run (TLS handshakes
+included), median of several runs.
+`python -m bench.fanout` (NPO_BENCH_SCALE lowers the number of runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+
+from adapter.consumer.fetch import FetchSettings, Outcome, Source, fetch_all
+from adapter.demo.generate import generate
+from adapter.ingest import ingest
+from adapter.rivta import soap
+from adapter.rivta.contracts import CONTRACTS
+from adapter.store import records as store
+from adapter.store.engine import open_store
+from bench.report import Report, scale
+from bench.servers import client_context, dev_pki, fixed_server, free_port
+
+PRODUCERS = 10
+DELAYS = tuple(0.05 * (i + 1) for i in range(PRODUCERS))  # 50 ms ... 500 ms
+PNR = "191212121212"
+SOURCE = "SE2120001231-SYS1"
+
+
+def answers(folder: Path) -> Path:
+    """One answer file holding the demo patient's GetDiagnosis answer (every contract is asked; each
+    producer returns the answer of the contract in its path)."""
+    generate(folder / "demo")
+    engine = open_store(f"sqlite:///{folder}/store.db")
+    assert not ingest(engine, [folder / "demo"]).rejected
+    out = folder / "answers"
+    out.mkdir()
+    for c in CONTRACTS:
+        with engine.connect() as conn:
+            fragments = list(store.query(conn, store.RecordQuery(c.name, SOURCE, PNR, "1.2.752.129.2.1.3.1")))
+        body = b"".join(soap.response_parts(c, fragments, soap.result_element(c, "OK", soap.new_log_id())))
+        (out / f"{c.name}.xml").write_bytes(body)
+    return out
+
+
+async def overview(sources: list[Source], ctx) -> tuple[float, list]:
+    async with httpx.AsyncClient(verify=ctx, trust_env=False, limits=httpx.Limits(max_connections=200)) as client:
+        t = time.perf_counter()
+        results = await fetch_all(client, sources, PNR, "1.2.752.129.2.1.3.1", FetchSettings(deadline=20))
+        return time.perf_counter() - t, results
+
+
+def main() -> int:
+    report = Report("fanout")
+    runs = max(3, round(9 * scale()))
+    with tempfile.TemporaryDirectory(prefix="npo-bench-") as tmp, ExitStack() as stack:
+        folder = Path(tmp)
+        pki = dev_pki(folder / "pki")
+        answer_dir = answers(folder)
+        sources = []
+        for i, delay in enumerate(DELAYS):
+            srv = stack.enter_context(fixed_server(answer_dir, pki, free_port(), folder / f"p{i}.log", delay=delay))
+            sources.append(Source(f"producer {i} ({delay * 1000:.0f} ms)", srv.url, SOURCE))
+        ctx = client_context(pki)
+        walls, alone = [], []
+        for _ in range(runs):
+            wall, results = asyncio.run(overview(sources, ctx))
+            bad = [r for r in results if r.outcome is not Outcome.DATA]
+            assert not bad, [(r.source.name, r.contract.name, r.reason) for r in bad[:3]]
+            assert len(results) == PRODUCERS * len(CONTRACTS)
+            walls.append(wall)
+            alone.append(asyncio.run(overview(sources[-1:], ctx))[0])
+    slowest = max(DELAYS)
+    wall, single = statistics.median(walls), statistics.median(alone)
+    report.add("set_up", producers=PRODUCERS, contracts=len(CONTRACTS), calls=PRODUCERS * len(CONTRACTS),
+               delays_ms=f"{min(DELAYS) * 1000:.0f}..{slowest * 1000:.0f}", runs=runs)
+    report.add("fan_out", median_s=wall, max_s=max(walls), min_s=min(walls))
+    report.add("slowest_alone", median_s=single, overhead_vs_alone_ms=(wall - single) * 1000)
+    report.add("overhead", over_slowest_delay_ms=(wall - slowest) * 1000)
+    report.at_most("fan-out wall time - slowest producer's delay (ms, median)", (wall - slowest) * 1000, 50.0)
+    report.at_most("fan-out wall time - slowest producer alone (ms, median)", (wall - single) * 1000, 50.0)
+    return report.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
