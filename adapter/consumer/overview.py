@@ -7,6 +7,7 @@ Bundle, CLI table, web page) shows the result with a status per source and the n
 
 from __future__ import annotations
 
+import contextlib
 import tomllib
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -176,25 +177,40 @@ def patient_type_of(patient_id: str) -> str:
 
 
 async def register_unit_consent(config: ConsumerConfig, user: UserContext, patient_id: str,
-                                patient_type: str | None = None) -> str:
+                                patient_type: str | None = None, client: httpx.AsyncClient | None = None) -> str:
     """Register the patient's consent for the user's care unit with the national consent service."""
     actor = AccessingActor(user.employee_hsa_id, user.care_giver_hsa_id, user.care_unit_hsa_id)
-    verify = client_context(str(config.client_cert), str(config.client_key), str(config.ca))
-    async with httpx.AsyncClient(verify=verify, trust_env=False, timeout=config.service_timeout) as client:
+    async with _client(config, client) as client:
         return await consent.register_consent(client, config.services.url(REGISTER_EXTENDED_CONSENT),
                                               config.services.consent_address, actor, patient_id, emergency=False,
                                               reason=None, valid_until=None,
                                               patient_type=patient_type or patient_type_of(patient_id))
 
 
+def new_client(config: ConsumerConfig) -> httpx.AsyncClient:
+    """The consumer's mTLS client. A long-running consumer (the staff page) keeps one, so connections to
+    producers and national services stay open between overviews instead of a TLS handshake per call."""
+    verify = client_context(str(config.client_cert), str(config.client_key), str(config.ca))
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=100, keepalive_expiry=60)
+    return httpx.AsyncClient(verify=verify, trust_env=False, timeout=config.service_timeout, limits=limits)
+
+
+@contextlib.asynccontextmanager
+async def _client(config: ConsumerConfig, client: httpx.AsyncClient | None):
+    if client is not None:
+        yield client
+        return
+    async with new_client(config) as fresh:
+        yield fresh
+
+
 async def build_overview(config: ConsumerConfig, engine: Engine, user: UserContext, patient_id: str,
                          patient_type: str = codes.PERSONNUMMER, *, emergency_reason: str | None = None,
-                         faults: FaultMemory | None = None) -> Overview:
+                         faults: FaultMemory | None = None, client: httpx.AsyncClient | None = None) -> Overview:
     emergency_reason = (emergency_reason or "").strip() or None
     actor = AccessingActor(user.employee_hsa_id, user.care_giver_hsa_id, user.care_unit_hsa_id)
-    verify = client_context(str(config.client_cert), str(config.client_key), str(config.ca))
     notices: list[str] = []
-    async with httpx.AsyncClient(verify=verify, trust_env=False, timeout=config.service_timeout) as client:
+    async with _client(config, client) as client:
         results = await fetch_all(client, list(config.sources), patient_id, patient_type, config.fetch, faults)
         merged = merge(results)
 

@@ -66,7 +66,7 @@ async def _overview(request: Request, body: OverviewRequest) -> Overview:
     try:
         return await build_overview(_config(request), request.app.state.engine, user, body.patient,
                                     patient_type_of(body.patient), emergency_reason=body.emergency_reason,
-                                    faults=request.app.state.faults)
+                                    faults=request.app.state.faults, client=request.app.state.client)
     except PdlServiceError as exc:
         raise ApiError(503, f"{exc.service} kunde inte nås ({exc.reason})") from None
 
@@ -104,7 +104,7 @@ async def consent(request: Request, body: ConsentRequest) -> ConsentRegistered:
     user, assignment = _user(request, body.employee, body.care_unit)
     try:
         assertion_id = await register_unit_consent(_config(request), user, body.patient,
-                                                   patient_type_of(body.patient))
+                                                   patient_type_of(body.patient), client=request.app.state.client)
     except ServiceRefused as exc:
         raise ApiError(502, f"samtyckestjänsten registrerade inte samtycket ({exc.reason})") from None
     except PdlServiceError as exc:

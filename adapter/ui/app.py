@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.engine import Engine
 
 from adapter.consumer.fetch import FaultMemory
-from adapter.consumer.overview import ConsumerConfig
+from adapter.consumer.overview import ConsumerConfig, new_client
 from adapter.ui import api
 from adapter.ui.errors import ApiError, InternalErrors, SecurityHeaders, api_error, invalid_request
 from adapter.ui.log_flush import LogFlusher
@@ -45,11 +45,13 @@ def create_ui_app(config: ConsumerConfig, engine: Engine, *, log_flush_interval:
     flusher = LogFlusher(config, engine, log_flush_interval)
 
     @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app_: FastAPI) -> AsyncIterator[None]:
         flusher.start()
+        app_.state.client = new_client(config)  # kept open: no TLS handshakes per overview
         try:
             yield
         finally:
+            await app_.state.client.aclose()
             await flusher.stop()
 
     # Swagger UI and ReDoc load scripts from a CDN: not on the hospital network. The document is at /openapi.json.
@@ -58,6 +60,7 @@ def create_ui_app(config: ConsumerConfig, engine: Engine, *, log_flush_interval:
                   generate_unique_id_function=lambda route: route.name)  # operationId: the function's name
     app.state.config = config
     app.state.engine = engine
+    app.state.client = None  # set while the app runs (lifespan); per-request clients otherwise
     app.state.faults = FaultMemory()  # no repeat of a faulted call for 5 minutes, across requests
     app.state.log_flusher = flusher
     app.add_exception_handler(RequestValidationError, invalid_request)
