@@ -62,3 +62,16 @@ class StoreUrls:
             for schema in self.schemas:
                 conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         engine.dispose()
+
+
+def engine_for(request, folder: Path, name: str = "store"):
+    """A fresh store on `request.param`'s backend for a parametrised (module or session) fixture; cleaned
+    up when the fixture ends."""
+    from adapter.store.engine import open_store
+
+    require(request.param)
+    urls = StoreUrls(folder)
+    request.addfinalizer(urls.cleanup)
+    engine = open_store(urls.url(request.param, name))
+    request.addfinalizer(engine.dispose)
+    return engine

@@ -19,22 +19,22 @@ from adapter.gateway.pki import DevPki
 from adapter.gateway.tls import TlsContexts, TlsFiles
 from adapter.ingest import ingest
 from adapter.producer.app import Access, create_app
-from adapter.store.engine import open_store
 from tests.conftest import free_port
 from tests.samples import WORLD, bundle, condition, support_bundle
+from tests.stores import BACKENDS, engine_for
 
 AUTHORISATIONS = Path(__file__).resolve().parents[2] / "config" / "authorisations.dev.toml"
 HIDDEN_FROM = "SE2321000016-7HID"
 
 
-@pytest.fixture(scope="session")
-def engine(tmp_path_factory):
+@pytest.fixture(scope="session", params=BACKENDS)
+def engine(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp("gw-store")
     resources = [e["resource"] for e in support_bundle()["entry"]]
     data = bundle(*resources, condition("c-home", identifier="d-home", staff=0),
                   condition("c-housing", identifier="d-housing", staff=1))
     (folder / "d.json").write_bytes(orjson.dumps(data))
-    eng = open_store(f"sqlite:///{folder}/s.db")
+    eng = engine_for(request, folder, "s")
     assert not ingest(eng, [folder / "d.json"]).rejected
     return eng
 

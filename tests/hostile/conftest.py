@@ -10,6 +10,7 @@ import pytest
 
 from adapter.demo.world import default_world
 from tests.conftest import RunningServer, free_port
+from tests.stores import BACKENDS, engine_for
 
 WORLD = default_world()
 # Personnummer and names of the demo world's patients (staff names are not patient data, but are kept out too).
@@ -27,15 +28,14 @@ def loud_records(caplog) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
-@pytest.fixture(scope="session")
-def demo_engine(tmp_path_factory):
+@pytest.fixture(scope="session", params=BACKENDS)
+def demo_engine(request, tmp_path_factory):
     from adapter.demo.generate import generate
     from adapter.ingest import ingest
-    from adapter.store.engine import open_store
 
     folder = tmp_path_factory.mktemp("hostile")
     generate(folder / "demo")
-    engine = open_store(f"sqlite:///{folder}/demo.db")
+    engine = engine_for(request, folder, "demo")
     assert not ingest(engine, [folder / "demo"]).rejected
     return engine
 

@@ -30,7 +30,6 @@ from adapter.mapping.fhir_to_rivta.care_documentation import (
 from adapter.mapping.record import Record
 from adapter.rivta.contracts import GET_CARE_DOCUMENTATION as GCD
 from adapter.store import records as store
-from adapter.store.engine import open_store
 
 REFERENCE = Path(__file__).resolve().parents[2] / "../shared/reference"
 XSD = (REFERENCE / "rivta/GetCareDocumentation/2.1/interactions/GetCareDocumentationInteraction"
@@ -398,8 +397,8 @@ def test_dispatch_routes_both_resource_types():
     assert_valid(recs)
 
 
-def test_date_filter_sees_every_time(tmp_path):
-    engine = open_store(f"sqlite:///{tmp_path}/s.db")
+def test_date_filter_sees_every_time(new_store, tmp_path):
+    engine = new_store()
     rec = map_doc(rich_docref(), ENCOUNTER)
     with engine.begin() as conn:
         store.publish(conn, "DocumentReference", "note-1", [rec])
@@ -536,7 +535,7 @@ def test_demo_patient_maps_and_is_valid(patient):
             assert r["subject"] == patient.ref
 
 
-def test_demo_ingests_without_rejections(tmp_path):
+def test_demo_ingests_without_rejections(new_store, tmp_path):
     files = [tmp_path / "00-support.json"]
     files[0].write_bytes(orjson.dumps({"resourceType": "Bundle", "type": "collection",
                                        "entry": [{"resource": r} for r in support()]}))
@@ -548,7 +547,7 @@ def test_demo_ingests_without_rejections(tmp_path):
         path.write_bytes(orjson.dumps({"resourceType": "Bundle", "type": "collection",
                                        "entry": [{"resource": r} for r in raws]}))
         files.append(path)
-    engine = open_store(f"sqlite:///{tmp_path}/s.db")
+    engine = new_store()
     report = ingest(engine, files)
     assert report.rejected == []
     assert report.published[GCD.name] == expected

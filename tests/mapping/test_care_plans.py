@@ -23,7 +23,6 @@ from adapter.mapping.fhir_to_rivta.care_plans import map_care_plan
 from adapter.rivta import rules
 from adapter.rivta.contracts import GET_CARE_PLANS as CONTRACT
 from adapter.store import records as store
-from adapter.store.engine import open_store
 
 REFERENCE = Path(__file__).resolve().parents[2] / "../shared/reference"
 XSD = REFERENCE / "rivta/GetCarePlans/2.0/interactions/GetCarePlansInteraction/GetCarePlansResponder_2.0.xsd"
@@ -401,13 +400,13 @@ def test_demo_variety(ctx):
     assert any("Mål" in p and "Insatser och aktiviteter" in p for p in pages)
 
 
-def test_demo_ingests_without_rejections_and_is_xsd_valid(schema, tmp_path):
+def test_demo_ingests_without_rejections_and_is_xsd_valid(new_store, schema, tmp_path):
     bundle = {"resourceType": "Bundle", "type": "collection",
               "entry": [{"resource": r} for r in supporting(WORLD)]
               + [{"resource": r} for rs in demo_resources().values() for r in rs]}
     path = tmp_path / "care-plans.json"
     path.write_bytes(orjson.dumps(bundle))
-    engine = open_store(f"sqlite:///{tmp_path}/s.db")
+    engine = new_store()
     report = ingest(engine, [path])
     assert report.rejected == []
     total = sum(len(rs) for rs in demo_resources().values())
@@ -425,14 +424,14 @@ def test_demo_ingests_without_rejections_and_is_xsd_valid(schema, tmp_path):
     assert found == total
 
 
-def test_date_filter_uses_document_time(tmp_path):
+def test_date_filter_uses_document_time(new_store, tmp_path):
     plans = [minimal(id="cp-jan", created="2024-01-15T08:30:00Z"),
              minimal(id="cp-jun", created="2024-06-30T22:30:00Z")]  # 1 July 00:30 in Sweden
     bundle = {"resourceType": "Bundle", "type": "collection",
               "entry": [{"resource": r} for r in supporting(WORLD) + plans]}
     path = tmp_path / "plans.json"
     path.write_bytes(orjson.dumps(bundle))
-    engine = open_store(f"sqlite:///{tmp_path}/s.db")
+    engine = new_store()
     assert ingest(engine, [path]).rejected == []
 
     def ids(start: str, end: str) -> list[str]:

@@ -23,7 +23,6 @@ from adapter.mapping.fhir_to_rivta import functional_status as fs
 from adapter.rivta import rules
 from adapter.rivta.contracts import GET_FUNCTIONAL_STATUS as GFS
 from adapter.store import records as store
-from adapter.store.engine import open_store
 from adapter.store.tables import record_days
 from adapter.store.tables import records as records_table
 from tests.samples import REFERENCE, official_schema
@@ -443,7 +442,7 @@ def test_rejected(ctx, raw, field):
 
 
 # -- demo data -----------------------------------------------------------------------------------------
-def test_demo_data_ingests_and_is_valid(tmp_path, schema):
+def test_demo_data_ingests_and_is_valid(new_store, tmp_path, schema):
     generated = {p.id: demo.resources(WORLD, p, random.Random(7)) for p in WORLD.patients}
     again = demo.resources(WORLD, WORLD.patients[0], random.Random(7))
     assert again == generated["pat-1"]  # deterministic given the rng
@@ -452,7 +451,7 @@ def test_demo_data_ingests_and_is_valid(tmp_path, schema):
     ]}
     path = tmp_path / "demo.json"
     path.write_bytes(orjson.dumps(bundle))
-    engine = open_store(f"sqlite:///{tmp_path}/s.db")
+    engine = new_store()
     report = ingest(engine, [path])
     assert report.rejected == []
     clinical = [r for rs in generated.values() for r in rs if r["resourceType"] != "Provenance"]

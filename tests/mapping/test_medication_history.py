@@ -26,6 +26,7 @@ from adapter.rivta import rules
 from adapter.rivta.contracts import GET_MEDICATION_HISTORY as CONTRACT
 from adapter.store import records as store
 from adapter.store.engine import open_store
+from tests.stores import BACKENDS, StoreUrls, require
 
 REFERENCE = Path(__file__).resolve().parents[2] / "../shared/reference/rivta/GetMedicationHistory"
 XSD = {
@@ -1144,9 +1145,12 @@ def test_unknown_status_of_statement_is_rejected(ctx):
 
 
 # -- demo data ------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def demo_store(tmp_path_factory):
+@pytest.fixture(scope="module", params=BACKENDS)
+def demo_store(request, tmp_path_factory):
+    require(request.param)
     folder = tmp_path_factory.mktemp("gmh")
+    urls = StoreUrls(folder)
+    request.addfinalizer(urls.cleanup)
     entries = supporting()
     for p in WORLD.patients:
         entries += demo.resources(WORLD, p, random.Random(f"seed-{p.id}"))
@@ -1156,7 +1160,8 @@ def demo_store(tmp_path_factory):
             {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in entries]}
         )
     )
-    engine = open_store(f"sqlite:///{folder}/s.db")
+    engine = open_store(urls.url(request.param))
+    request.addfinalizer(engine.dispose)
     report = ingest(engine, [path])
     return engine, report
 

@@ -38,8 +38,8 @@ from adapter.mapping.rivta_to_fhir import RecordError, collection_bundle, to_fhi
 from adapter.mapping.timefmt import SWEDEN
 from adapter.rivta.contracts import BY_NAME, CONTRACTS, GET_DIAGNOSIS
 from adapter.rivta.xml import parse
-from adapter.store.engine import open_store
 from adapter.store.records import RecordQuery, query
+from tests.stores import BACKENDS, engine_for
 
 WORLD = default_world()
 SAMPLES = Path(__file__).resolve().parents[1] / "contracts" / "samples"
@@ -87,11 +87,11 @@ def _records(engine) -> tuple[dict[tuple[str, str], etree._Element], Counter]:
     return found, counts
 
 
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory) -> Pipeline:
+@pytest.fixture(scope="module", params=BACKENDS)
+def pipeline(request, tmp_path_factory) -> Pipeline:
     tmp = tmp_path_factory.mktemp("rivta-to-fhir")
     files = generate(tmp / "demo")
-    engine = open_store(f"sqlite:///{tmp}/s.db")
+    engine = engine_for(request, tmp, "s")
     report = ingest(engine, [tmp / "demo"])
     assert not report.rejected, report.rejected
     resources = [e["resource"] for f in files for e in json.loads(Path(f).read_text("utf-8"))["entry"]]
@@ -894,11 +894,11 @@ def test_the_project_contract_samples_convert(contract) -> None:
 
 
 # -- 4. back through the input profile -------------------------------------------------------------------
-def test_the_output_maps_back_to_the_same_records(pipeline: Pipeline, tmp_path) -> None:
+def test_the_output_maps_back_to_the_same_records(new_store, pipeline: Pipeline, tmp_path) -> None:
     everything = [res for resources in pipeline.converted.values() for res in resources]
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "answers.json").write_text(collection_bundle(everything).model_dump_json(), "utf-8")
-    engine = open_store(f"sqlite:///{tmp_path}/again.db")
+    engine = new_store()
     report = ingest(engine, [tmp_path / "in"])
     assert not report.rejected, report.rejected
     again, _ = _records(engine)

@@ -15,19 +15,19 @@ from adapter.gateway.identity import CertSource
 from adapter.gateway.tls import TlsContexts
 from adapter.ingest import ingest
 from adapter.producer.app import Access, create_app
-from adapter.store.engine import open_store
 from adapter.suite import declaration
 from tests.conftest import RunningServer, free_port
 from tests.gateway.conftest import AUTHORISATIONS, TlsServer, tls_files
+from tests.stores import BACKENDS, engine_for
 from tests.suite.breakers import Breaker
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_DECLARATION = REPO / "config" / "contract-test.demo.toml"
 
 
-@pytest.fixture(scope="session")
-def demo_engine(tmp_path_factory):
-    engine = open_store(f"sqlite:///{tmp_path_factory.mktemp('suite-store')}/demo.db")
+@pytest.fixture(scope="session", params=BACKENDS)
+def demo_engine(request, tmp_path_factory):
+    engine = engine_for(request, tmp_path_factory.mktemp("suite-store"), "demo")
     report = ingest(engine, [DEFAULT_DIR])
     assert not report.rejected, report.rejected
     return engine

@@ -10,11 +10,11 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from adapter.store.engine import open_store
 from adapter.ui import create_ui_app
 from adapter.ui.serve import uvicorn_config
 from tests.conftest import free_port
 from tests.consumer.world import running_world
+from tests.stores import BACKENDS, engine_for
 
 
 class UiServer:
@@ -45,9 +45,9 @@ def world(tmp_path_factory, pki):
         yield w
 
 
-@pytest.fixture(scope="module")
-def ui_store(world):
-    return open_store(f"sqlite:///{world.folder}/consumer.db")
+@pytest.fixture(scope="module", params=BACKENDS)
+def ui_store(request, world):
+    return engine_for(request, world.folder, "consumer")
 
 
 @pytest.fixture(scope="module")

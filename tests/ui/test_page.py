@@ -47,6 +47,9 @@ def browser():
         chromium.close()
 
 
+# The page is the view layer: one store backend is enough, and the test changes its world (registers a consent,
+# stops a producer), so it runs once.
+@pytest.mark.parametrize("ui_store", ["sqlite"], indirect=True)
 def test_staff_find_consent_emergency_blocks_and_failed_sources(browser, ui, world, tmp_path):
     from playwright.sync_api import expect
 
