@@ -13,7 +13,6 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from xml.sax.saxutils import escape
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import StreamingResponse
@@ -100,14 +99,7 @@ def _add_routes(app: FastAPI, contract: Contract, engine: Engine, settings: Sett
     inline = engine.dialect.name == "sqlite"
 
     async def describe(request: Request) -> Response:
-        params = request.query_params
-        if "wsdl" in params:
-            url = escape(str(request.url.replace(query="")))
-            return Response(docs.wsdl_for(url), media_type=soap.CONTENT_TYPE)
-        name = params.get("xsd")
-        if name and name in docs.xsds:
-            return Response(docs.xsds[name], media_type=soap.CONTENT_TYPE)
-        return Response("not found", status_code=404, media_type="text/plain")
+        return wsdl.describe(docs, request)
 
     async def call(request: Request) -> Response:
         try:

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 from lxml import etree
+from starlette.requests import Request
+from starlette.responses import Response
 
 from adapter.rivta.contracts import CONTRACTS_DIR, Contract
 
 XS = "http://www.w3.org/2001/XMLSchema"
 WSDL_SOAP = "http://schemas.xmlsoap.org/wsdl/soap/"
 ADDRESS_PLACEHOLDER = "urn:npo-adapter:service-address"
+CONTENT_TYPE = "text/xml; charset=utf-8"
 
 
 def _local_parser() -> etree.XMLParser:
@@ -62,3 +66,14 @@ def documents(contract: Contract) -> ContractDocuments:
 @cache
 def request_schema(contract: Contract) -> etree.XMLSchema:
     return etree.XMLSchema(etree.parse(str(contract.responder_xsd), _local_parser()))
+
+
+def describe(docs: ContractDocuments, request: Request) -> Response:
+    """`GET <service>?wsdl` and `GET <service>?xsd=<file>`: the documents, addressed to the service's URL."""
+    params = request.query_params
+    if "wsdl" in params:
+        return Response(docs.wsdl_for(escape(str(request.url.replace(query="")))), media_type=CONTENT_TYPE)
+    name = params.get("xsd")
+    if name and name in docs.xsds:
+        return Response(docs.xsds[name], media_type=CONTENT_TYPE)
+    return Response("not found", status_code=404, media_type="text/plain")

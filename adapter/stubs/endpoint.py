@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from xml.sax.saxutils import escape
 
 from fastapi import FastAPI, Request, Response
 from lxml import etree
@@ -29,6 +28,7 @@ from adapter.mapping.timefmt import SWEDEN
 from adapter.rivta import soap
 from adapter.rivta.contracts import SOAP_NS
 from adapter.rivta.wsdl import ContractDocuments
+from adapter.rivta.wsdl import describe as describe_documents
 
 log = logging.getLogger("adapter.stubs")
 
@@ -117,13 +117,7 @@ def _add_service(app: FastAPI, service: NationalService, handler: Handler) -> No
     docs = ContractDocuments(service)  # type: ignore[arg-type]  # needs only .wsdl
 
     async def describe(request: Request) -> Response:
-        params = request.query_params
-        if "wsdl" in params:
-            return Response(docs.wsdl_for(escape(str(request.url.replace(query="")))), media_type=soap.CONTENT_TYPE)
-        name = params.get("xsd")
-        if name and name in docs.xsds:
-            return Response(docs.xsds[name], media_type=soap.CONTENT_TYPE)
-        return Response("not found", status_code=404, media_type="text/plain")
+        return describe_documents(docs, request)
 
     async def answer(request: Request) -> Response:
         data = await read_capped(request, MAX_REQUEST_BYTES)

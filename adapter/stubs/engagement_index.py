@@ -44,7 +44,6 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
 
 from fastapi import FastAPI, Request, Response
 from lxml import etree
@@ -73,6 +72,7 @@ from adapter.mapping.timefmt import timestamp
 from adapter.rivta import soap
 from adapter.rivta.contracts import SOAP_NS
 from adapter.rivta.wsdl import ContractDocuments
+from adapter.rivta.wsdl import describe as describe_documents
 from adapter.stubs.endpoint import DroppedConnection, read_capped
 from adapter.stubs.endpoint import pause as pause_unless_gone
 
@@ -404,13 +404,7 @@ def create_app(stub: EngagementIndexStub | None = None) -> FastAPI:
 
     @app.get(URL_PATH, include_in_schema=False)
     async def describe(request: Request) -> Response:
-        params = request.query_params
-        if "wsdl" in params:
-            return Response(docs.wsdl_for(escape(str(request.url.replace(query="")))), media_type=soap.CONTENT_TYPE)
-        name = params.get("xsd")
-        if name and name in docs.xsds:
-            return Response(docs.xsds[name], media_type=soap.CONTENT_TYPE)
-        return Response("not found", status_code=404, media_type="text/plain")
+        return describe_documents(docs, request)
 
     @app.post(URL_PATH, include_in_schema=False)
     async def update(request: Request) -> Response:

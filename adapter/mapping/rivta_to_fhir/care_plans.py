@@ -13,6 +13,7 @@ from typing import Any
 from lxml import etree
 
 from adapter.mapping import codes, profile
+from adapter.mapping.fhir_to_rivta.care_plans import PLAN_TYPES
 from adapter.mapping.rivta_to_fhir.common import (
     EHDS_TK,
     Node,
@@ -25,16 +26,6 @@ from adapter.mapping.rivta_to_fhir.common import (
 from adapter.rivta.contracts import GET_CARE_PLANS as CONTRACT
 
 PROFILES = [EHDS_TK + "inera-ehds-care-plan"]  # EU EPS has no obligation profile for CarePlan
-PLAN_TYPES = {
-    "SIP": "Samordnad individuell plan",
-    "SPLPTLRV": "Samordnad plan enligt LPT och LRV",
-    "SPU": "Samordnad plan vid utskrivning",
-    "VP": "Vårdplan",
-    "HP": "Habiliteringsplan",
-    "RP": "Rehabiliteringsplan",
-    "GP": "Genomförandeplan",
-    "SVP": "Standardiserad vårdplan",
-}
 _SPACE = re.compile(r"\s+")
 
 
