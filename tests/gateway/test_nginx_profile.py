@@ -25,10 +25,10 @@ from adapter.gateway.identity import CertSource
 from adapter.gateway.nginx import render
 from adapter.producer.app import Access, create_app
 from adapter.rivta.contracts import GET_DIAGNOSIS as GD
-from adapter.rivta.request_builder import build_request
 from tests.conftest import free_port
 from tests.gateway.conftest import AUTHORISATIONS, HIDDEN_FROM, client
-from tests.samples import PNR, SOURCE, document_ids, fault_string
+from tests.gateway.test_embedded_mtls import ask, ids
+from tests.samples import fault_string
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -106,16 +106,6 @@ def proxied(engine, pki, tmp_path_factory):
     prefix = tmp_path_factory.mktemp("nginx")
     with ProxiedAdapter(engine, pki, prefix) as p:
         yield p
-
-
-def ask(c: httpx.Client, url: str, headers: dict | None = None) -> httpx.Response:
-    return c.post(url + GD.url_path, content=build_request(GD, SOURCE, PNR),
-                  headers={"Content-Type": "text/xml; charset=utf-8", **(headers or {})})
-
-
-def ids(resp: httpx.Response) -> set[str]:
-    assert resp.status_code == 200, resp.text
-    return set(document_ids(etree.fromstring(resp.content), GD))
 
 
 @pytest.mark.parametrize("name", ["platform", "consumer2"])
