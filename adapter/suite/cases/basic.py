@@ -116,20 +116,26 @@ async def period_manual(ctx: CaseContext) -> None:
 
 # -- 1.3–1.6, 1.10–1.12 filters -----------------------------------------------------------------------------
 async def care_unit(ctx: CaseContext) -> None:
+    await _hsa_filter(ctx, ctx.decl.care_unit, R.care_unit, "careUnit", "care unit", "careUnitHSAId", "care_units")
+
+
+async def _hsa_filter(ctx: CaseContext, declared: str | None, read, label_name: str, what: str, element: str,
+                      keyword: str) -> None:
+    """A filter on an HSA-id (care unit, care giver): the answer holds exactly the patient's records there."""
     base = await ctx.baseline()
-    unit = ctx.decl.care_unit
-    if unit is None:
-        unit = next((u for r in base.records if (u := R.care_unit(r, ctx.contract))), None)
-        if unit is None:
-            ctx.skip("no careUnitHSAId declared and none in the unfiltered answer")
-        ctx.note(f"care unit {unit} taken from the unfiltered answer")
+    value = declared
+    if value is None:
+        value = next((v for r in base.records if (v := read(r, ctx.contract))), None)
+        if value is None:
+            ctx.skip(f"no {element} declared and none in the unfiltered answer")
+        ctx.note(f"{what} {value} taken from the unfiltered answer")
     expected = {R.document_id(r, ctx.contract) for r in base.records
-                if (R.care_unit(r, ctx.contract) or "").casefold() == unit.casefold()}
+                if (read(r, ctx.contract) or "").casefold() == value.casefold()}
     if not expected:
-        ctx.fail(f"no record of the patient at care unit {unit}: the filter cannot be shown")
+        ctx.fail(f"no record of the patient at {what} {value}: the filter cannot be shown")
         return
-    label = f"careUnit {unit}"
-    got = await ctx.ask(label, care_units=[unit])
+    label = f"{label_name} {value}"
+    got = await ctx.ask(label, **{keyword: [value]})
     if got.usable:
         ctx.compare(label, R.document_ids(got.records, ctx.contract), expected)
 
@@ -170,22 +176,8 @@ async def care_contact(ctx: CaseContext) -> None:
 
 
 async def care_giver(ctx: CaseContext) -> None:
-    base = await ctx.baseline()
-    giver = ctx.decl.care_giver
-    if giver is None:
-        giver = next((g for r in base.records if (g := R.care_giver(r, ctx.contract))), None)
-        if giver is None:
-            ctx.skip("no careGiverHSAId declared and none in the unfiltered answer")
-        ctx.note(f"care giver {giver} taken from the unfiltered answer")
-    expected = {R.document_id(r, ctx.contract) for r in base.records
-                if (R.care_giver(r, ctx.contract) or "").casefold() == giver.casefold()}
-    if not expected:
-        ctx.fail(f"no record of the patient at care giver {giver}: the filter cannot be shown")
-        return
-    label = f"careGiver {giver}"
-    got = await ctx.ask(label, care_givers=[giver])
-    if got.usable:
-        ctx.compare(label, R.document_ids(got.records, ctx.contract), expected)
+    await _hsa_filter(ctx, ctx.decl.care_giver, R.care_giver, "careGiver", "care giver", "careGiverHSAId",
+                      "care_givers")
 
 
 async def prescription_chain(ctx: CaseContext) -> None:
