@@ -107,6 +107,8 @@ class _Prescription:
     preceding: Any  # Reference | Identifier | None
     end_reason: Any  # CodeableConcept | None
     request: Any = None  # the MedicationRequest, for the förskrivning (dispenseRequest)
+    prescriber_scope: Any = None  # the resource whose `contained` a "#" prescriber reference points into
+    prescriber_missing: str | None = None  # why no prescriber was found, when the rejection can say more
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,7 @@ def map_medication_request(req: Any, ctx: Context) -> list[Record]:
 def map_medication_statement(st: Any, ctx: Context) -> list[Record]:
     source = st.informationSource if _kind(st.informationSource, st, ctx) in _PROFESSIONALS else None
     period = st.effectivePeriod
+    based = _based_on_prescriber(st, ctx)
     return _records(
         _Prescription(
             res=st,
@@ -178,9 +181,9 @@ def map_medication_statement(st: Any, ctx: Context) -> list[Record]:
             recorder=source,
             recorded=st.dateAsserted or _last_updated(st),
             recorded_field="dateAsserted",
-            prescriber=_actor_extension(st, profile.PRESCRIBER),
-            prescriber_field="extension(prescriber)",
-            self_medication=_self_medication(st, default=False),
+            prescriber=based.prescriber,
+            prescriber_field=based.field,
+            self_medication=_self_medication(st, default=based.self_medication),
             start=period.start if period else st.effectiveDateTime,
             end=period.end if period else None,
             dosages=list(st.dosage or []),
@@ -189,8 +192,72 @@ def map_medication_statement(st: Any, ctx: Context) -> list[Record]:
             encounter=st.context,
             preceding=_link(st, profile.PRECEDING_PRESCRIPTION),
             end_reason=(st.statusReason or [None])[0],
+            prescriber_scope=based.scope,
+            prescriber_missing=based.missing,
         ),
         ctx,
+    )
+
+
+@dataclass(frozen=True)
+class _BasedOn:
+    """Where a MedicationStatement's prescriber comes from: the extension, else basedOn -> MedicationRequest."""
+
+    prescriber: tuple[Any, Any] | None
+    field: str
+    scope: Any = None
+    self_medication: bool = False  # default for the statement when it has no self-medication extension
+    missing: str | None = None
+
+
+def _based_on_prescriber(st: Any, ctx: Context) -> _BasedOn:
+    """The prescriber extension wins. Without it, the first `basedOn` MedicationRequest that is a decided
+    ordination gives the prescriber (`requester`) and its time (`authoredOn`), as the request itself would
+    (EHDS-TK MED-005). A basedOn that cannot be resolved gives nothing: the statement is then treated as
+    one without prescriber information (rejected unless self-medication), and the rejection says why."""
+    ext = _actor_extension(st, profile.PRESCRIBER)
+    if ext is not None:
+        return _BasedOn(ext, "extension(prescriber)")
+    refs = [r for r in st.basedOn or [] if _kind(r, st, ctx) == "MedicationRequest"]
+    if not refs:
+        return _BasedOn(None, "extension(prescriber)")
+    resolved = [(r, req) for r in refs if (req := _target(r, st, ctx)) is not None]
+    if not resolved:
+        return _BasedOn(
+            None,
+            "basedOn",
+            missing="basedOn names a MedicationRequest that could not be resolved (contained, in this input "
+            "or stored); send it, or give the prescriber extension (a prescriber is required unless "
+            "self-medication is true, TKB Övriga regler 1.8)",
+        )
+    decided = [(r, req) for r, req in resolved if _decided(req)]
+    if not decided:
+        return _BasedOn(
+            None,
+            "basedOn",
+            missing="the MedicationRequest in basedOn is no decided ordination (draft, entered-in-error, "
+            "doNotPerform or not an order), so it names no prescriber (TKB Övriga regler 1.8)",
+        )
+    ref, req = decided[0]
+    scope = st if (ref.reference or "").startswith("#") else req  # contained refs resolve in the container
+    kind = _kind(req.requester, scope, ctx)
+    self_medication = _self_medication(req, default=kind == "Patient")
+    if kind not in _PROFESSIONALS:
+        return _BasedOn(None, "basedOn.requester", scope, self_medication)
+    if req.authoredOn is None:
+        raise MappingError(
+            "basedOn.authoredOn", "the MedicationRequest in basedOn has no authoredOn (the prescription time)"
+        )
+    return _BasedOn((req.requester, req.authoredOn), "basedOn.requester", scope, self_medication)
+
+
+def _decided(req: Any) -> bool:
+    """A MedicationRequest that is a decided ordination (what map_medication_request publishes)."""
+    return (
+        req.get_resource_type() == "MedicationRequest"
+        and req.status not in ("draft", "entered-in-error")
+        and req.intent in _ORDER_INTENTS
+        and not req.doNotPerform
     )
 
 
@@ -268,11 +335,13 @@ def _header(p: _Prescription, ctx: Context, source: str) -> Header:
 
 
 def _prescriber(p: _Prescription, ctx: Context) -> Professional | None:
-    prescriber = _actor(*p.prescriber, p.res, ctx, p.prescriber_field) if p.prescriber else None
+    scope = p.prescriber_scope if p.prescriber_scope is not None else p.res
+    prescriber = _actor(*p.prescriber, scope, ctx, p.prescriber_field) if p.prescriber else None
     if prescriber is None and not p.self_medication:
         raise MappingError(
             p.prescriber_field,
-            "a prescriber is required unless the extension self-medication is true (TKB Övriga regler 1.8)",
+            p.prescriber_missing
+            or "a prescriber is required unless the extension self-medication is true (TKB Övriga regler 1.8)",
         )
     return prescriber
 
