@@ -1,16 +1,22 @@
 """Resolving what a clinical resource refers to: patient, author, care unit, care giver, source system.
 
-Care unit and care giver HSA-ids come from Provenance agents (author = care unit, custodian =
-care giver, as EHDS-TK does) or else from the author PractitionerRole's organization and that
-Organization's partOf.
+References resolve as the FHIR specification's Bundle rules say: `#id` into the resource's `contained`; a
+literal match of an entry's fullUrl (urn:uuid, urn:oid, absolute URLs); a relative `Type/id` against the
+referring entry's RESTful base, then the input's resources, then the store; a logical reference
+(`reference.identifier`) against resources carrying that identifier, in the input or stored. Stored resources
+are seen only when they belong to the same source system as the resource being mapped (or to none).
+
+Care unit and care giver HSA-ids come from Provenance agents (author = care unit, custodian = care giver, as
+EHDS-TK does) or else from the author PractitionerRole's organization and that Organization's partOf.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
 
 from adapter.mapping import codes, timefmt
 from adapter.mapping.errors import MappingError
@@ -21,50 +27,224 @@ NOPATIENT_CODE = "NOPATIENT"
 HSA_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-_.:]{0,63}$")
 PATIENT_ID_PATTERN = re.compile(r"^[0-9]{8}[0-9A-Za-z]{4}$")
 
-# Resources that only give context to clinical records; kept in the store between runs.
+# Resources that only give context to clinical records.
 SUPPORTING_TYPES = frozenset(
     {"Patient", "Organization", "Practitioner", "PractitionerRole", "Provenance", "Encounter", "Medication"}
 )
 
+URI_SYSTEM = "urn:ietf:rfc:3986"
+_ID = r"[A-Za-z0-9\-.]{1,64}"
+RELATIVE = re.compile(rf"^([A-Z][A-Za-z]{{1,63}})/({_ID})(?:/_history/{_ID})?$")
+ABSOLUTE = re.compile(rf"^(https?://\S+?)/([A-Z][A-Za-z]{{1,63}})/({_ID})(?:/_history/{_ID})?$")
+
+
+def canonical_system(system: str | None) -> str:
+    """One spelling per identifier system (`urn:oid:` when the system is a known OID), for matching."""
+    oid = codes.oid_for(system)
+    return f"urn:oid:{oid}" if oid else (system or "")
+
+
+def identifier_key(system: str | None, value: str) -> str:
+    return f"identifier:{canonical_system(system)}|{value}"
+
+
+def key_of(resource: Any) -> str | None:
+    return f"{resource.get_resource_type()}/{resource.id}" if getattr(resource, "id", None) else None
+
+
+class StoredResources(Protocol):
+    """The store as reference resolution sees it (adapter/intake/resolver.py), limited to `owner`'s resources
+    and those that belong to no source system."""
+
+    def get(self, resource_type: str, resource_id: str, owner: str | None) -> Any | None: ...
+
+    def by_identifier(self, resource_types: tuple[str, ...] | None, system: str, value: str,
+                      owner: str | None) -> Any | None: ...
+
+    def provenances_for(self, key: str, owner: str | None) -> list[Any]: ...
+
 
 class Context:
-    """Reference resolution over the resources of this ingest run plus those stored earlier."""
+    """Reference resolution over the resources of this input plus those stored earlier."""
 
     def __init__(
         self,
         default_source_system: str | None = None,
         lookup: Callable[[str], Any | None] | None = None,
+        store: StoredResources | None = None,
     ) -> None:
         self.default_source_system = default_source_system
         self._lookup = lookup
-        self._by_ref: dict[str, Any] = {}
-        self._provenance: dict[str, list[Any]] = defaultdict(list)
+        self._store = store
+        self._by_url: dict[str, Any] = {}  # fullUrl, and "Type/id" of resources with an id
+        self._full_url: dict[int, str] = {}  # id(resource) -> its entry's fullUrl
+        self._by_identifier: dict[str, list[Any]] = defaultdict(list)
+        self._provenance: dict[str, list[Any]] = defaultdict(list)  # a target reference as written -> Provenances
+        self._gone: set[str] = set()  # "Type/id" deleted in this input
+        self._current: list[Any] = []
+        self.used: set[str] = set()
 
     # -- indexing -------------------------------------------------------------------------
     def add(self, resource: Any, full_url: str | None = None) -> None:
-        key = f"{resource.get_resource_type()}/{resource.id}" if resource.id else None
+        key = key_of(resource)
         for ref in (key, full_url):
             if ref:
-                self._by_ref[ref] = resource
+                self._by_url[ref] = resource
+        if full_url:
+            self._full_url[id(resource)] = full_url
+        if key:
+            self._gone.discard(key)
+        for ident in _identifiers(resource):
+            if ident.value:
+                self._by_identifier[identifier_key(ident.system, ident.value)].append(resource)
         if resource.get_resource_type() == "Provenance":
             for target in resource.target or []:
-                if target.reference:
-                    self._provenance[target.reference].append(resource)
+                for form in self._forms(target.reference, full_url):
+                    self._provenance[form].append(resource)
 
     def add_all(self, resources: Iterable[Any]) -> None:
         for r in resources:
             self.add(r)
 
+    def forget(self, key: str) -> None:
+        """A resource deleted in this input: neither the input's copy nor the stored one resolves any more."""
+        found = self._by_url.pop(key, None)
+        self._gone.add(key)
+        if found is not None:
+            for refs in (self._by_identifier, self._provenance):
+                for forms in refs.values():
+                    while found in forms:
+                        forms.remove(found)
+
+    def discard(self, resource: Any) -> None:
+        """Take a resource of this input out of reference resolution again (a refused batch entry, or a large
+        file's clinical resources once they are stored)."""
+        full_url = self._full_url.pop(id(resource), None)
+        for ref in (key_of(resource), full_url):
+            if ref and self._by_url.get(ref) is resource:
+                del self._by_url[ref]
+        buckets = [self._by_identifier.get(identifier_key(i.system, i.value), []) for i in _identifiers(resource)
+                   if i.value]
+        if resource.get_resource_type() == "Provenance":
+            buckets += [self._provenance.get(f, []) for t in resource.target or []
+                        for f in self._forms(t.reference, full_url)]
+        for bucket in buckets:
+            for i in reversed(range(len(bucket))):
+                if bucket[i] is resource:
+                    del bucket[i]
+
+    @contextmanager
+    def mapping(self, resource: Any, full_url: str | None = None) -> Iterator[set[str]]:
+        """While `resource` is mapped: `#id` resolves into its contained resources, relative references against
+        its fullUrl, and the yielded set collects what the mapping depended on (for re-rendering later)."""
+        if full_url:
+            self._full_url[id(resource)] = full_url
+        self._current.append(resource)
+        saved = self.used
+        inner = self.used = set()
+        try:
+            yield inner
+        finally:
+            self._current.pop()
+            self.used = saved | inner if self._current else saved
+
     def resolve(self, ref: Any) -> Any | None:
-        if ref is None or not getattr(ref, "reference", None):
+        if ref is None:
             return None
-        key = ref.reference
-        found = self._by_ref.get(key)
-        if found is None and self._lookup is not None and "/" in key and not key.startswith("urn:"):
-            found = self._lookup(key)
+        literal = getattr(ref, "reference", None)
+        if literal:
+            found = self._literal(literal)
             if found is not None:
-                self.add(found)
+                return found
+        ident = getattr(ref, "identifier", None)
+        if ident is not None and getattr(ident, "value", None):
+            return self._logical(getattr(ref, "type", None), ident.system, ident.value)
+        return None
+
+    # -- resolution internals --------------------------------------------------------------------
+    def _forms(self, reference: str | None, full_url: str | None) -> list[str]:
+        """The spellings under which a reference written in the entry at `full_url` may have been indexed."""
+        if not reference:
+            return []
+        if reference.startswith("#"):
+            return [reference]
+        forms = [reference]
+        m = RELATIVE.match(reference)
+        if m:
+            forms[0] = f"{m.group(1)}/{m.group(2)}"
+            base = _base(full_url)
+            if base:
+                forms.append(f"{base}/{forms[0]}")
+        a = ABSOLUTE.match(reference)
+        if a:
+            forms[0] = f"{a.group(1)}/{a.group(2)}/{a.group(3)}"
+        return forms
+
+    def _literal(self, reference: str) -> Any | None:
+        current = self._current[-1] if self._current else None
+        if reference.startswith("#"):
+            for contained in (getattr(current, "contained", None) or []) if current is not None else []:
+                if contained.id == reference[1:]:
+                    return contained
+            return self._by_url.get(reference)
+        full_url = self._full_url.get(id(current)) if current is not None else None
+        forms = self._forms(reference, full_url)
+        for form in reversed(forms):  # the absolute form first: it is what the Bundle rules resolve
+            found = self._by_url.get(form)
+            if found is not None:
+                self._use(found)
+                return found
+        m = RELATIVE.match(reference) or ABSOLUTE.match(reference)
+        if m is None:
+            return None  # an urn:uuid/urn:oid that is not in the input: nothing else can resolve it
+        rtype, rid = m.group(m.lastindex - 1), m.group(m.lastindex)
+        found = self._stored(rtype, rid)
+        if found is None and ABSOLUTE.match(reference) and self._store is not None:  # an earlier input's fullUrl
+            found = self._store.by_identifier(None, URI_SYSTEM, forms[0], self._owner())
+        if found is not None:
+            self._use(found)
         return found
+
+    def _stored(self, rtype: str, rid: str) -> Any | None:
+        key = f"{rtype}/{rid}"
+        if key in self._gone:
+            return None
+        found = None
+        if self._store is not None:
+            found = self._store.get(rtype, rid, self._owner())
+        elif self._lookup is not None:
+            found = self._lookup(key)
+        return found
+
+    def _logical(self, rtype: str | None, system: str | None, value: str) -> Any | None:
+        key = identifier_key(system, value)
+        self.used.add(key)
+        for candidate in self._by_identifier.get(key, []):
+            if rtype is None or candidate.get_resource_type() == rtype:
+                self._use(candidate)
+                return candidate
+        if self._store is None:
+            return None
+        types = (rtype,) if rtype else None
+        found = self._store.by_identifier(types, canonical_system(system), value, self._owner())
+        if found is not None and key_of(found) not in self._gone:
+            self._use(found)
+            return found
+        return None
+
+    def _use(self, resource: Any) -> None:
+        key = key_of(resource)
+        if key and self._current and resource is not self._current[-1]:
+            self.used.add(key)
+
+    def _owner(self) -> str | None:
+        """The source system whose stored resources the current resource may refer to."""
+        for resource in reversed(self._current):
+            try:
+                return self.source_system(resource)
+            except MappingError:
+                return None
+        return self.default_source_system
 
     # -- header parts -----------------------------------------------------------------------
     def source_system(self, resource: Any) -> str:
@@ -115,6 +295,9 @@ class Context:
             if best is None or rank < {codes.PERSONNUMMER: 0, codes.SAMORDNINGSNUMMER: 1}.get(best.type, 2):
                 best = candidate
         if best is None:
+            if subject.reference and (target is None or target.get_resource_type() != "Patient"):
+                raise MappingError(f"{field}.reference", "the referenced Patient is neither in the input nor stored "
+                                   "(nor does the reference carry an identifier)")
             raise MappingError(field, "no personnummer, samordningsnummer or reservnummer identifier")
         if not PATIENT_ID_PATTERN.match(best.id):
             raise MappingError(f"{field}.identifier.value", "patient id must be 12 characters without separator")
@@ -197,20 +380,50 @@ class Context:
 
     def _provenance_units(self, resource: Any) -> tuple[str | None, str | None]:
         unit = giver = None
-        keys = [f"{resource.get_resource_type()}/{resource.id}", f"urn:uuid:{resource.id}"]
-        for key in keys:
-            for prov in self._provenance.get(key, []):
-                for agent in prov.agent or []:
-                    kinds = {c.code for c in (agent.type.coding or [])} if agent.type else set()
-                    hsa = _ref_hsa(agent.who)
-                    if hsa is None:
-                        target = self.resolve(agent.who)
-                        hsa = _org_hsa(target) if target is not None else None
-                    if "author" in kinds and hsa:
-                        unit = hsa
-                    elif "custodian" in kinds and hsa:
-                        giver = hsa
+        for prov in self._provenances_of(resource):
+            for agent in prov.agent or []:
+                kinds = {c.code for c in (agent.type.coding or [])} if agent.type else set()
+                hsa = _ref_hsa(agent.who)
+                if hsa is None:
+                    target = self.resolve(agent.who)
+                    hsa = _org_hsa(target) if target is not None else None
+                if "author" in kinds and hsa:
+                    unit = hsa
+                elif "custodian" in kinds and hsa:
+                    giver = hsa
         return unit, giver
+
+    def _provenances_of(self, resource: Any) -> list[Any]:
+        """The Provenances about `resource`: those in the input (by any form of its reference) and those stored."""
+        key = key_of(resource)
+        forms = [key, f"urn:uuid:{resource.id}"] if key else []
+        full_url = self._full_url.get(id(resource))
+        if full_url:
+            forms.append(full_url)
+        found: dict[str, Any] = {}
+        if key and self._store is not None:
+            for prov in self._store.provenances_for(key, self._owner()):
+                if key_of(prov) not in self._gone:
+                    found[key_of(prov) or str(id(prov))] = prov
+        for form in forms:
+            for prov in self._provenance.get(form, []):
+                found[key_of(prov) or str(id(prov))] = prov  # the input's version of a stored one wins
+        for prov in found.values():
+            self._use(prov)
+        return list(found.values())
+
+
+def _base(full_url: str | None) -> str | None:
+    """The RESTful base of an absolute fullUrl ([base]/Type/id), against which relative references resolve."""
+    m = ABSOLUTE.match(full_url or "")
+    return m.group(1) if m else None
+
+
+def _identifiers(resource: Any) -> list[Any]:
+    found = getattr(resource, "identifier", None)
+    if found is None:
+        return []
+    return list(found) if isinstance(found, list) else [found]
 
 
 class _LogicalOrg:

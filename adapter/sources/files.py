@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-BUNDLE_TYPES = {"collection", "transaction", "batch", "searchset", "transaction-response", "batch-response"}
+from adapter.sources.bundles import BUNDLE_TYPES, entries
 
 
 @dataclass(frozen=True)
@@ -18,8 +18,16 @@ class Item:
     origin: str  # file, plus entry index or line number
     raw: dict | None = None
     full_url: str | None = None
-    delete_ref: str | None = None  # "Type/id" for a DELETE entry
+    method: str | None = None  # Bundle.entry.request.method (POST, PUT, DELETE), None outside a request Bundle
+    url: str | None = None  # Bundle.entry.request.url
+    if_match: str | None = None
+    if_none_exist: str | None = None
     error: str | None = None
+    expression: str = ""  # FHIRPath of the entry in its Bundle ("Bundle.entry[3]"), "" for a lone resource
+
+    @property
+    def delete_ref(self) -> str | None:
+        return self.url if self.method == "DELETE" else None
 
 
 def expand(paths: Iterable[str | Path]) -> list[Path]:
@@ -68,26 +76,11 @@ def _parsed(origin: str, data: bytes) -> Iterator[Item]:
 
 def _bundle(origin: str, bundle: dict) -> Iterator[Item]:
     if bundle.get("type") not in BUNDLE_TYPES:
-        yield Item(origin=origin, error="Bundle.type must be collection, transaction, batch or searchset")
+        yield Item(origin=origin, error=f"Bundle.type must be one of {', '.join(sorted(BUNDLE_TYPES))}",
+                   expression="Bundle.type")
         return
-    for i, entry in enumerate(bundle.get("entry") or []):
-        where = f"{origin}#entry[{i}]"
-        if not isinstance(entry, dict):
-            yield Item(origin=where, error="Bundle.entry is not an object")
-            continue
-        request = entry.get("request") or {}
-        if isinstance(request, dict) and request.get("method") == "DELETE":
-            url = str(request.get("url", "")).split("?")[0].strip("/")
-            if url.count("/") != 1:
-                yield Item(origin=where, error="Bundle.entry.request.url must be Type/id for a DELETE")
-            else:
-                yield Item(origin=where, delete_ref=url)
-            continue
-        resource = entry.get("resource")
-        if not isinstance(resource, dict) or "resourceType" not in resource:
-            yield Item(origin=where, error="Bundle.entry.resource missing or without resourceType")
-            continue
-        if resource["resourceType"] == "Bundle":
-            yield from _bundle(where, resource)
-            continue
-        yield Item(origin=where, raw=resource, full_url=entry.get("fullUrl"))
+    for item in entries(bundle, origin):
+        if item.raw is not None and item.raw.get("resourceType") == "Bundle":
+            yield from _bundle(item.origin, item.raw)  # e.g. a document inside a collection
+        else:
+            yield item

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 from sqlalchemy import Select, and_, bindparam, delete, exists, func, or_, select
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from adapter.mapping.record import Record
 from adapter.rivta.contracts import BY_NAME, DateRule
 from adapter.store.engagements import RecordKey
-from adapter.store.tables import fhir_context, record_days, records
+from adapter.store.tables import record_days, records
 
 
 class DuplicateDocumentId(ValueError):
@@ -62,9 +62,12 @@ def _row(resource_type: str, resource_id: str, part: int, rec: Record, now: date
 
 def publish(conn: Connection, resource_type: str, resource_id: str, recs: Sequence[Record]) -> set[RecordKey]:
     """Replace what a FHIR resource published before with `recs` (inside the caller's transaction).
-    Returns the engagement keys of the records before and after, for the engagement-index outbox."""
+    Returns the engagement keys of the records before and after, for the engagement-index outbox; none when
+    the records are exactly those already stored (nothing is rewritten and no engagement is re-announced)."""
     now = datetime.now(UTC)
     rows = [_row(resource_type, resource_id, i, r, now) for i, r in enumerate(recs)]
+    if _stored_rows(conn, resource_type, resource_id) == [_compared(r) for r in rows]:
+        return set()
     for row in rows:
         clash = conn.execute(
             select(records.c.resource_type, records.c.resource_id).where(
@@ -89,6 +92,19 @@ def publish(conn: Connection, resource_type: str, resource_id: str, recs: Sequen
     return keys
 
 
+_COMPARED = tuple(c.name for c in records.c if c.name not in ("pk", "updated_at"))
+
+
+def _compared(row: dict) -> tuple:
+    return tuple(bytes(row[c]) if c == "fragment" else row[c] for c in _COMPARED)
+
+
+def _stored_rows(conn: Connection, resource_type: str, resource_id: str) -> list[tuple]:
+    found = conn.execute(select(*[records.c[c] for c in _COMPARED]).where(
+        records.c.resource_type == resource_type, records.c.resource_id == resource_id).order_by(records.c.part))
+    return [_compared(r._mapping) for r in found]
+
+
 def remove(conn: Connection, resource_type: str, resource_id: str) -> set[RecordKey]:
     """Delete what a FHIR resource published; returns the engagement keys of the deleted records."""
     mine = (records.c.resource_type == resource_type) & (records.c.resource_id == resource_id)
@@ -98,21 +114,6 @@ def remove(conn: Connection, resource_type: str, resource_id: str) -> set[Record
         conn.execute(delete(record_days).where(record_days.c.record_pk.in_(select(records.c.pk).where(mine))))
         conn.execute(delete(records).where(mine))
     return {RecordKey.of(r) for r in old}
-
-
-def save_context(conn: Connection, ref: str, resource_type: str, body: str) -> None:
-    now = datetime.now(UTC)
-    conn.execute(delete(fhir_context).where(fhir_context.c.ref == ref))
-    conn.execute(fhir_context.insert().values(ref=ref, resource_type=resource_type, body=body, updated_at=now))
-
-
-def remove_context(conn: Connection, ref: str) -> int:
-    return conn.execute(delete(fhir_context).where(fhir_context.c.ref == ref)).rowcount or 0
-
-
-def load_context(engine: Engine, ref: str) -> str | None:
-    with engine.connect() as conn:
-        return conn.execute(select(fhir_context.c.body).where(fhir_context.c.ref == ref)).scalar()
 
 
 @dataclass(frozen=True)

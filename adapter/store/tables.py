@@ -60,15 +60,49 @@ record_days = Table(
     Index("ix_record_days", "record_pk", "day"),
 )
 
-# Supporting FHIR resources (Patient, Organization, PractitionerRole, Provenance ...) kept so that
-# later ingest runs can resolve references to them.
-fhir_context = Table(
-    "fhir_context",
+# Every FHIR resource the adapter accepted (clinical and supporting), as the writer sent it, with its version.
+# `owner` is the source system the resource belongs to (meta.source, else the writer's source system); NULL for
+# resources an operator loaded without one, which every source system may refer to. A deleted resource stays as
+# a tombstone (`deleted`) so its version history continues. `content_hash` covers everything but meta.versionId
+# and meta.lastUpdated: a resource sent again unchanged is recognised and changes nothing.
+fhir_resources = Table(
+    "fhir_resources",
     metadata,
-    Column("ref", String(200), primary_key=True),  # "Type/id"
+    Column("resource_type", String(64), primary_key=True),
+    Column("resource_id", String(64), primary_key=True),
+    Column("version_id", Integer, nullable=False),
+    Column("owner", String(64)),
+    Column("content_hash", String(64), nullable=False),
+    Column("deleted", Boolean, nullable=False),
+    Column("body", Text, nullable=False),  # the resource as JSON, meta.versionId and meta.lastUpdated set
+    Column("last_updated", DateTime(timezone=True), nullable=False),
+)
+
+# The identifiers of stored resources, for conditional create/update/delete and logical references
+# (`reference.identifier`). A resource's absolute fullUrl is kept too, as system urn:ietf:rfc:3986.
+fhir_identifiers = Table(
+    "fhir_identifiers",
+    metadata,
     Column("resource_type", String(64), nullable=False),
-    Column("body", Text, nullable=False),  # the resource as JSON
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("resource_id", String(64), nullable=False),
+    Column("system", String(255), nullable=False),
+    Column("value", String(255), nullable=False),
+    Index("ix_fhir_identifiers_value", "value", "system"),
+    Index("ix_fhir_identifiers_resource", "resource_type", "resource_id"),
+)
+
+# What each resource depends on: for a clinical resource every resource its records were rendered from
+# (kind "uses": "Type/id", or "identifier:<system>|<value>" for a logical reference), for a Provenance the
+# resources it is about (kind "targets"). A change to a supporting resource re-renders the records using it.
+fhir_links = Table(
+    "fhir_links",
+    metadata,
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("target", String(600), nullable=False),
+    Index("ix_fhir_links_target", "target", "kind"),
+    Index("ix_fhir_links_resource", "resource_type", "resource_id"),
 )
 
 # Engagement-index outbox: one row per engagement change to send, written in the same transaction as the

@@ -65,7 +65,7 @@ def test_bad_resources_are_rejected_with_file_resource_and_field_and_good_ones_s
 def test_unreadable_files_and_entries_are_reported(store, support, tmp_path):
     (tmp_path / "broken.json").write_bytes(b"{ not json")
     write(tmp_path / "notfhir.json", {"hello": "world"})
-    write(tmp_path / "badbundle.json", {"resourceType": "Bundle", "type": "document", "entry": []})
+    write(tmp_path / "badbundle.json", {"resourceType": "Bundle", "type": "message", "entry": []})
     report = ingest(store, [support, tmp_path / "broken.json", tmp_path / "notfhir.json", tmp_path / "badbundle.json"])
     origins = sorted(r.origin.rsplit("/", 1)[-1] for r in report.rejected)
     assert origins == ["badbundle.json", "broken.json", "notfhir.json"]
@@ -139,10 +139,11 @@ def test_a_bad_new_version_keeps_the_stored_record(store, support, tmp_path):
 
 def test_a_run_that_dies_midway_leaves_whole_records(store, support, tmp_path, monkeypatch):
     from adapter import ingest as ingest_module
+    from adapter.intake import unit
 
     write(tmp_path / "d.json", bundle(*[condition(f"c{i}", identifier=f"d{i}") for i in range(1200)]))
     calls = {"n": 0}
-    real = ingest_module.store.publish
+    real = unit.store.publish
 
     def dying_publish(*args, **kwargs):
         calls["n"] += 1
@@ -150,13 +151,14 @@ def test_a_run_that_dies_midway_leaves_whole_records(store, support, tmp_path, m
             raise KeyboardInterrupt  # the process is stopped in the middle of a batch
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ingest_module.store, "publish", dying_publish)
+    monkeypatch.setattr(unit.store, "publish", dying_publish)
     with pytest.raises(KeyboardInterrupt):
         ingest(store, [support, tmp_path / "d.json"])
     with store.connect() as conn:
         count = conn.execute(select(func.count()).select_from(records)).scalar()
     assert count == ingest_module.BATCH  # the committed batch, nothing half-written
-    monkeypatch.setattr(ingest_module.store, "publish", real)
+    monkeypatch.setattr(unit.store, "publish", real)
     report = ingest(store, [tmp_path / "d.json"])  # running again completes the job
-    assert report.published["GetDiagnosis"] == 1200
+    assert report.published["GetDiagnosis"] == 1200 - ingest_module.BATCH
+    assert report.unchanged == ingest_module.BATCH  # the committed batch is recognised, not written again
     assert len(stored(store)) == 1200

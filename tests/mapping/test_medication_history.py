@@ -1379,13 +1379,8 @@ def _bundle(path: Path, resources: list[dict]) -> Path:
     return path
 
 
-_CONTEXT_REWRITE = (
-    "ingest does not yet keep MedicationRequest as a supporting resource (context for basedOn): "
-    "part of issue 11's reference-resolution rewrite of ingest/context"
-)
 
 
-@pytest.mark.xfail(strict=True, reason=_CONTEXT_REWRITE)
 def test_ingest_statement_based_on_request_in_the_same_file(tmp_path, new_store):
     engine = new_store()
     report = ingest(engine, [_bundle(tmp_path / "b.json", supporting() + [by_role(), based_on_statement()])])
@@ -1393,7 +1388,6 @@ def test_ingest_statement_based_on_request_in_the_same_file(tmp_path, new_store)
     assert report.published[CONTRACT.name] == 2
 
 
-@pytest.mark.xfail(strict=True, reason=_CONTEXT_REWRITE)
 def test_ingest_statement_based_on_request_stored_earlier(tmp_path, new_store, schemas):
     engine = new_store()
     first = ingest(engine, [_bundle(tmp_path / "1.json", supporting() + [by_role()])])

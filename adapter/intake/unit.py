@@ -1,0 +1,523 @@
+"""One unit of work: a FHIR transaction or batch, a single interaction, or a chunk of a file.
+
+Entries are prepared first (targets resolved, server ids assigned, references to fullUrls rewritten to
+`Type/id`, resources validated and indexed for reference resolution), then processed deletes first, as a FHIR
+transaction is. A write stores a new version unless the resource is unchanged; a clinical resource's records
+are rendered and published; a change to a resource other records were rendered from re-renders those records.
+Everything happens on the caller's connection and transaction: the caller commits (after `finish`, which
+queues the engagement changes) or rolls back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import parse_qsl
+
+import orjson
+from fhir.resources.R4B import get_fhir_model_class
+from sqlalchemy.engine import Connection
+
+from adapter.intake.resolver import StoreView
+from adapter.intake.results import IntakeError, Result, shown_ref
+from adapter.intake.validation import InvalidResource, validate
+from adapter.intake.writer import Writer, owner_of
+from adapter.mapping import dispatch
+from adapter.mapping.context import (
+    RELATIVE,
+    SUPPORTING_TYPES,
+    URI_SYSTEM,
+    Context,
+    canonical_system,
+    identifier_key,
+    key_of,
+)
+from adapter.mapping.errors import MappingError
+from adapter.sources.files import Item
+from adapter.store import engagements, resources
+from adapter.store import records as store
+from adapter.store.engagements import RecordKey
+from adapter.store.resources import Stored
+
+log = logging.getLogger("adapter.intake")
+
+# What the endpoint keeps: the clinical resources NPÖ's contracts are rendered from, and what they refer to.
+ACCEPTED_TYPES = frozenset(dispatch.MAPPERS) | SUPPORTING_TYPES
+# Referred to by other clinical resources (MedicationStatement.basedOn): indexed ahead like supporting ones.
+REFERENCED_CLINICAL = frozenset({"MedicationRequest"})
+_ID_NAMESPACE = uuid.UUID("6f1c1a52-4a43-4d0e-9a43-8f0a2c1d3e55")  # ids derived from a file entry's fullUrl
+
+
+@dataclass
+class _Entry:
+    index: int
+    item: Item
+    method: str  # PUT, POST, DELETE, or "" for a resource as it stands (file ingest)
+    resource_type: str | None = None
+    resource_id: str | None = None
+    raw: dict | None = None
+    model: Any = None
+    previous: Stored | None = None
+    changed: bool = True
+    result: Result | None = None  # decided already while preparing (refused, or a conditional create's match)
+
+    @property
+    def key(self) -> str | None:
+        return f"{self.resource_type}/{self.resource_id}" if self.resource_type and self.resource_id else None
+
+
+@dataclass
+class Intake:
+    conn: Connection
+    writer: Writer
+    default_source_system: str | None = None
+    unknown_types: Literal["refuse", "skip"] = "refuse"
+    derive_ids: bool = False  # file ingest: an entry without id takes one derived from its fullUrl (stable re-runs)
+    touched: set[RecordKey] = field(default_factory=set)
+    rerendered: int = 0
+
+    def __post_init__(self) -> None:
+        self.view = StoreView(self.conn)
+        self.ctx = Context(default_source_system=self.writer.only or self.default_source_system, store=self.view)
+        self._written: set[str] = set()
+        self._deferred: set[str] = set()
+
+    # -- the unit ---------------------------------------------------------------------------------------------
+    def know(self, items: list[Item]) -> None:
+        """Index resources for reference resolution without writing them (a file's MedicationRequests, read
+        ahead so that statements anywhere in the input resolve them)."""
+        for item in items:
+            if item.raw is not None and item.raw.get("id"):
+                try:
+                    self.ctx.add(validate(item.raw), item.full_url)
+                except InvalidResource:
+                    pass  # reported when the item itself is taken in
+
+    def run(self, items: list[Item], *, atomic: bool, transient: bool = False) -> list[Result]:
+        """Take in `items`; with `atomic`, stop at the first refused entry (the caller rolls back). `transient`:
+        forget the entries' resources from reference resolution afterwards (large files)."""
+        entries = self._prepare(items)
+        upcoming = {e.key for e in entries if e.changed and e.method != "DELETE" and e.result is None and e.key}
+        for entry in sorted(entries, key=lambda e: (e.method != "DELETE", e.index)):
+            if entry.result is not None:
+                if atomic and entry.result.error is not None:
+                    break
+                continue
+            upcoming.discard(entry.key)
+            if atomic:
+                entry.result = self._one(entry, upcoming)
+                if entry.result.error is not None:
+                    break
+            else:
+                touched = set(self.touched)
+                with self.conn.begin_nested() as savepoint:
+                    entry.result = self._one(entry, upcoming)
+                    if entry.result.error is not None:
+                        savepoint.rollback()
+                        self.touched = touched
+                        self._undo(entry)
+        self._rerender_deferred(entries, atomic)
+        if transient:
+            for entry in entries:
+                if entry.model is not None and entry.resource_type not in SUPPORTING_TYPES:
+                    self.ctx.discard(entry.model)
+        return [e.result or Result(500, "rejected") for e in entries]
+
+    def finish(self) -> None:
+        """Queue the engagement changes of what was taken in (in the caller's transaction)."""
+        engagements.note_changes(self.conn, self.touched)
+        self.touched.clear()
+
+    # -- preparing ----------------------------------------------------------------------------------------------
+    def _prepare(self, items: list[Item]) -> list[_Entry]:
+        entries = [_Entry(i, item, item.method or "") for i, item in enumerate(items)]
+        rewrite: dict[str, str] = {}
+        seen: dict[str, int] = {}
+        for entry in entries:
+            try:
+                self._target(entry)
+            except IntakeError as exc:
+                entry.result = _refused(exc)
+                continue
+            if entry.result is not None and entry.key and entry.item.full_url:  # a conditional create's match
+                rewrite[entry.item.full_url] = entry.key
+            if entry.result is not None or entry.key is None:
+                continue
+            if entry.key in seen:
+                entry.result = _refused(IntakeError(400, "duplicate", f"entry {seen[entry.key]} already writes "
+                                                    f"{shown_ref(entry.resource_type, entry.resource_id)}"))
+                continue
+            seen[entry.key] = entry.index
+            if entry.item.full_url and entry.raw is not None:
+                rewrite[entry.item.full_url] = entry.key
+        for entry in entries:
+            if entry.raw is None or entry.result is not None:
+                continue
+            entry.raw = _rewritten(entry.raw, rewrite)
+            if entry.resource_id:
+                entry.raw["id"] = entry.resource_id
+            try:
+                entry.model = validate(entry.raw)
+            except InvalidResource as exc:
+                entry.result = _refused(IntakeError(422, "structure", str(exc), exc.issues[0][0]
+                                                    if len(exc.issues) == 1 and exc.issues[0][0] != "(resource)"
+                                                    else None))
+                continue
+            if entry.key:
+                entry.previous = resources.get(self.conn, entry.resource_type, entry.resource_id)
+                live = _live(entry.previous)
+                entry.changed = live is None or live.content_hash != content_hash(entry.raw)
+            self.ctx.add(entry.model, entry.item.full_url)
+        return entries
+
+    def _target(self, entry: _Entry) -> None:
+        """The resource an entry writes or deletes (conditional references resolved, ids assigned)."""
+        item = entry.item
+        if item.error:
+            raise IntakeError(400, "invalid", item.error)
+        if item.method == "DELETE":
+            entry.resource_type, entry.resource_id, query = _parse_url(item.url or "")
+            if query is not None:
+                entry.resource_id = self._conditional(entry.resource_type, query, "delete")
+                if entry.resource_id is None:
+                    entry.result = Result(204, "absent", entry.resource_type)
+            return
+        raw = item.raw or {}
+        rtype = raw.get("resourceType")
+        if not isinstance(rtype, str) or rtype not in ACCEPTED_TYPES:
+            if not _is_fhir_type(rtype):
+                raise IntakeError(422, "structure", f"resourceType: unknown resource type {str(rtype)[:40]!r}",
+                                  "resourceType")
+            if self.unknown_types == "skip":
+                entry.result = Result(200, "skipped", str(rtype))
+                return
+            raise IntakeError(404, "not-supported", f"{str(rtype)[:40]} is not taken here (GET /fhir/metadata "
+                              "lists the resource types this endpoint takes)", "resourceType")
+        entry.resource_type = rtype
+        entry.raw = dict(raw)
+        rid = raw.get("id") if isinstance(raw.get("id"), str) else None
+        if item.method in ("PUT", "POST"):
+            url_type, url_id, query = _parse_url(item.url or "")
+            if url_type != rtype:
+                raise IntakeError(400, "invalid", "the resource type differs from the request URL's", "resourceType")
+        if item.method == "PUT":
+            if query is not None:
+                if url_id:
+                    raise IntakeError(400, "invalid", "request URL: Type/id or Type?identifier=…, not both")
+                found = self._conditional(rtype, query, "update")
+                if found and rid and found != rid:
+                    raise IntakeError(400, "invalid", "the id differs from that of the resource the conditional "
+                                      "update found", "id")
+                entry.resource_id = found or rid or str(uuid.uuid4())
+            elif not url_id:
+                raise IntakeError(400, "invalid", "PUT needs Type/id or Type?identifier=…")
+            else:
+                if rid and rid != url_id:
+                    raise IntakeError(400, "invalid", "the id in the resource differs from the id in the URL", "id")
+                entry.resource_id = url_id
+        elif item.method == "POST":
+            if url_id or query is not None:
+                raise IntakeError(400, "invalid", "POST goes to the type (Type), with If-None-Exist for a "
+                                  "conditional create")
+            if item.if_none_exist:
+                found = self._conditional(rtype, _query(item.if_none_exist), "create")
+                if found:
+                    stored = resources.get(self.conn, rtype, found)
+                    entry.result = _stored_result(200, "unchanged", stored) if stored else None
+                    entry.resource_id = found
+                    return
+            # The server assigns the id of a created resource (a file's entry keeps one derived from its fullUrl,
+            # so that ingesting the file again changes nothing).
+            entry.resource_id = (str(uuid.uuid5(_ID_NAMESPACE, item.full_url)) if self.derive_ids and item.full_url
+                                 else str(uuid.uuid4()))
+        else:
+            entry.resource_id = rid
+            if rid is None and self.derive_ids and item.full_url:
+                entry.resource_id = str(uuid.uuid5(_ID_NAMESPACE, item.full_url))
+            if entry.resource_id is None and rtype not in SUPPORTING_TYPES:
+                raise IntakeError(422, "required", "a clinical resource needs an id (it identifies the record when "
+                                  "it is sent again)", "id")
+
+    def _conditional(self, rtype: str | None, query: list[tuple[str, str]], what: str) -> str | None:
+        """The id of the one resource the writer may see that matches `query` (None: no match)."""
+        if not rtype or not query:
+            raise IntakeError(400, "invalid", f"a conditional {what} needs search parameters")
+        candidates: set[str] | None = None
+        for name, value in query:
+            if name == "_id":
+                found = {value}
+            elif name == "identifier":
+                system, bar, code = value.rpartition("|")
+                found = {rid for t, rid in resources.find(self.conn, [rtype], canonical_system(system) if bar
+                                                          else "", code)}
+            else:
+                raise IntakeError(400, "not-supported", f"conditional {what}: only the identifier and _id search "
+                                  "parameters are supported")
+            candidates = found if candidates is None else candidates & found
+        visible = []
+        for rid in sorted(candidates or ()):
+            stored = _live(resources.get(self.conn, rtype, rid))
+            if stored is not None and self.writer.may(stored.owner):
+                visible.append(rid)
+        if len(visible) > 1:
+            raise IntakeError(412, "multiple-matches", f"conditional {what}: {len(visible)} resources match")
+        return visible[0] if visible else None
+
+    # -- processing ---------------------------------------------------------------------------------------------
+    def _one(self, entry: _Entry, upcoming: set[str | None]) -> Result:
+        try:
+            if entry.method == "DELETE":
+                return self._delete(entry, upcoming)
+            return self._write(entry, upcoming)
+        except IntakeError as exc:
+            return _refused(exc, entry)
+        except MappingError as exc:
+            return _refused(IntakeError(422, "business-rule", str(exc), exc.field), entry)
+        except store.DuplicateDocumentId as exc:
+            return _refused(IntakeError(409, "duplicate", str(exc), "identifier"), entry)
+        except resources.VersionConflict:
+            return _refused(IntakeError(412, "conflict", "the resource changed meanwhile: read it again"), entry)
+
+    def _write(self, entry: _Entry, upcoming: set[str | None]) -> Result:
+        rtype, rid, model, raw = entry.resource_type, entry.resource_id, entry.model, entry.raw
+        assert rtype and raw is not None and model is not None
+        if rid is None:  # a supporting resource without id in a file: kept for this input's references only
+            return Result(200, "skipped", rtype)
+        owner = owner_of(model, self.writer, self.ctx.default_source_system)
+        live = _live(entry.previous)
+        if live is not None and not self.writer.may(live.owner):
+            raise IntakeError(403, "forbidden", "the stored resource belongs to a source system this writer is not "
+                              "authorised for")
+        _check_if_match(entry.item.if_match, live)
+        if live is not None and not entry.changed and live.owner == owner:
+            if entry.key in self._deferred:  # something it was rendered from changed in this unit
+                self._render(entry, model)
+                self._written.add(entry.key)
+            return _stored_result(200, "unchanged", live)
+        result = Result(201 if live is None else 200, "created" if live is None else "updated", rtype, rid)
+        if rtype in dispatch.MAPPERS:
+            result.published, result.withdrew = self._render(entry, model)
+        now = datetime.now(UTC)
+        version = (entry.previous.version_id + 1) if entry.previous else 1
+        body = _with_meta(raw, version, now)
+        stored = Stored(rtype, rid, version, owner, content_hash(raw), False, body, now)
+        old_idents = self._identifier_keys(rtype, rid)
+        resources.save(self.conn, entry.previous, stored, _identifiers(model, entry.item.full_url))
+        old_targets: set[str] = set()
+        if rtype == "Provenance":
+            old_targets = resources.links_of(self.conn, rtype, rid, resources.TARGETS)
+            resources.set_links(self.conn, rtype, rid, resources.TARGETS, self._targets(model))
+        self._written.add(f"{rtype}/{rid}")
+        self.view.forget(rtype, rid)
+        self._dependents([f"{rtype}/{rid}", *old_idents, *_identifier_keys(model)],
+                         old_targets | self._targets(model) if rtype == "Provenance" else set(), upcoming)
+        result.version_id, result.last_modified, result.body = version, now, body
+        return result
+
+    def _delete(self, entry: _Entry, upcoming: set[str | None]) -> Result:
+        rtype, rid = entry.resource_type, entry.resource_id
+        assert rtype and rid
+        live = _live(resources.get(self.conn, rtype, rid))
+        if live is None:
+            return Result(204, "absent", rtype, rid)
+        if not self.writer.may(live.owner):
+            raise IntakeError(403, "forbidden", "the stored resource belongs to a source system this writer is not "
+                              "authorised for")
+        _check_if_match(entry.item.if_match, live)
+        withdrew = bool(keys := store.remove(self.conn, rtype, rid))
+        self.touched |= keys
+        old_idents = self._identifier_keys(rtype, rid)
+        old_targets = resources.links_of(self.conn, rtype, rid, resources.TARGETS)
+        now = datetime.now(UTC)
+        tombstone = Stored(rtype, rid, live.version_id + 1, live.owner, "", True,
+                           orjson.dumps({"resourceType": rtype, "id": rid}).decode(), now)
+        resources.save(self.conn, live, tombstone, ())
+        self._written.add(f"{rtype}/{rid}")
+        self.ctx.forget(f"{rtype}/{rid}")
+        self.view.forget(rtype, rid)
+        self._dependents([f"{rtype}/{rid}", *old_idents], old_targets, upcoming)
+        return Result(204, "deleted", rtype, rid, live.version_id + 1, now, withdrew=withdrew)
+
+    def _render(self, entry: _Entry, model: Any) -> tuple[Counter, bool]:
+        """Publish what a clinical resource renders to (or withdraw it); remember what it was rendered from."""
+        rtype, rid = entry.resource_type, entry.resource_id
+        assert rtype and rid
+        if dispatch.withdraws(model):
+            keys = store.remove(self.conn, rtype, rid)
+            self.touched |= keys
+            resources.set_links(self.conn, rtype, rid, resources.USES, ())
+            return Counter(), bool(keys)
+        with self.ctx.mapping(model, entry.item.full_url) as used:
+            recs = dispatch.map_resource(model, self.ctx)
+        for rec in recs:
+            if not (rec.header.author.care_unit and rec.header.author.care_giver):
+                raise MappingError("author", "no care unit or care giver HSA-id (Provenance author/custodian, or the "
+                                   "author's Organization and its partOf): NPÖ consumers cannot apply blocks "
+                                   "and access control without them (TKB Regel 1)")
+        if recs:
+            self.touched |= store.publish(self.conn, rtype, rid, recs)
+        else:  # e.g. a plan back in draft: whatever it published before is withdrawn
+            self.touched |= store.remove(self.conn, rtype, rid)
+        resources.set_links(self.conn, rtype, rid, resources.USES, used)
+        return Counter(r.contract for r in recs), False
+
+    # -- re-rendering what depends on a changed resource ------------------------------------------------------
+    def _dependents(self, targets: list[str], about: set[str], upcoming: set[str | None]) -> None:
+        """Re-render the clinical resources rendered from `targets` (and those a Provenance is `about`), except
+        those this unit writes itself later (deferred: re-rendered at the end if they turn out unchanged)."""
+        found = {f"{t}/{i}" for t, i in resources.linking(self.conn, resources.USES, targets)} | about
+        for key in sorted(found):
+            rtype, _, rid = key.partition("/")
+            if rtype not in dispatch.MAPPERS or key in self._written:
+                continue
+            if key in upcoming:
+                self._deferred.add(key)
+                continue
+            self._rerender(rtype, rid)
+
+    def _rerender(self, rtype: str, rid: str) -> None:
+        stored = _live(resources.get(self.conn, rtype, rid))
+        if stored is None:
+            return
+        try:
+            model = validate(orjson.loads(stored.body))
+            self._render(_Entry(-1, Item(origin="store"), "", rtype, rid), model)
+        except (MappingError, InvalidResource, store.DuplicateDocumentId) as exc:
+            raise IntakeError(409, "conflict", f"{shown_ref(rtype, rid)}, rendered from this resource, could no "
+                              f"longer be published: {exc}") from None
+        self.rerendered += 1
+
+    def _rerender_deferred(self, entries: list[_Entry], atomic: bool) -> None:
+        pending = sorted(self._deferred - self._written)
+        self._deferred.clear()
+        for key in pending:
+            rtype, _, rid = key.partition("/")
+            try:
+                if atomic:
+                    self._rerender(rtype, rid)
+                else:
+                    with self.conn.begin_nested():
+                        self._rerender(rtype, rid)
+            except IntakeError as exc:
+                if atomic:
+                    failed = next((e for e in entries if e.key == key), entries[-1])
+                    failed.result = _refused(exc, failed)
+                    return
+                log.warning("%s kept its earlier records: %s", shown_ref(rtype, rid), exc.diagnostics)
+
+    # -- helpers ------------------------------------------------------------------------------------------------
+    def _identifier_keys(self, rtype: str, rid: str) -> list[str]:
+        return [identifier_key(s, v) for s, v in resources.identifiers_of(self.conn, rtype, rid)]
+
+    def _targets(self, provenance: Any) -> set[str]:
+        """The `Type/id` of the resources a Provenance is about."""
+        out = set()
+        for target in provenance.target or []:
+            found = self.ctx.resolve(target)
+            key = key_of(found) if found is not None else None
+            m = RELATIVE.match(target.reference or "")
+            out.add(key or (f"{m.group(1)}/{m.group(2)}" if m else ""))
+        out.discard("")
+        return out
+
+    def _undo(self, entry: _Entry) -> None:
+        """After a batch entry was rolled back: its resource no longer resolves from this input."""
+        if entry.model is not None:
+            self.ctx.discard(entry.model)
+        if entry.key:
+            self._written.discard(entry.key)
+            self.view.forget(entry.resource_type or "", entry.resource_id or "")
+
+
+def _is_fhir_type(name: Any) -> bool:
+    try:
+        get_fhir_model_class(str(name))
+    except (KeyError, ValueError):
+        return False
+    return True
+
+
+def content_hash(raw: dict) -> str:
+    """What a resource says, without the version and time the server gives it."""
+    meta = raw.get("meta")
+    if isinstance(meta, dict) and ("versionId" in meta or "lastUpdated" in meta):
+        meta = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
+        raw = {**raw, "meta": meta} if meta else {k: v for k, v in raw.items() if k != "meta"}
+    return hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _with_meta(raw: dict, version: int, now: datetime) -> str:
+    meta = dict(raw.get("meta") or {})
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return orjson.dumps({**raw, "meta": meta}).decode()
+
+
+def _identifiers(model: Any, full_url: str | None) -> list[tuple[str, str]]:
+    found = getattr(model, "identifier", None)
+    idents = [] if found is None else list(found) if isinstance(found, list) else [found]
+    out = [(canonical_system(i.system), i.value) for i in idents if i.value]
+    if full_url and full_url.startswith(("http://", "https://")):
+        out.append((URI_SYSTEM, full_url))
+    return out
+
+
+def _identifier_keys(model: Any) -> list[str]:
+    return [identifier_key(s, v) for s, v in _identifiers(model, None)]
+
+
+def _rewritten(node: Any, rewrite: dict[str, str]) -> Any:
+    """A copy with every `reference` to an entry's fullUrl replaced by that entry's `Type/id`."""
+    if isinstance(node, dict):
+        out = {k: _rewritten(v, rewrite) for k, v in node.items()}
+        ref = node.get("reference")
+        if isinstance(ref, str) and ref in rewrite:
+            out["reference"] = rewrite[ref]
+        return out
+    if isinstance(node, list):
+        return [_rewritten(v, rewrite) for v in node]
+    return node
+
+
+def _parse_url(url: str) -> tuple[str | None, str | None, list[tuple[str, str]] | None]:
+    """`Type`, `Type/id` or `Type?params` of a request URL (relative to the base)."""
+    path, question, params = url.partition("?")
+    parts = [p for p in path.split("/") if p]
+    if len(parts) > 2 or not parts or not parts[0][:1].isupper():
+        raise IntakeError(400, "invalid", "request URL must be Type, Type/id or Type?identifier=…")
+    rid = parts[1] if len(parts) == 2 else None
+    if rid is not None and not RELATIVE.match(f"{parts[0]}/{rid}"):
+        raise IntakeError(400, "invalid", "not a valid resource id in the request URL")
+    return parts[0], rid, (_query(params) if question else None)
+
+
+def _query(params: str) -> list[tuple[str, str]]:
+    _, _, params = params.rpartition("?")
+    return [(k, v) for k, v in parse_qsl(params, keep_blank_values=False)]
+
+
+def _check_if_match(if_match: str | None, live: Stored | None) -> None:
+    if not if_match:
+        return
+    wanted = if_match.strip().removeprefix("W/").strip('"')
+    if live is None or str(live.version_id) != wanted:
+        raise IntakeError(412, "conflict", "If-Match: the resource is not at that version (read it again)")
+
+
+def _live(stored: Stored | None) -> Stored | None:
+    return stored if stored is not None and not stored.deleted else None
+
+
+def _stored_result(status: int, outcome: str, stored: Stored) -> Result:
+    return Result(status, outcome, stored.resource_type, stored.resource_id, stored.version_id, stored.last_updated,
+                  stored.body)
+
+
+def _refused(exc: IntakeError, entry: _Entry | None = None) -> Result:
+    return Result(exc.status, "rejected", entry.resource_type if entry else None,
+                  entry.resource_id if entry else None, error=exc)

@@ -1,0 +1,114 @@
+"""Stored FHIR resources: versions, owners, identifiers and links (SQLAlchemy Core, inside the caller's
+transaction). Records (store/records.py) are what a resource publishes; this is the resource itself."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from adapter.store.tables import fhir_identifiers, fhir_links, fhir_resources
+
+USES, TARGETS = "uses", "targets"
+
+
+class VersionConflict(Exception):
+    """The stored version changed between reading and writing (another writer won the race)."""
+
+
+@dataclass(frozen=True)
+class Stored:
+    resource_type: str
+    resource_id: str
+    version_id: int
+    owner: str | None
+    content_hash: str
+    deleted: bool
+    body: str
+    last_updated: datetime
+
+    @property
+    def key(self) -> str:
+        return f"{self.resource_type}/{self.resource_id}"
+
+
+def get(conn: Connection, resource_type: str, resource_id: str) -> Stored | None:
+    row = conn.execute(select(fhir_resources).where(fhir_resources.c.resource_type == resource_type,
+                                                    fhir_resources.c.resource_id == resource_id)).first()
+    return Stored(**row._mapping) if row is not None else None
+
+
+def save(conn: Connection, previous: Stored | None, stored: Stored, identifiers: Iterable[tuple[str, str]]) -> None:
+    """Write a new version; `previous` is what the writer's decision was based on (None: a new resource)."""
+    values = {c: getattr(stored, c) for c in ("version_id", "owner", "content_hash", "deleted", "body",
+                                              "last_updated")}
+    if previous is None:
+        conn.execute(insert(fhir_resources).values(resource_type=stored.resource_type,
+                                                   resource_id=stored.resource_id, **values))
+    else:
+        done = conn.execute(update(fhir_resources).where(
+            fhir_resources.c.resource_type == stored.resource_type,
+            fhir_resources.c.resource_id == stored.resource_id,
+            fhir_resources.c.version_id == previous.version_id).values(**values)).rowcount
+        if done != 1:
+            raise VersionConflict(stored.key)
+    _forget_identifiers(conn, stored.resource_type, stored.resource_id)
+    rows = [{"resource_type": stored.resource_type, "resource_id": stored.resource_id, "system": s[:255],
+             "value": v[:255]} for s, v in dict.fromkeys(identifiers)]
+    if rows and not stored.deleted:
+        conn.execute(insert(fhir_identifiers), rows)
+    if stored.deleted:
+        set_links(conn, stored.resource_type, stored.resource_id, USES, ())
+        set_links(conn, stored.resource_type, stored.resource_id, TARGETS, ())
+
+
+def _forget_identifiers(conn: Connection, resource_type: str, resource_id: str) -> None:
+    conn.execute(delete(fhir_identifiers).where(fhir_identifiers.c.resource_type == resource_type,
+                                                fhir_identifiers.c.resource_id == resource_id))
+
+
+def find(conn: Connection, resource_types: Iterable[str] | None, system: str, value: str) -> list[tuple[str, str]]:
+    """(type, id) of the live resources carrying identifier system|value (system "" matches any system)."""
+    where = [fhir_identifiers.c.value == value]
+    if system:
+        where.append(fhir_identifiers.c.system == system)
+    if resource_types is not None:
+        where.append(fhir_identifiers.c.resource_type.in_(list(resource_types)))
+    rows = conn.execute(select(fhir_identifiers.c.resource_type, fhir_identifiers.c.resource_id)
+                        .where(*where).distinct()).all()
+    return sorted((r.resource_type, r.resource_id) for r in rows)
+
+
+def identifiers_of(conn: Connection, resource_type: str, resource_id: str) -> list[tuple[str, str]]:
+    rows = conn.execute(select(fhir_identifiers.c.system, fhir_identifiers.c.value).where(
+        fhir_identifiers.c.resource_type == resource_type, fhir_identifiers.c.resource_id == resource_id)).all()
+    return [(r.system, r.value) for r in rows]
+
+
+def set_links(conn: Connection, resource_type: str, resource_id: str, kind: str, targets: Iterable[str]) -> None:
+    conn.execute(delete(fhir_links).where(fhir_links.c.resource_type == resource_type,
+                                          fhir_links.c.resource_id == resource_id, fhir_links.c.kind == kind))
+    rows = [{"resource_type": resource_type, "resource_id": resource_id, "kind": kind, "target": t[:600]}
+            for t in sorted(set(targets))]
+    if rows:
+        conn.execute(insert(fhir_links), rows)
+
+
+def linking(conn: Connection, kind: str, targets: Iterable[str]) -> set[tuple[str, str]]:
+    """(type, id) of the resources with a `kind` link to any of `targets`."""
+    wanted = sorted(set(targets))
+    if not wanted:
+        return set()
+    rows = conn.execute(select(fhir_links.c.resource_type, fhir_links.c.resource_id)
+                        .where(fhir_links.c.kind == kind, fhir_links.c.target.in_(wanted))).all()
+    return {(r.resource_type, r.resource_id) for r in rows}
+
+
+def links_of(conn: Connection, resource_type: str, resource_id: str, kind: str) -> set[str]:
+    rows = conn.execute(select(fhir_links.c.target).where(fhir_links.c.resource_type == resource_type,
+                                                          fhir_links.c.resource_id == resource_id,
+                                                          fhir_links.c.kind == kind)).scalars()
+    return set(rows)
