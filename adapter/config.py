@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     max_xml_depth: int = 64
     # Longest wait for a request's body once its headers arrived (a slowloris caller is answered with 408).
     max_request_seconds: float = 10.0
+    # The FHIR endpoint's requests (a municipality's transaction Bundle may be large).
+    max_fhir_request_bytes: int = 32 * 1024 * 1024
+    max_fhir_request_seconds: float = 60.0
 
     # Engagement index (EI) updates. Without ei_url, no updates are sent (the outbox still fills).
     ei_url: str | None = None  # e.g. https://ei.example/itintegration/engagementindex/Update/1/rivtabp21

@@ -12,6 +12,12 @@ call for which logical addresses, and which care units are hidden from which ori
     [[hide]]
     consumers = ["SE2321000016-9KHR"]          # original service consumers
     care_units = ["SE2120001231-SB01"]         # answered as if these units did not exist
+
+and which systems may write to the FHIR endpoint (`/fhir`), for which source systems:
+
+    [[writer]]
+    hsa_id = "SE2120001231-JS01"               # the municipal journal system's function certificate
+    source_systems = ["SE2120001231-SYS1"]     # records it may write, change and delete
 """
 
 from __future__ import annotations
@@ -45,6 +51,12 @@ class Hide:
     care_units: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class WriterGrant:
+    hsa_id: str
+    source_systems: frozenset[str]  # upper case
+
+
 class AuthorisationError(ValueError):
     pass
 
@@ -53,6 +65,13 @@ class AuthorisationError(ValueError):
 class Authorisations:
     allows: tuple[Allow, ...] = ()
     hides: tuple[Hide, ...] = ()
+    writers: tuple[WriterGrant, ...] = ()
+
+    def writes_for(self, writer: str | None) -> frozenset[str]:
+        """The source systems `writer` may write for (none when it is not a writer)."""
+        if not writer:
+            return frozenset()
+        return frozenset().union(*(w.source_systems for w in self.writers if w.hsa_id.upper() == writer.upper()))
 
     def permits(self, consumer: str | None, contract: str, logical_address: str) -> bool:
         return consumer is not None and any(a.permits(consumer, contract, logical_address) for a in self.allows)
@@ -87,10 +106,19 @@ def load(path: Path) -> Authorisations:
             consumers=frozenset(s.upper() for s in _strings(entry, "consumers", path, f"hide[{i}]")),
             care_units=tuple(_strings(entry, "care_units", path, f"hide[{i}]")),
         ))
-    unknown = set(data) - {"allow", "hide"}
+    writers = []
+    for i, entry in enumerate(data.get("writer", [])):
+        hsa_id = entry.get("hsa_id")
+        if not isinstance(hsa_id, str) or not hsa_id:
+            raise AuthorisationError(f"{path}: writer[{i}].hsa_id must be an HSA-id")
+        systems = _strings(entry, "source_systems", path, f"writer[{i}]")
+        if ANY in systems:
+            raise AuthorisationError(f"{path}: writer[{i}].source_systems: name the source systems (no \"*\")")
+        writers.append(WriterGrant(hsa_id, frozenset(s.upper() for s in systems)))
+    unknown = set(data) - {"allow", "hide", "writer"}
     if unknown:
         raise AuthorisationError(f"{path}: unknown section(s) {sorted(unknown)}")
-    return Authorisations(tuple(allows), tuple(hides))
+    return Authorisations(tuple(allows), tuple(hides), tuple(writers))
 
 
 def _strings(entry: dict, key: str, path: Path, where: str) -> list[str]:

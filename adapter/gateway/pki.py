@@ -51,6 +51,9 @@ CLIENT_SPECS: dict[str, ClientSpec] = {
     # the adapter's own function certificate for outgoing calls (engagement-index updates), as the demo
     # source system
     "adapter": ClientSpec("SE2120001231-SYS1", "npo-adapter.dev.test"),
+    # the demo municipality's journal systems, writing to the FHIR endpoint (config/authorisations.dev.toml)
+    "journal": ClientSpec("SE2120001231-JS01", "journal.dev.test"),
+    "journal2": ClientSpec("SE2120001231-JS02", "journal2.dev.test"),
 }
 
 

@@ -20,8 +20,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapter.config import Settings
+from adapter.fhir import endpoint as fhir_endpoint
 from adapter.gateway import identity
 from adapter.gateway.authorisation import Authorisations
+from adapter.gateway.body import BodyTooLarge, read_capped
 from adapter.producer.requests import Refusal, to_query
 from adapter.rivta import soap, wsdl
 from adapter.rivta.contracts import CONTRACTS, Contract
@@ -40,23 +42,6 @@ class Access:
 
     source: identity.CertSource = identity.CertSource.NONE
     authorisations: Authorisations = field(default_factory=Authorisations)
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_capped(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _TooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 _HSA_ID = re.compile(r"^SE[0-9]{10,12}-[A-Za-z0-9._-]{1,31}$")
@@ -84,6 +69,8 @@ def create_app(engine: Engine, settings: Settings, access: Access | None = None)
         wsdl.request_schema(contract)  # compile at start: a broken contract fails fast
         wsdl.documents(contract)
         _add_routes(app, contract, engine, settings, access)
+
+    app.include_router(fhir_endpoint.router(engine, settings, access))
 
     @app.get("/health")
     def health() -> dict:
@@ -115,8 +102,8 @@ def _add_routes(app: FastAPI, contract: Contract, engine: Engine, settings: Sett
         try:
             # A caller that trickles its body (slowloris) is cut off: uvicorn bounds only idle keep-alive time.
             async with asyncio.timeout(settings.max_request_seconds):
-                data = await _read_capped(request, settings.max_request_bytes)
-        except _TooLarge:
+                data = await read_capped(request, settings.max_request_bytes)
+        except BodyTooLarge:
             return _fault(f"request larger than {settings.max_request_bytes} bytes", status=413)
         except TimeoutError:
             response = _fault(f"request body not received within {settings.max_request_seconds:g} s", status=408)

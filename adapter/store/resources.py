@@ -4,8 +4,8 @@ transaction). Records (store/records.py) are what a resource publishes; this is 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
@@ -38,7 +38,11 @@ class Stored:
 def get(conn: Connection, resource_type: str, resource_id: str) -> Stored | None:
     row = conn.execute(select(fhir_resources).where(fhir_resources.c.resource_type == resource_type,
                                                     fhir_resources.c.resource_id == resource_id)).first()
-    return Stored(**row._mapping) if row is not None else None
+    if row is None:
+        return None
+    found = Stored(**row._mapping)
+    when = found.last_updated  # SQLite keeps no zone (what is written is UTC); PostgreSQL answers in its own
+    return replace(found, last_updated=when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC))
 
 
 def save(conn: Connection, previous: Stored | None, stored: Stored, identifiers: Iterable[tuple[str, str]]) -> None:
