@@ -157,6 +157,7 @@ def router(engine: Engine, settings: Settings, access: Any) -> APIRouter:
         return respond(200, capability_statement(base_of(request)))
 
     @api.post("")
+    @api.post("/")
     async def bundle(request: Request) -> Response:
         if (refused := _unacceptable(request)) is not None:
             return refused

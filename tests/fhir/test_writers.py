@@ -1,0 +1,99 @@
+"""Who may write, over the real mTLS gateway: the caller's function certificate names the writing system, the
+authorisations file says for which source systems it writes. Each refusal is an attack that must fail."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from adapter.config import Settings
+from adapter.gateway import authorisation
+from adapter.gateway.identity import CertSource
+from adapter.gateway.tls import TlsContexts
+from adapter.producer.app import Access, create_app
+from adapter.store.engine import open_store
+from tests.fhir.helpers import FHIR_JSON, condition, support_resources, transaction
+from tests.gateway.conftest import TlsServer, client_context, tls_files
+from tests.samples import OTHER_SOURCE, SOURCE
+
+WRITERS = """
+[[allow]]
+consumer = "SE165565594230-1000"
+contracts = ["*"]
+logical_addresses = ["*"]
+
+[[writer]]
+hsa_id = "SE2120001231-JS01"
+source_systems = ["SE2120001231-SYS1"]
+
+[[writer]]
+hsa_id = "SE2120001231-JS02"
+source_systems = ["SE2120001231-SYS2"]
+"""
+
+
+@pytest.fixture
+def gateway(backend, store_urls, pki, tmp_path):
+    engine = open_store(store_urls.url(backend))
+    toml = tmp_path / "authorisations.toml"
+    toml.write_text(WRITERS)
+    app = create_app(engine, Settings(store_url="sqlite://"), Access(CertSource.TLS, authorisation.load(toml)))
+    with TlsServer(engine, TlsContexts(tls_files(pki)), app=app) as srv:
+        srv.engine = engine
+        yield srv
+    engine.dispose()
+
+
+def as_system(gateway, pki, name: str | None) -> httpx.Client:
+    return httpx.Client(base_url=f"{gateway.url}/fhir", verify=client_context(pki, name), timeout=20,
+                        headers={"Content-Type": FHIR_JSON})
+
+
+def supporting_for(source: str) -> dict:
+    """The demo organisation and patients, each labelled with the writer's source system."""
+    out = []
+    for r in support_resources():
+        out.append({**r, "meta": {"source": f"urn:oid:1.2.752.129.2.1.4.1#{source}"}})
+    return transaction(*[{"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+                         for r in out])
+
+
+def test_a_writer_writes_for_its_source_system_and_nobody_else_touches_it(gateway, pki):
+    js01, js02 = as_system(gateway, pki, "journal"), as_system(gateway, pki, "journal2")
+    assert js01.post("", json=supporting_for(SOURCE)).status_code == 200
+    own = condition("c-own", identifier="d-own")
+    assert js01.put("/Condition/c-own", json=own).status_code == 201
+    unlabelled = {k: v for k, v in condition("c-unlabelled", identifier="d-unl").items() if k != "meta"}
+    assert js01.put("/Condition/c-unlabelled", json=unlabelled).status_code == 201  # its only source system
+
+    # Writing for a source system it is not authorised for
+    foreign = condition("c-foreign", identifier="d-foreign", source=OTHER_SOURCE)
+    refused = js01.put("/Condition/c-foreign", json=foreign)
+    assert refused.status_code == 403 and refused.json()["issue"][0]["expression"] == ["Condition.meta.source"]
+
+    # Another writer overwriting, deleting, reading or conditionally deleting what the first one owns
+    taken = condition("c-own", identifier="d-own", source=OTHER_SOURCE)
+    assert js02.put("/Condition/c-own", json=taken).status_code == 403
+    assert js02.delete("/Condition/c-own").status_code == 403
+    assert js02.get("/Condition/c-own").status_code == 404
+    assert js02.delete("/Condition", params={"identifier": "d-own"}).status_code == 204  # sees no match
+    assert js02.put("/Organization/ve-hemtjanst", json={**support_resources()[1], "name": "Kapad"}).status_code == 403
+    assert js01.get("/Condition/c-own").status_code == 200
+    assert js01.get("/Organization/ve-hemtjanst").json()["name"] != "Kapad"
+
+
+def test_another_source_systems_resources_do_not_resolve(gateway, pki):
+    js01, js02 = as_system(gateway, pki, "journal"), as_system(gateway, pki, "journal2")
+    assert js01.post("", json=supporting_for(SOURCE)).status_code == 200
+    # journal2 names journal's patient, role and units: none of them is its own, so nothing resolves
+    r = js02.put("/Condition/c-borrow", json=condition("c-borrow", identifier="d-borrow", source=OTHER_SOURCE))
+    assert r.status_code == 422, r.text
+
+
+def test_callers_that_are_not_writers_are_refused(gateway, pki):
+    for name in ("platform", "nohsaid"):
+        r = as_system(gateway, pki, name).put("/Condition/c-x", json=condition("c-x", identifier="d-x"))
+        assert r.status_code == 403, name
+        assert r.headers["content-type"].startswith("application/fhir+json")
+    with pytest.raises(httpx.HTTPError):  # no certificate: the handshake itself is refused
+        as_system(gateway, pki, None).get("/metadata")
