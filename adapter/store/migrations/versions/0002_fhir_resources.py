@@ -53,7 +53,7 @@ def upgrade() -> None:
     # so the next time a writer sends one it is taken as a change (and the records using it are re-rendered).
     conn = op.get_bind()
     context = sa.table('fhir_context', sa.column('ref'), sa.column('resource_type'), sa.column('body'),
-                       sa.column('updated_at'))
+                       sa.column('updated_at', sa.DateTime(timezone=True)))
     rows, idents = [], []
     for ref, rtype, body, updated in conn.execute(sa.select(context.c.ref, context.c.resource_type,
                                                             context.c.body, context.c.updated_at)):
@@ -85,7 +85,8 @@ def downgrade() -> None:
     )
     conn = op.get_bind()
     resources = sa.table('fhir_resources', sa.column('resource_type'), sa.column('resource_id'),
-                         sa.column('body'), sa.column('last_updated'), sa.column('deleted'))
+                         sa.column('body'), sa.column('last_updated', sa.DateTime(timezone=True)),
+                         sa.column('deleted', sa.Boolean()))
     supporting = ("Patient", "Organization", "Practitioner", "PractitionerRole", "Provenance", "Encounter",
                   "Medication")
     rows = [{"ref": f"{t}/{i}", "resource_type": t, "body": b, "updated_at": u}
