@@ -29,7 +29,7 @@ test: $(VENV)/.installed
 # non-zero when a target is missed. NPO_BENCH_SCALE=0.1 for a quick run.
 bench: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
-	status=0; for b in producer_throughput large_answers ingest_rate fanout; do \
+	status=0; for b in producer_throughput large_answers ingest_rate fanout intake; do \
 	  $(BIN)/python -m bench.$$b || status=1; done; exit $$status
 
 # The official suite's load profiles at full length (10 threads 180 s, 5 threads 30 min, ramp 10-100).

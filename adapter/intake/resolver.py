@@ -1,8 +1,15 @@
-"""The store as reference resolution sees it: stored resources, validated once per unit of work, limited to
-one source system's resources and those that belong to none."""
+"""The store as reference resolution sees it: stored resources, limited to one source system's resources and
+those that belong to none.
+
+Validated models of stored resources are kept per process, keyed by type, id and version: a write looks up the
+patient, role, practitioner and organisations it refers to, and validating them again each time cost half of a
+single-resource write. The version is read from the store every time, so a change by another replica is seen.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import orjson
@@ -10,6 +17,27 @@ from sqlalchemy.engine import Connection
 
 from adapter.intake.validation import InvalidResource, validate
 from adapter.store import resources
+
+_MODELS: OrderedDict[tuple[str, str], tuple[int, Any]] = OrderedDict()
+_MODELS_KEPT = 20_000
+_MODELS_LOCK = threading.Lock()
+
+
+def _remembered(resource_type: str, resource_id: str, version_id: int) -> Any | None:
+    with _MODELS_LOCK:
+        found = _MODELS.get((resource_type, resource_id))
+        if found is None or found[0] != version_id:
+            return None
+        _MODELS.move_to_end((resource_type, resource_id))
+        return found[1]
+
+
+def _remember(resource_type: str, resource_id: str, version_id: int, model: Any) -> None:
+    with _MODELS_LOCK:
+        _MODELS[(resource_type, resource_id)] = (version_id, model)
+        _MODELS.move_to_end((resource_type, resource_id))
+        while len(_MODELS) > _MODELS_KEPT:
+            _MODELS.popitem(last=False)
 
 
 class StoreView:
@@ -23,14 +51,18 @@ class StoreView:
     def _load(self, resource_type: str, resource_id: str) -> tuple[str | None, Any | None]:
         key = (resource_type, resource_id)
         if key not in self._cache:
-            stored = resources.get(self._conn, resource_type, resource_id)
+            head = resources.head(self._conn, resource_type, resource_id)
             model = None
-            if stored is not None and not stored.deleted:
-                try:
-                    model = validate(orjson.loads(stored.body))
-                except InvalidResource:  # stored by an older version whose validation differed
-                    model = None
-            self._cache[key] = (stored.owner if stored is not None else None, model)
+            if head is not None and not head.deleted:
+                model = _remembered(resource_type, resource_id, head.version_id)
+                stored = resources.get(self._conn, resource_type, resource_id) if model is None else None
+                if stored is not None and not stored.deleted:
+                    try:
+                        model = validate(orjson.loads(stored.body))
+                        _remember(resource_type, resource_id, stored.version_id, model)
+                    except InvalidResource:  # stored by an older version whose validation differed
+                        model = None
+            self._cache[key] = (head.owner if head is not None else None, model)
         return self._cache[key]
 
     def get(self, resource_type: str, resource_id: str, owner: str | None) -> Any | None:

@@ -69,21 +69,15 @@ def publish(conn: Connection, resource_type: str, resource_id: str, recs: Sequen
     if _stored_rows(conn, resource_type, resource_id) == [_compared(r) for r in rows]:
         return set()
     for row in rows:
-        clash = conn.execute(
-            select(records.c.resource_type, records.c.resource_id).where(
-                records.c.source_system == row["source_system"],
-                records.c.contract == row["contract"],
-                records.c.document_id == row["document_id"],
-                or_(records.c.resource_type != resource_type, records.c.resource_id != resource_id),
-            )
-        ).first()
+        clash = conn.execute(_CLASH, {"source_system": row["source_system"], "contract": row["contract"],
+                                      "document_id": row["document_id"], "t": resource_type, "i": resource_id}).first()
         if clash is not None:
             raise DuplicateDocumentId(
                 f"identifier: document id already published by {clash.resource_type}/{clash.resource_id}"
             )
     keys = remove(conn, resource_type, resource_id)
     for row, rec in zip(rows, recs, strict=True):
-        pk = conn.execute(records.insert().values(row).returning(records.c.pk)).scalar_one()
+        pk = conn.execute(_INSERT, row).scalar_one()
         days = _days(rec)
         if days:
             conn.execute(record_days.insert(), [{"record_pk": pk, "day": d} for d in sorted(days)])
@@ -93,6 +87,18 @@ def publish(conn: Connection, resource_type: str, resource_id: str, recs: Sequen
 
 
 _COMPARED = tuple(c.name for c in records.c if c.name not in ("pk", "updated_at"))
+# Statements built once: publishing is on the write path of every FHIR write.
+_MINE = (records.c.resource_type == bindparam("t")) & (records.c.resource_id == bindparam("i"))
+_STORED = select(*[records.c[c] for c in _COMPARED]).where(_MINE).order_by(records.c.part)
+_CLASH = select(records.c.resource_type, records.c.resource_id).where(
+    records.c.source_system == bindparam("source_system"), records.c.contract == bindparam("contract"),
+    records.c.document_id == bindparam("document_id"),
+    or_(records.c.resource_type != bindparam("t"), records.c.resource_id != bindparam("i")))
+_INSERT = records.insert().returning(records.c.pk)
+_OLD_KEYS = select(records.c.patient_id, records.c.patient_type, records.c.contract, records.c.category,
+                   records.c.source_system, records.c.care_giver).where(_MINE)
+_DELETE_DAYS = delete(record_days).where(record_days.c.record_pk.in_(select(records.c.pk).where(_MINE)))
+_DELETE = delete(records).where(_MINE)
 
 
 def _compared(row: dict) -> tuple:
@@ -100,19 +106,17 @@ def _compared(row: dict) -> tuple:
 
 
 def _stored_rows(conn: Connection, resource_type: str, resource_id: str) -> list[tuple]:
-    found = conn.execute(select(*[records.c[c] for c in _COMPARED]).where(
-        records.c.resource_type == resource_type, records.c.resource_id == resource_id).order_by(records.c.part))
+    found = conn.execute(_STORED, {"t": resource_type, "i": resource_id})
     return [_compared(r._mapping) for r in found]
 
 
 def remove(conn: Connection, resource_type: str, resource_id: str) -> set[RecordKey]:
     """Delete what a FHIR resource published; returns the engagement keys of the deleted records."""
-    mine = (records.c.resource_type == resource_type) & (records.c.resource_id == resource_id)
-    old = conn.execute(select(records.c.patient_id, records.c.patient_type, records.c.contract, records.c.category,
-                              records.c.source_system, records.c.care_giver).where(mine)).all()
+    mine = {"t": resource_type, "i": resource_id}
+    old = conn.execute(_OLD_KEYS, mine).all()
     if old:
-        conn.execute(delete(record_days).where(record_days.c.record_pk.in_(select(records.c.pk).where(mine))))
-        conn.execute(delete(records).where(mine))
+        conn.execute(_DELETE_DAYS, mine)
+        conn.execute(_DELETE, mine)
     return {RecordKey.of(r) for r in old}
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from adapter.store.tables import fhir_identifiers, fhir_links, fhir_resources
@@ -35,9 +35,36 @@ class Stored:
         return f"{self.resource_type}/{self.resource_id}"
 
 
+# Statements built once (writes are a hot path: building a statement costs more than running it on SQLite).
+_THIS = (fhir_resources.c.resource_type == bindparam("t")) & (fhir_resources.c.resource_id == bindparam("i"))
+_GET = select(fhir_resources).where(_THIS)
+_HEAD = select(fhir_resources.c.version_id, fhir_resources.c.owner, fhir_resources.c.deleted).where(_THIS)
+_IDENTIFIERS_OF = select(fhir_identifiers.c.system, fhir_identifiers.c.value).where(
+    fhir_identifiers.c.resource_type == bindparam("t"), fhir_identifiers.c.resource_id == bindparam("i"))
+_LINKS_OF = select(fhir_links.c.target).where(fhir_links.c.resource_type == bindparam("t"),
+                                              fhir_links.c.resource_id == bindparam("i"),
+                                              fhir_links.c.kind == bindparam("k"))
+_LINKING = select(fhir_links.c.resource_type, fhir_links.c.resource_id).where(
+    fhir_links.c.kind == bindparam("k"), fhir_links.c.target.in_(bindparam("targets", expanding=True)))
+_UNLINK = delete(fhir_links).where(fhir_links.c.resource_type == bindparam("t"),
+                                   fhir_links.c.resource_id == bindparam("i"), fhir_links.c.kind == bindparam("k"))
+
+
+@dataclass(frozen=True)
+class Head:
+    version_id: int
+    owner: str | None
+    deleted: bool
+
+
+def head(conn: Connection, resource_type: str, resource_id: str) -> Head | None:
+    """Version, owner and deletion of a stored resource, without its body."""
+    row = conn.execute(_HEAD, {"t": resource_type, "i": resource_id}).first()
+    return Head(row.version_id, row.owner, bool(row.deleted)) if row is not None else None
+
+
 def get(conn: Connection, resource_type: str, resource_id: str) -> Stored | None:
-    row = conn.execute(select(fhir_resources).where(fhir_resources.c.resource_type == resource_type,
-                                                    fhir_resources.c.resource_id == resource_id)).first()
+    row = conn.execute(_GET, {"t": resource_type, "i": resource_id}).first()
     if row is None:
         return None
     found = Stored(**row._mapping)
@@ -87,14 +114,12 @@ def find(conn: Connection, resource_types: Iterable[str] | None, system: str, va
 
 
 def identifiers_of(conn: Connection, resource_type: str, resource_id: str) -> list[tuple[str, str]]:
-    rows = conn.execute(select(fhir_identifiers.c.system, fhir_identifiers.c.value).where(
-        fhir_identifiers.c.resource_type == resource_type, fhir_identifiers.c.resource_id == resource_id)).all()
+    rows = conn.execute(_IDENTIFIERS_OF, {"t": resource_type, "i": resource_id}).all()
     return [(r.system, r.value) for r in rows]
 
 
 def set_links(conn: Connection, resource_type: str, resource_id: str, kind: str, targets: Iterable[str]) -> None:
-    conn.execute(delete(fhir_links).where(fhir_links.c.resource_type == resource_type,
-                                          fhir_links.c.resource_id == resource_id, fhir_links.c.kind == kind))
+    conn.execute(_UNLINK, {"t": resource_type, "i": resource_id, "k": kind})
     rows = [{"resource_type": resource_type, "resource_id": resource_id, "kind": kind, "target": t[:600]}
             for t in sorted(set(targets))]
     if rows:
@@ -106,13 +131,9 @@ def linking(conn: Connection, kind: str, targets: Iterable[str]) -> set[tuple[st
     wanted = sorted(set(targets))
     if not wanted:
         return set()
-    rows = conn.execute(select(fhir_links.c.resource_type, fhir_links.c.resource_id)
-                        .where(fhir_links.c.kind == kind, fhir_links.c.target.in_(wanted))).all()
+    rows = conn.execute(_LINKING, {"k": kind, "targets": wanted}).all()
     return {(r.resource_type, r.resource_id) for r in rows}
 
 
 def links_of(conn: Connection, resource_type: str, resource_id: str, kind: str) -> set[str]:
-    rows = conn.execute(select(fhir_links.c.target).where(fhir_links.c.resource_type == resource_type,
-                                                          fhir_links.c.resource_id == resource_id,
-                                                          fhir_links.c.kind == kind)).scalars()
-    return set(rows)
+    return set(conn.execute(_LINKS_OF, {"t": resource_type, "i": resource_id, "k": kind}).scalars())
