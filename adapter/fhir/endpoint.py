@@ -32,7 +32,7 @@ from adapter.fhir.outcome import (
 )
 from adapter.gateway import identity
 from adapter.gateway.body import BodyTooLarge, read_capped
-from adapter.intake.results import Result, shown_ref
+from adapter.intake.results import Result, shown_ref, shown_type
 from adapter.intake.unit import ACCEPTED_TYPES, Intake
 from adapter.intake.writer import Writer
 from adapter.mapping.context import canonical_system
@@ -313,7 +313,8 @@ def router(engine: Engine, settings: Settings, access: Any) -> APIRouter:
 def _unsupported(rtype: str) -> Response | None:
     if rtype in ACCEPTED_TYPES:
         return None
-    return error(404, "not-supported", f"{rtype[:40]} is not a resource type this endpoint takes (see /fhir/metadata)")
+    return error(404, "not-supported", f"{shown_type(rtype)} is not a resource type this endpoint takes "
+                                       "(see /fhir/metadata)")
 
 
 def _unacceptable(request: Request) -> Response | None:

@@ -53,3 +53,11 @@ def shown_ref(resource_type: str | None, resource_id: str | None) -> str:
         return f"{resource_type or '?'}/?"
     rid = "(id not shown)" if _PNR_LIKE.match(resource_id) else resource_id
     return f"{resource_type}/{rid}"
+
+
+_TYPE = re.compile(r"^[A-Z][A-Za-z]{0,63}$")
+
+
+def shown_type(value: object) -> str:
+    """A resource type named in a message: only when it looks like one (it is input)."""
+    return str(value) if isinstance(value, str) and _TYPE.match(value) else "(not shown)"

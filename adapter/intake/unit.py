@@ -24,7 +24,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from sqlalchemy.engine import Connection
 
 from adapter.intake.resolver import StoreView
-from adapter.intake.results import IntakeError, Result, shown_ref
+from adapter.intake.results import IntakeError, Result, shown_ref, shown_type
 from adapter.intake.validation import InvalidResource, validate
 from adapter.intake.writer import Writer, owner_of
 from adapter.mapping import dispatch
@@ -50,6 +50,7 @@ log = logging.getLogger("adapter.intake")
 ACCEPTED_TYPES = frozenset(dispatch.MAPPERS) | SUPPORTING_TYPES
 # Referred to by other clinical resources (MedicationStatement.basedOn): indexed ahead like supporting ones.
 REFERENCED_CLINICAL = frozenset({"MedicationRequest"})
+MAX_DEPTH = 64  # FHIR resources nest a dozen levels; deeper input is an attack on the recursive walks below
 _ID_NAMESPACE = uuid.UUID("6f1c1a52-4a43-4d0e-9a43-8f0a2c1d3e55")  # ids derived from a file entry's fullUrl
 
 
@@ -158,6 +159,9 @@ class Intake:
         for entry in entries:
             if entry.raw is None or entry.result is not None:
                 continue
+            if _depth(entry.raw) > MAX_DEPTH:
+                entry.result = _refused(IntakeError(422, "structure", f"nested deeper than {MAX_DEPTH} levels"))
+                continue
             entry.raw = _rewritten(entry.raw, rewrite)
             if entry.resource_id:
                 entry.raw["id"] = entry.resource_id
@@ -191,12 +195,12 @@ class Intake:
         rtype = raw.get("resourceType")
         if not isinstance(rtype, str) or rtype not in ACCEPTED_TYPES:
             if not _is_fhir_type(rtype):
-                raise IntakeError(422, "structure", f"resourceType: unknown resource type {str(rtype)[:40]!r}",
+                raise IntakeError(422, "structure", f"resourceType: unknown resource type {shown_type(rtype)}",
                                   "resourceType")
             if self.unknown_types == "skip":
                 entry.result = Result(200, "skipped", str(rtype))
                 return
-            raise IntakeError(404, "not-supported", f"{str(rtype)[:40]} is not taken here (GET /fhir/metadata "
+            raise IntakeError(404, "not-supported", f"{shown_type(rtype)} is not taken here (GET /fhir/metadata "
                               "lists the resource types this endpoint takes)", "resourceType")
         entry.resource_type = rtype
         entry.raw = dict(raw)
@@ -382,7 +386,9 @@ class Intake:
 
     def _rerender(self, rtype: str, rid: str) -> None:
         stored = _live(resources.get(self.conn, rtype, rid))
-        if stored is None:
+        if stored is None or not self.writer.may(stored.owner):
+            # Another source system's record is never re-rendered in this writer's unit: its resources (this
+            # input among them) must not shape that record. It resolves only its own source system's.
             return
         try:
             model = validate(orjson.loads(stored.body))
@@ -432,6 +438,21 @@ class Intake:
         if entry.key:
             self._written.discard(entry.key)
             self.view.forget(entry.resource_type or "", entry.resource_id or "")
+
+
+def _depth(node: Any) -> int:
+    """How deeply a JSON value nests (iteratively: the input may be hostile)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            break
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest
 
 
 def _is_fhir_type(name: Any) -> bool:

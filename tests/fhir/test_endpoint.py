@@ -342,3 +342,23 @@ def test_search_by_identifier_finds_what_was_stored(store, fhir):
     found = fhir.get("Condition?identifier=d-s").json()
     assert found["type"] == "searchset" and [e["resource"]["id"] for e in found["entry"]] == ["c-s"]
     assert fhir.get("Condition?identifier=nothing").json()["total"] == 0
+
+
+def test_hostile_bodies_are_refused_cleanly(store, server_for):
+    srv = server_for(store, max_fhir_request_bytes=64 * 1024)
+    fhir = Fhir(srv.url)
+    deep: dict = {"url": "x"}
+    for _ in range(200):
+        deep = {"url": "x", "extension": [deep]}
+    nested = condition("c-deep", identifier="d-deep", extension=[deep])
+    r = fhir.put("Condition/c-deep", nested)
+    assert r.status_code == 422 and "nested deeper" in issues(r)[0]["diagnostics"]
+    too_big = fhir.http.put(f"{fhir.base}/Condition/c-big", content=b"{" + b" " * 70_000 + b"}")
+    assert too_big.status_code == 413 and issues(too_big)[0]["code"] == "too-costly"
+    for body in (b"[]", b'"text"', b"{\"resourceType\": 5}"):
+        assert fhir.http.put(f"{fhir.base}/Condition/c-x", content=body).status_code == 400
+    leaky = fhir.put(f"{PNR}/x", {"resourceType": PNR})
+    assert leaky.status_code == 404 and PNR not in leaky.text
+    typed = fhir.post("", transaction({"resource": {"resourceType": PNR, "id": "x"},
+                                       "request": {"method": "PUT", "url": f"{PNR}/x"}}, type_="batch"))
+    assert typed.status_code == 200 and PNR not in typed.text

@@ -97,3 +97,32 @@ def test_callers_that_are_not_writers_are_refused(gateway, pki):
         assert r.headers["content-type"].startswith("application/fhir+json")
     with pytest.raises(httpx.HTTPError):  # no certificate: the handshake itself is refused
         as_system(gateway, pki, None).get("/metadata")
+
+
+def test_another_writers_provenance_cannot_move_a_record_to_another_unit(gateway, pki):
+    """journal2 writes a Provenance about journal's Condition naming another care unit: it is journal2's to store,
+    but it shapes none of journal's records, neither now nor when journal's record is re-rendered later."""
+    from sqlalchemy import select
+
+    from adapter.store.tables import records
+    from tests.fhir.helpers import GIVER, HOUSING, HSA, provenance
+
+    js01, js02 = as_system(gateway, pki, "journal"), as_system(gateway, pki, "journal2")
+    assert js01.post("", json=supporting_for(SOURCE)).status_code == 200
+    assert js01.put("/Condition/c-mine", json=condition("c-mine", identifier="d-mine")).status_code == 201
+
+    def unit() -> str:
+        with gateway.engine.connect() as conn:
+            return conn.execute(select(records.c.care_unit).where(records.c.resource_id == "c-mine")).scalar_one()
+
+    home = unit()
+    forged = provenance("Condition/c-mine", {"identifier": {"system": HSA, "value": HOUSING}},
+                        {"identifier": {"system": HSA, "value": GIVER}}, rid="prov-forged")
+    forged["meta"] = {"source": f"urn:oid:1.2.752.129.2.1.4.1#{OTHER_SOURCE}"}
+    r = js02.post("", json=transaction({"resource": forged, "request": {"method": "PUT",
+                                                                        "url": "Provenance/prov-forged"}}))
+    assert r.status_code == 200 and r.json()["entry"][0]["response"]["status"] == "201 Created"
+    assert unit() == home != HOUSING
+    changed = condition("c-mine", identifier="d-mine", text="ändrad")
+    assert js01.put("/Condition/c-mine", json=changed).status_code == 200
+    assert unit() == home
