@@ -58,6 +58,7 @@ def ingest(
         table.add_row(f"records published: {contract}", str(n))
     table.add_row("resources withdrawn (records removed)", str(report.removed))
     table.add_row("skipped (nothing for NPÖ)", str(report.skipped))
+    table.add_row("unchanged (sent again as stored)", str(report.unchanged))
     table.add_row("rejected", str(len(report.rejected)))
     console.print(table)
     for rej in report.rejected:

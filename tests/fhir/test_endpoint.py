@@ -362,3 +362,15 @@ def test_hostile_bodies_are_refused_cleanly(store, server_for):
     typed = fhir.post("", transaction({"resource": {"resourceType": PNR, "id": "x"},
                                        "request": {"method": "PUT", "url": f"{PNR}/x"}}, type_="batch"))
     assert typed.status_code == 200 and PNR not in typed.text
+
+
+def test_each_write_is_logged_without_personal_data(fhir, caplog):
+    caplog.set_level("INFO", logger="adapter.fhir")
+    c = condition("c-log", identifier="d-log", text="Patienten Tolvan har ont")
+    assert fhir.put("Condition/c-log", c).status_code == 201
+    bad = {**c, "id": "c-log2", "meta": {"source": "urn:oid:1.2.752.129.2.1.4.1#bad hsa"}}
+    assert fhir.put("Condition/c-log2", bad).status_code == 422
+    lines = [r.getMessage() for r in caplog.records if r.name == "adapter.fhir"]
+    assert any("update by operator: Condition/c-log 201" in line for line in lines), lines
+    assert any("Condition/c-log2 422" in line for line in lines), lines
+    assert not any(PNR in line or "Tolvan" in line for line in lines)
