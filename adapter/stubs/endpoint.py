@@ -24,6 +24,7 @@ from lxml import etree
 from pydantic import BaseModel, Field
 
 from adapter.consumer.pdl.services import NationalService, compile_schema
+from adapter.gateway import body
 from adapter.mapping.timefmt import SWEDEN
 from adapter.rivta import soap
 from adapter.rivta.contracts import SOAP_NS
@@ -168,13 +169,10 @@ class DroppedConnection(Response):
 
 async def read_capped(request: Request, limit: int) -> bytes | None:
     """The request body, or None when it is larger than `limit` bytes (read no further)."""
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return await body.read_capped(request, limit)
+    except body.BodyTooLarge:
+        return None
 
 
 async def pause(request: Request, seconds: float) -> bool:
