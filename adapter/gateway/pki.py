@@ -327,3 +327,23 @@ def hsa_id_from_certificate(cert: x509.Certificate) -> str | None:
     if len(values) != 1:
         return None
     return values.pop()
+
+
+def revoke(pki: DevPki, name: str) -> None:
+    """Add client certificate ``name`` to its CA's CRL (a new CRLNumber, other entries kept)."""
+    cert = x509.load_pem_x509_certificate(pki.client(name).cert.read_bytes())
+    function = x509.load_pem_x509_certificate(pki.function_ca.read_bytes())
+    if cert.issuer != function.subject:
+        raise ValueError(f"{name} is not issued by the development function CA")
+    ca_key = serialization.load_pem_private_key(pki.function_ca_key.read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise TypeError(f"{pki.function_ca_key}: not an EC private key")
+    old = x509.load_pem_x509_crl(pki.crl_function.read_bytes())
+    number = old.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number + 1
+    now = datetime.now(UTC)
+    kept = [_revoked_entry(e.serial_number, e.revocation_date_utc) for e in old
+            if e.serial_number != cert.serial_number]
+    crl = _make_crl(function, ca_key, [*kept, _revoked_entry(cert.serial_number, now)], number, now,
+                    max(old.next_update_utc or now, now + timedelta(days=1)))
+    _write(pki.crl_function, _pem(crl))
+    _write(pki.crls, pki.crl_root.read_bytes() + pki.crl_function.read_bytes())

@@ -8,7 +8,7 @@ import signal
 
 import uvicorn
 
-from adapter.gateway.tls import PeerCertProtocol, TlsContexts
+from adapter.gateway.tls import TlsContexts
 
 log = logging.getLogger("adapter.gateway")
 
@@ -26,7 +26,7 @@ def uvicorn_config(app, *, host: str = "127.0.0.1", port: int = 8443, uds: str |
                    tls: TlsContexts | None = None, log_level: str = "warning") -> uvicorn.Config:
     """A loaded uvicorn config; with `tls`, our SSL context and the peer-certificate protocol."""
     config = uvicorn.Config(app, host=host, port=port, uds=uds, log_level=log_level, access_log=False,
-                            lifespan="off", http=PeerCertProtocol if tls else "auto",
+                            lifespan="off", http=tls.protocol_class if tls else "auto",
                             timeout_keep_alive=30)
     config.load()
     if tls is not None:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,46 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from adapter.gateway.pki import issue_crl, load_pki
+from adapter.gateway.pki import issue_crl
 from tests.conftest import free_port
-from tests.gateway.conftest import client
+from tests.gateway.conftest import CLI, client, wait_for_port
 from tests.gateway.test_embedded_mtls import REFUSED, ask, ids
-
-CLI = [sys.executable, "-m", "adapter.cli"]
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, seconds: float = 15) -> None:
-    import socket
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "exited"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError("server did not start")
-
-
-@pytest.fixture
-def served(engine, pki, tmp_path):
-    copy = load_pki(shutil.copytree(pki.dir, tmp_path / "pki"))
-    port = free_port()
-    store_url = str(engine.url)
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--store", store_url, "--port", str(port), "--log-level", "warning",
-         "--tls-cert", str(copy.server_cert), "--tls-key", str(copy.server_key), "--client-ca", str(copy.ca_bundle),
-         "--crl", str(copy.crl_root), "--crl", str(copy.crl_function)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[2],
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        wait_for_port(port, proc)
-        yield proc, f"https://127.0.0.1:{port}", copy
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_serve_is_mtls_and_sighup_reloads_crls(served):
