@@ -100,3 +100,17 @@ class ClientCertVerifier:
         if crl.next_update_utc is None or crl.next_update_utc < at:
             raise CertificateRefused(f"the CRL of {issuer.subject.rfc4514_string()} is past its nextUpdate")
         return crl
+
+
+class ReloadableVerifier:
+    """A ClientCertVerifier that SIGHUP can rebuild from the same files (behind nginx)."""
+
+    def __init__(self, client_ca: Path, crls: Sequence[Path]) -> None:
+        self.client_ca, self.crls = client_ca, tuple(crls)
+        self.current = ClientCertVerifier(client_ca, self.crls)
+
+    def reload(self) -> None:
+        self.current = ClientCertVerifier(self.client_ca, self.crls)
+
+    def check_certificate(self, cert: x509.Certificate) -> None:
+        self.current.check_certificate(cert)

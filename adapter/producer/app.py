@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from adapter.config import Settings
 from adapter.gateway import identity
 from adapter.gateway.authorisation import Authorisations
+from adapter.gateway.verify import CertificateRefused, ReloadableVerifier
 from adapter.producer.requests import Refusal, to_query
 from adapter.rivta import soap, wsdl
 from adapter.rivta.contracts import CONTRACTS, Contract
@@ -40,6 +41,11 @@ class Access:
 
     source: identity.CertSource = identity.CertSource.NONE
     authorisations: Authorisations = field(default_factory=Authorisations)
+    verifier: ReloadableVerifier | None = None  # behind the proxy: checks the forwarded certificate
+
+    def __post_init__(self) -> None:
+        if self.source is identity.CertSource.PROXY and self.verifier is None:
+            raise ValueError("behind the proxy the forwarded certificate must be verified: give a verifier")
 
 
 class _TooLarge(Exception):
@@ -132,7 +138,11 @@ def _add_routes(app: FastAPI, contract: Contract, engine: Engine, settings: Sett
             return _fault("invalid request: LogicalAddress header missing")
         consumer = None
         if access.source is not identity.CertSource.NONE:
-            consumer = identity.caller_hsa_id(request, access.source)
+            try:
+                consumer = identity.caller_hsa_id(request, access.source, access.verifier)
+            except CertificateRefused as exc:
+                log.warning("VP002 %s refused: the forwarded certificate is not accepted: %s", contract.name, exc)
+                return _fault(f"VP002 the caller's certificate is not accepted: {exc}")
             if consumer is None:
                 log.warning("VP002 %s refused: the caller's certificate carries no HSA-id", contract.name)
                 return _fault("VP002 No sender id (HSA-id in subject serialNumber) found in the certificate")
