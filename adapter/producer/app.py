@@ -159,8 +159,13 @@ def _add_routes(app: FastAPI, contract: Contract, engine: Engine, settings: Sett
         log_id = soap.new_log_id()
         query = to_query(contract, req.body, req.logical_address)
         if not isinstance(query, Refusal):
-            original = request.headers.get(ORIGINAL_CONSUMER_HEADER) or consumer
-            hidden = access.authorisations.hidden_care_units(original)
+            original = request.headers.get(ORIGINAL_CONSUMER_HEADER)
+            if original and access.source is not identity.CertSource.NONE \
+                    and not access.authorisations.is_platform(consumer):
+                log.info("%s: %s from %s ignored (not a platform caller)", contract.name, ORIGINAL_CONSUMER_HEADER,
+                         _shown(consumer))
+                original = None
+            hidden = access.authorisations.hidden_care_units(consumer, original)
             if hidden:
                 query = dataclasses.replace(query, hidden_care_units=hidden)
         if isinstance(query, Refusal):
