@@ -442,7 +442,6 @@ def audit_send(store: str | None = StoreOpt, config_path: Path = ConsumerOpt) ->
 
     import httpx
 
-    from adapter.consumer.fetch import client_context
     from adapter.consumer.overview import load_config
     from adapter.consumer.pdl.log_queue import flush
     from adapter.consumer.pdl.services import STORE_LOG
@@ -451,7 +450,7 @@ def audit_send(store: str | None = StoreOpt, config_path: Path = ConsumerOpt) ->
     engine = _open(store)
 
     async def run():
-        ctx = client_context(str(config.client_cert), str(config.client_key), str(config.ca))
+        ctx = config.tls_context()
         async with httpx.AsyncClient(verify=ctx, trust_env=False, timeout=config.service_timeout) as client:
             return await flush(engine, client, config.services.url(STORE_LOG))
 

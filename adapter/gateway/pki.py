@@ -322,10 +322,15 @@ def issue_client_certificate(pki: DevPki, name: str, serial_number: str, *, days
 
 def revoke(pki: DevPki, name: str) -> None:
     """Add client certificate ``name`` to its CA's CRL (a new CRLNumber, other entries kept)."""
-    cert = x509.load_pem_x509_certificate(pki.client(name).cert.read_bytes())
+    revoke_certificate(pki, pki.client(name).cert)
+
+
+def revoke_certificate(pki: DevPki, cert_path: Path) -> None:
+    """Add the (first) certificate in ``cert_path``, issued by the function CA, to the function CA's CRL."""
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     function = x509.load_pem_x509_certificate(pki.function_ca.read_bytes())
     if cert.issuer != function.subject:
-        raise ValueError(f"{name} is not issued by the development function CA")
+        raise ValueError(f"{cert_path} is not issued by the development function CA")
     ca_key = serialization.load_pem_private_key(pki.function_ca_key.read_bytes(), password=None)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
         raise TypeError(f"{pki.function_ca_key}: not an EC private key")
