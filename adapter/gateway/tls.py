@@ -8,10 +8,11 @@ close that gap, both covered by tests that fail if a uvicorn or Python upgrade b
 * `TlsContexts` keeps the current `ssl.SSLContext`; an SNI callback moves each new handshake onto it,
   so a reload (new CRLs or certificates) applies to the next connection without restarting.
 
-A handshake is checked once, but a connection (keep-alive) or a resumed TLS session outlives it. So
-sessions are never resumed (no tickets; OpenSSL restores a resumed session's peer certificate and
-verification result without checking either again, and decrypts tickets with the context the connection
-started on, not the reloaded one), and every request on an established connection checks the peer
+A handshake is checked once, but a connection (keep-alive) or a resumed TLS session outlives it: OpenSSL
+restores a resumed session's peer certificate and verification result without checking either again, and
+decrypts tickets with the context the connection started on, not the reloaded one. So no tickets are
+issued (TLS 1.3 never resumes; Python's `ssl` cannot switch off the TLS 1.2 session-id cache of the
+listening context), and every request on an established or resumed connection checks the peer
 certificate again against the current CRLs and the clock (`verify.ClientCertVerifier`, cached per
 certificate until the first nextUpdate or notAfter): a revoked or expired certificate, or a stale CRL,
 stops access at the next request, with the connection closed.

@@ -97,16 +97,12 @@ def test_resumed_session_is_refused_once_the_crls_are_stale(served, tmp_path, ve
     assert not served_ok(resume(port, pki, version, session))
 
 
-def test_resumption_is_not_offered_even_without_a_reload(served, tmp_path):
-    """TLS 1.3 gets no ticket; a TLS 1.2 session may resume, but only for a certificate still acceptable."""
+def test_tls13_gets_no_ticket_to_resume_with(served, tmp_path):
     _proc, url, pki = served
     port = int(url.rsplit(":", 1)[1])
     session = tmp_path / "s13"
     assert served_ok(s_client(port, pki, "-tls1_3", *as_client(pki, "platform"), "-sess_out", session))
     assert "Reused" not in resume(port, pki, "-tls1_3", session)
-    session12 = tmp_path / "s12"
-    assert served_ok(s_client(port, pki, "-tls1_2", *as_client(pki, "platform"), "-sess_out", session12))
-    assert served_ok(resume(port, pki, "-tls1_2", session12))  # still valid: resuming changes nothing
 
 
 class KeptConnection:
