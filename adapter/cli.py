@@ -77,53 +77,89 @@ def serve(
     store: str | None = StoreOpt,
     host: str = typer.Option("127.0.0.1", help="Address to listen on"),
     port: int = typer.Option(8443, help="Port"),
-    uds: Path | None = typer.Option(None, "--uds", help="Listen on this Unix socket instead of host:port"),
+    uds: Path | None = typer.Option(None, "--uds", help="Listen on this Unix socket instead of host:port "
+                                    "(created 0600, or 0660 with --socket-group)"),
+    socket_group: str | None = typer.Option(None, "--socket-group", help="Group that may connect to the --uds "
+                                            "socket besides its owner (nginx's group)"),
     tls_cert: Path | None = typer.Option(None, help="Server certificate chain (PEM) [dev PKI]"),
     tls_key: Path | None = typer.Option(None, help="Server key (PEM) [dev PKI]"),
     client_ca: Path | None = typer.Option(None, help="CAs trusted for client certificates (PEM) [dev PKI]"),
     crl: list[Path] | None = typer.Option(None, help="CRL (PEM), one for every CA in the chain; repeatable "
                                           "[dev PKI]. Reloaded on SIGHUP"),
-    authorisations: Path = typer.Option(DEV_AUTHORISATIONS, "--authorisations",
-                                        help="Who may call which contract for which logical address (TOML)"),
+    authorisations: Path | None = typer.Option(None, "--authorisations", help="Who may call which contract "
+                                               f"for which logical address (TOML) [{DEV_AUTHORISATIONS}]"),
     behind_proxy: bool = typer.Option(False, "--behind-proxy", help="Serve on --uds behind nginx, which "
-                                      "verifies client certificates and forwards them in X-Client-Cert"),
+                                      "verifies client certificates and forwards them in X-Client-Cert; "
+                                      "the adapter verifies them again with --client-ca and --crl"),
     plain_http: bool = typer.Option(False, "--plain-http", help="No TLS and no caller authentication "
                                     "(loopback or Unix socket only; development)"),
     log_level: str = typer.Option("info", help="Log level"),
 ) -> None:
-    """Serve the NPÖ service contracts: mutual TLS with SITHS-style function certificates by default."""
+    """Serve the NPÖ service contracts: mutual TLS with SITHS-style function certificates by default.
+
+    Given none of --tls-cert, --tls-key, --client-ca, --crl and --authorisations, the development PKI
+    (certs/dev) and authorisations are used, and said so; given any of them, every one the mode needs
+    must be given."""
     from adapter.gateway import authorisation, server
     from adapter.gateway.identity import CertSource
     from adapter.gateway.pki import load_pki
     from adapter.gateway.tls import TlsContexts, TlsFiles
+    from adapter.gateway.verify import ReloadableVerifier
     from adapter.producer.app import Access, create_app
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if behind_proxy and plain_http:
+        _fail("--behind-proxy and --plain-http exclude each other")
     if behind_proxy and uds is None:
         _fail("--behind-proxy needs --uds: the forwarded certificate is trusted only on nginx's Unix socket")
     if plain_http and uds is None and not server.is_loopback(host):
         _fail("plain HTTP is refused on anything but loopback or a Unix socket")
+    if socket_group is not None and uds is None:
+        _fail("--socket-group goes with --uds")
+
+    source = CertSource.PROXY if behind_proxy else CertSource.NONE if plain_http else CertSource.TLS
+    given = {"--tls-cert": tls_cert, "--tls-key": tls_key, "--client-ca": client_ca, "--crl": crl,
+             "--authorisations": authorisations}
+    needed = {CertSource.TLS: list(given), CertSource.PROXY: ["--client-ca", "--crl", "--authorisations"],
+              CertSource.NONE: []}[source]
+    if any(given.values()):
+        missing = [name for name in needed if not given[name]]
+        if missing:
+            _fail(f"{', '.join(missing)} must be given too: with your own certificates nothing is taken from the "
+                  f"development PKI ({DEV_PKI}) or {DEV_AUTHORISATIONS}")
+    elif needed:
+        if not (DEV_PKI / "pki.json").exists():
+            _fail(f"no TLS material given and no dev PKI in {DEV_PKI}: give {', '.join(needed)} "
+                  "(or run `npo-adapter certs init` for development)")
+        pki = load_pki(DEV_PKI)
+        tls_cert, tls_key, client_ca, crl = pki.server_cert, pki.server_key, pki.ca_bundle, [pki.crl_root,
+                                                                                               pki.crl_function]
+        console.print(f"[bold red]DEVELOPMENT:[/bold red] trusting the development PKI in {DEV_PKI} and "
+                      f"{DEV_AUTHORISATIONS}; never use these outside development", highlight=False)
     try:
-        rules = authorisation.load(authorisations)
+        rules = authorisation.load(authorisations or DEV_AUTHORISATIONS)
     except authorisation.AuthorisationError as exc:
         _fail(str(exc))
 
-    tls = None
-    source = CertSource.NONE
-    if behind_proxy:
-        source = CertSource.PROXY
-    elif not plain_http:
-        source = CertSource.TLS
-        if not (tls_cert and tls_key and client_ca and crl):
-            if not (DEV_PKI / "pki.json").exists():
-                _fail(f"no TLS material given and no dev PKI in {DEV_PKI}: run `npo-adapter certs init`")
-            pki = load_pki(DEV_PKI)
-            tls_cert, tls_key = tls_cert or pki.server_cert, tls_key or pki.server_key
-            client_ca, crl = client_ca or pki.ca_bundle, crl or [pki.crl_root, pki.crl_function]
-        tls = TlsContexts(TlsFiles(tls_cert, tls_key, client_ca, tuple(crl)))
+    tls, verifier, reload = None, None, None
+    try:
+        if source is CertSource.TLS:
+            tls = TlsContexts(TlsFiles(tls_cert, tls_key, client_ca, tuple(crl)))
+            reload = tls.reload
+        elif source is CertSource.PROXY:
+            verifier = ReloadableVerifier(client_ca, tuple(crl))
+            reload = verifier.reload
+    except (OSError, ValueError) as exc:
+        _fail(f"TLS material: {exc}")
+    sock = None
+    if uds is not None:
+        try:
+            sock = server.bind_unix_socket(uds, socket_group)
+        except (OSError, ValueError) as exc:
+            _fail(f"--uds {uds}: {exc}")
 
     settings = _settings(store)
-    app_ = create_app(_open(store), settings, Access(source, rules))
+    app_ = create_app(_open(store), settings, Access(source, rules, verifier))
     config = server.uvicorn_config(app_, host=host, port=port, uds=str(uds) if uds else None, tls=tls,
                                    log_level=log_level.lower())
     where = f"unix:{uds}" if uds else f"{'https' if tls else 'http'}://{host}:{port}"
@@ -132,7 +168,7 @@ def serve(
         _start_ei_sender(app_.state.engine, settings)
     else:
         console.print("engagement index updates: not configured (NPO_EI_URL); changes wait in the outbox")
-    server.run(config, tls)
+    server.run(config, reload, sock)
 
 
 def _start_ei_sender(engine, settings: Settings) -> None:
@@ -407,7 +443,6 @@ def audit_send(store: str | None = StoreOpt, config_path: Path = ConsumerOpt) ->
 
     import httpx
 
-    from adapter.consumer.fetch import client_context
     from adapter.consumer.overview import load_config
     from adapter.consumer.pdl.log_queue import flush
     from adapter.consumer.pdl.services import STORE_LOG
@@ -416,7 +451,7 @@ def audit_send(store: str | None = StoreOpt, config_path: Path = ConsumerOpt) ->
     engine = _open(store)
 
     async def run():
-        ctx = client_context(str(config.client_cert), str(config.client_key), str(config.ca))
+        ctx = config.tls_context()
         async with httpx.AsyncClient(verify=ctx, trust_env=False, timeout=config.service_timeout) as client:
             return await flush(engine, client, config.services.url(STORE_LOG))
 

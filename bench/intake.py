@@ -32,7 +32,7 @@ from adapter.rivta.request_builder import build_request
 from adapter.store.engine import open_store
 from bench import loadgen, municipality
 from bench.report import Report, scale
-from bench.servers import REPO, client_context, dev_pki, free_port, real_server
+from bench.servers import client_context, dev_pki, free_port, real_server
 
 WRITERS = 10
 READERS = 10
@@ -96,8 +96,7 @@ def main() -> int:
         folder = Path(tmp)
         pki = dev_pki(folder / "pki")
         store_url, patients, template = build_store(folder)
-        extra = ["--authorisations", str(REPO / "config" / "authorisations.dev.toml")]
-        with real_server(store_url, pki, free_port(), folder / "real.log", extra=extra) as real:
+        with real_server(store_url, pki, free_port(), folder / "real.log") as real:
             client = pki.client("platform")
             read_body = build_request(GD, "SE2120001231-SYS1", patients[-1].number)
             target = loadgen.Target("127.0.0.1", real.port, GD.url_path, read_body, tuple(SOAP_HEADERS.items()),

@@ -93,11 +93,11 @@ class ServerProcess:
         self._out.close()
 
 
-def real_server(store_url: str, pki: DevPki, port: int, log: Path, log_level: str = "info",
-                extra: list[str] | None = None) -> ServerProcess:
+def real_server(store_url: str, pki: DevPki, port: int, log: Path, log_level: str = "info") -> ServerProcess:
     argv = [PYTHON, "-m", "adapter.cli", "serve", "--store", store_url, "--port", str(port),
             "--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key), "--client-ca", str(pki.ca_bundle),
-            "--crl", str(pki.crl_root), "--crl", str(pki.crl_function), "--log-level", log_level, *(extra or [])]
+            "--crl", str(pki.crl_root), "--crl", str(pki.crl_function), "--log-level", log_level,
+            "--authorisations", "config/authorisations.dev.toml"]
     return ServerProcess(argv, port, pki, log)
 
 

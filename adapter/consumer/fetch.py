@@ -12,8 +12,10 @@ import asyncio
 import re
 import ssl
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 
 import httpx
 from lxml import etree
@@ -69,9 +71,15 @@ class FaultMemory:
         self._at[key] = time.monotonic()
 
 
-def client_context(cert: str, key: str, ca: str) -> ssl.SSLContext:
+def client_context(cert: str, key: str, ca: str, crls: Sequence[str | Path] = ()) -> ssl.SSLContext:
+    """mTLS to producers and national services; with `crls` (one for every CA in the chain) a revoked server
+    certificate, or a CRL past its nextUpdate, fails the handshake."""
     ctx = ssl.create_default_context(cafile=ca)
     ctx.load_cert_chain(cert, key)
+    for crl in crls:
+        ctx.load_verify_locations(cafile=str(crl))
+    if crls:
+        ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_CHAIN
     return ctx
 
 

@@ -8,6 +8,7 @@ Bundle, CLI table, web page) shows the result with a status per source and the n
 from __future__ import annotations
 
 import contextlib
+import ssl
 import tomllib
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -97,6 +98,10 @@ class ConsumerConfig:
     fetch: FetchSettings = FetchSettings()
     service_timeout: float = 5.0
     assignments: tuple[Assignment, ...] = ()
+    crls: tuple[Path, ...] = ()  # for the servers' certificates: one CRL for every CA in their chains
+
+    def tls_context(self) -> ssl.SSLContext:
+        return client_context(str(self.client_cert), str(self.client_key), str(self.ca), self.crls)
 
     def assignment(self, care_unit: str) -> Assignment:
         for a in self.assignments:
@@ -119,6 +124,7 @@ def load_config(path: Path) -> ConsumerConfig:
         sources=tuple(Source(s["name"], s["url"], s["logical_address"]) for s in data["source"]),
         services=NationalServices(**services),
         client_cert=p(client["cert"]), client_key=p(client["key"]), ca=p(client["ca"]),
+        crls=tuple(p(c) for c in client.get("crls", [])),
         fetch=FetchSettings(per_source_timeout=float(client.get("timeout", 27)),
                             deadline=float(client.get("deadline", 20))),
         service_timeout=float(client.get("service_timeout", 5)),
@@ -190,7 +196,7 @@ async def register_unit_consent(config: ConsumerConfig, user: UserContext, patie
 def new_client(config: ConsumerConfig) -> httpx.AsyncClient:
     """The consumer's mTLS client. A long-running consumer (the staff page) keeps one, so connections to
     producers and national services stay open between overviews instead of a TLS handshake per call."""
-    verify = client_context(str(config.client_cert), str(config.client_key), str(config.ca))
+    verify = config.tls_context()
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=100, keepalive_expiry=60)
     return httpx.AsyncClient(verify=verify, trust_env=False, timeout=config.service_timeout, limits=limits)
 

@@ -32,6 +32,7 @@ from adapter.fhir.outcome import (
 )
 from adapter.gateway import identity
 from adapter.gateway.body import BodyTooLarge, read_capped
+from adapter.gateway.verify import CertificateRefused
 from adapter.intake.results import Result, shown_ref, shown_type
 from adapter.intake.unit import ACCEPTED_TYPES, Intake
 from adapter.intake.writer import Writer
@@ -60,7 +61,11 @@ def router(engine: Engine, settings: Settings, access: Any) -> APIRouter:
     def writer_of(request: Request) -> Writer | Response:
         if access.source is identity.CertSource.NONE:  # development: plain HTTP on loopback or a Unix socket
             return Writer(None, None)
-        hsa_id = identity.caller_hsa_id(request, access.source)
+        try:
+            hsa_id = identity.caller_hsa_id(request, access.source, access.verifier)
+        except CertificateRefused:
+            log.warning("FHIR refused: the forwarded certificate is not accepted")
+            return error(403, "security", "the caller's certificate is not accepted")
         if hsa_id is None:
             return error(403, "security", "the caller's certificate carries no HSA-id")
         systems = access.authorisations.writes_for(hsa_id)

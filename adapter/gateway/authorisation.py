@@ -1,8 +1,10 @@
 """Who may call what: the adapter's own copy of the platform's routing catalogue (TAK).
 
 A TOML file lists, per consumer HSA-id (taken from the caller's certificate), which contracts it may
-call for which logical addresses, and which care units are hidden from which original consumers
-(`x-rivta-original-serviceconsumer-hsaid`) as the TKB allows (official test cases 7.1–7.3):
+call for which logical addresses, and which care units are hidden from which consumers as the TKB allows
+(official test cases 7.1–7.3):
+
+    platform = ["SE165565594230-1000"]         # callers whose x-rivta-original-serviceconsumer-hsaid counts
 
     [[allow]]
     consumer = "SE165565594230-1000"          # the national platform
@@ -10,8 +12,13 @@ call for which logical addresses, and which care units are hidden from which ori
     logical_addresses = ["*"]                  # or the source systems' HSA-ids
 
     [[hide]]
-    consumers = ["SE2321000016-9KHR"]          # original service consumers
+    consumers = ["SE2321000016-9KHR"]          # callers or original service consumers
     care_units = ["SE2120001231-SB01"]         # answered as if these units did not exist
+
+A caller sees what is hidden from itself; a platform caller also what is hidden from the original consumer it
+names. The header can only hide more, and only the platform's: anyone else could name a consumer with
+fewer hidden units. HSA-ids of callers must be written, and are matched, exactly as the certificates carry
+them (canonical: upper-case ASCII); hiding compares case-insensitively, which can only hide more.
 
 and which systems may write to the FHIR endpoint (`/fhir`), for which source systems:
 
@@ -26,6 +33,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from adapter.gateway.pki import is_canonical_hsa_id
 from adapter.rivta.contracts import BY_NAME
 
 ANY = "*"
@@ -39,7 +47,7 @@ class Allow:
 
     def permits(self, consumer: str, contract: str, logical_address: str) -> bool:
         return (
-            self.consumer.upper() == consumer.upper()
+            self.consumer == consumer
             and (ANY in self.contracts or contract in self.contracts)
             and (ANY in self.logical_addresses or logical_address.upper() in self.logical_addresses)
         )
@@ -66,21 +74,28 @@ class Authorisations:
     allows: tuple[Allow, ...] = ()
     hides: tuple[Hide, ...] = ()
     writers: tuple[WriterGrant, ...] = ()
+    platform: frozenset[str] = frozenset()
 
     def writes_for(self, writer: str | None) -> frozenset[str]:
         """The source systems `writer` may write for (none when it is not a writer)."""
         if not writer:
             return frozenset()
-        return frozenset().union(*(w.source_systems for w in self.writers if w.hsa_id.upper() == writer.upper()))
+        return frozenset().union(*(w.source_systems for w in self.writers if w.hsa_id == writer))
 
     def permits(self, consumer: str | None, contract: str, logical_address: str) -> bool:
         return consumer is not None and any(a.permits(consumer, contract, logical_address) for a in self.allows)
 
-    def hidden_care_units(self, original_consumer: str | None) -> tuple[str, ...]:
-        if not original_consumer:
-            return ()
-        key = original_consumer.upper()
-        return tuple(u for h in self.hides if key in h.consumers for u in h.care_units)
+    def is_platform(self, consumer: str | None) -> bool:
+        return consumer is not None and consumer in self.platform
+
+    def hidden_care_units(self, *consumers: str | None) -> tuple[str, ...]:
+        """The care units hidden from any of `consumers` (the union: more consumers never hide less)."""
+        keys = {c.upper() for c in consumers if c}
+        units: dict[str, None] = {}
+        for h in self.hides:
+            if keys & h.consumers:
+                units.update(dict.fromkeys(h.care_units))
+        return tuple(units)
 
 
 def load(path: Path) -> Authorisations:
@@ -91,8 +106,9 @@ def load(path: Path) -> Authorisations:
     allows, hides = [], []
     for i, entry in enumerate(data.get("allow", [])):
         consumer = entry.get("consumer")
-        if not isinstance(consumer, str) or not consumer:
-            raise AuthorisationError(f"{path}: allow[{i}].consumer must be an HSA-id")
+        if not isinstance(consumer, str) or not is_canonical_hsa_id(consumer):
+            raise AuthorisationError(f"{path}: allow[{i}].consumer must be an HSA-id in canonical form "
+                                     "(upper-case ASCII, as in the certificate)")
         unknown_contracts = set(_strings(entry, "contracts", path, f"allow[{i}]")) - {ANY, *BY_NAME}
         if unknown_contracts:
             raise AuthorisationError(f"{path}: allow[{i}].contracts: unknown {sorted(unknown_contracts)}")
@@ -109,16 +125,19 @@ def load(path: Path) -> Authorisations:
     writers = []
     for i, entry in enumerate(data.get("writer", [])):
         hsa_id = entry.get("hsa_id")
-        if not isinstance(hsa_id, str) or not hsa_id:
-            raise AuthorisationError(f"{path}: writer[{i}].hsa_id must be an HSA-id")
+        if not isinstance(hsa_id, str) or not is_canonical_hsa_id(hsa_id):
+            raise AuthorisationError(f"{path}: writer[{i}].hsa_id must be an HSA-id in canonical form")
         systems = _strings(entry, "source_systems", path, f"writer[{i}]")
         if ANY in systems:
             raise AuthorisationError(f"{path}: writer[{i}].source_systems: name the source systems (no \"*\")")
         writers.append(WriterGrant(hsa_id, frozenset(s.upper() for s in systems)))
-    unknown = set(data) - {"allow", "hide", "writer"}
+    platform = data.get("platform", [])
+    if not isinstance(platform, list) or not all(isinstance(p, str) and is_canonical_hsa_id(p) for p in platform):
+        raise AuthorisationError(f"{path}: platform must be a list of HSA-ids in canonical form")
+    unknown = set(data) - {"allow", "hide", "platform", "writer"}
     if unknown:
         raise AuthorisationError(f"{path}: unknown section(s) {sorted(unknown)}")
-    return Authorisations(tuple(allows), tuple(hides), tuple(writers))
+    return Authorisations(tuple(allows), tuple(hides), tuple(writers), frozenset(platform))
 
 
 def _strings(entry: dict, key: str, path: Path, where: str) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import unicodedata
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +20,7 @@ from typing import NamedTuple
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 MANIFEST = "pki.json"
@@ -277,56 +278,71 @@ def issue_crl(pki: DevPki, *, next_update: datetime, which: str = "both") -> Non
     _write(pki.crls, pki.crl_root.read_bytes() + pki.crl_function.read_bytes())
 
 
-# DER universal string types that may appear as a hex-encoded ("#13...") attribute value
-_DER_STRING_CODECS = {0x0C: "utf-8", 0x13: "ascii", 0x16: "ascii", 0x14: "latin-1", 0x1A: "ascii",
-                      0x1E: "utf-16-be", 0x1C: "utf-32-be"}
+# SE + organisation number (10 digits, or 12 with the 16/19/20 prefix) + "-" + upper-case letters and digits
+CANONICAL_HSA_ID = re.compile(r"SE[0-9]{10}(?:[0-9]{2})?-[0-9A-Z]{1,31}")
 
 
-def _decode_hex_der(text: str) -> str | None:
-    """Decode an RFC 4514 hex value ``#<DER>`` (e.g. ``#1311534531...`` = PrintableString) to its string."""
-    try:
-        raw = bytes.fromhex(text[1:])
-    except ValueError:
-        return None
-    if len(raw) < 2 or raw[0] not in _DER_STRING_CODECS:
-        return None
-    length, offset = raw[1], 2
-    if length & 0x80:  # long form
-        size = length & 0x7F
-        if not 1 <= size <= 2 or len(raw) < 2 + size:
-            return None
-        length, offset = int.from_bytes(raw[2:2 + size], "big"), 2 + size
-    if len(raw) != offset + length:
-        return None
-    try:
-        return raw[offset:].decode(_DER_STRING_CODECS[raw[0]])
-    except UnicodeDecodeError:
-        return None
-
-
-def _clean_hsa_id(value: str | bytes) -> str | None:
-    if isinstance(value, bytes):
-        try:
-            value = value.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    value = value.strip()
-    if value.startswith("#"):
-        decoded = _decode_hex_der(value)
-        value = decoded.strip() if decoded is not None else ""
-        if value.startswith("#"):
-            return None  # no nested hex forms
-    if not value or any(unicodedata.category(ch).startswith("C") for ch in value):
-        return None
-    return value
+def is_canonical_hsa_id(value: str) -> bool:
+    return CANONICAL_HSA_ID.fullmatch(value) is not None
 
 
 def hsa_id_from_certificate(cert: x509.Certificate) -> str | None:
-    """The HSA-id in the subject serialNumber (OID 2.5.4.5), hex-encoded DER values decoded; None when absent.
+    """The HSA-id in the subject serialNumber (OID 2.5.4.5), exactly as written there; None when absent.
 
-    Also None when the value is empty, undecodable, contains control characters, or when several
-    serialNumber attributes disagree (an ambiguous identity must not authenticate anybody)."""
-    values = {_clean_hsa_id(attr.value) for attr in cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)}
+    Only the canonical ASCII form counts: lower case, look-alike letters (`ſ`, which `.upper()` folds to
+    `S`), surrounding spaces or a hex-encoded (`#13...`) value would otherwise be several spellings of one
+    identity, each a way around an exact comparison. Also None when several serialNumber attributes
+    disagree (an ambiguous identity must not authenticate anybody)."""
+    values = {attr.value for attr in cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)}
     if len(values) != 1:
         return None
-    return values.pop()
+    value = values.pop()
+    return value if isinstance(value, str) and is_canonical_hsa_id(value) else None
+
+
+def issue_client_certificate(pki: DevPki, name: str, serial_number: str, *, days: int = 30) -> ClientCert:
+    """An extra client function certificate from the development function CA, with `serial_number` written
+    as given (a UTF8String when it is not printable ASCII): for tests of odd subjects."""
+    function = x509.load_pem_x509_certificate(pki.function_ca.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.function_ca_key.read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise TypeError(f"{pki.function_ca_key}: not an EC private key")
+    printable = re.fullmatch(r"[A-Za-z0-9 '()+,./:=?-]*", serial_number) is not None
+    subject = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "SE"),
+                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANISATION),
+                         x509.NameAttribute(NameOID.COMMON_NAME, f"{name}.dev.test"),
+                         x509.NameAttribute(NameOID.SERIAL_NUMBER, serial_number,
+                                            None if printable else _ASN1Type.UTF8String)])
+    key = _new_key()
+    now = datetime.now(UTC)
+    cert = _make_cert(subject, key, function, ca_key, now - timedelta(minutes=5), now + timedelta(days=days),
+                      eku=[ExtendedKeyUsageOID.CLIENT_AUTH])
+    client = ClientCert(name, serial_number, pki.dir / f"client-{name}.pem", pki.dir / f"client-{name}.key")
+    _write(client.key, _key_pem(key), private=True)
+    _write(client.cert, _pem(cert))
+    return client
+
+
+def revoke(pki: DevPki, name: str) -> None:
+    """Add client certificate ``name`` to its CA's CRL (a new CRLNumber, other entries kept)."""
+    revoke_certificate(pki, pki.client(name).cert)
+
+
+def revoke_certificate(pki: DevPki, cert_path: Path) -> None:
+    """Add the (first) certificate in ``cert_path``, issued by the function CA, to the function CA's CRL."""
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    function = x509.load_pem_x509_certificate(pki.function_ca.read_bytes())
+    if cert.issuer != function.subject:
+        raise ValueError(f"{cert_path} is not issued by the development function CA")
+    ca_key = serialization.load_pem_private_key(pki.function_ca_key.read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise TypeError(f"{pki.function_ca_key}: not an EC private key")
+    old = x509.load_pem_x509_crl(pki.crl_function.read_bytes())
+    number = old.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number + 1
+    now = datetime.now(UTC)
+    kept = [_revoked_entry(e.serial_number, e.revocation_date_utc) for e in old
+            if e.serial_number != cert.serial_number]
+    crl = _make_crl(function, ca_key, [*kept, _revoked_entry(cert.serial_number, now)], number, now,
+                    max(old.next_update_utc or now, now + timedelta(days=1)))
+    _write(pki.crl_function, _pem(crl))
+    _write(pki.crls, pki.crl_root.read_bytes() + pki.crl_function.read_bytes())

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import grp
 import ipaddress
 import logging
+import os
 import signal
+import socket
+import stat
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 
 import uvicorn
 
-from adapter.gateway.tls import PeerCertProtocol, TlsContexts
+from adapter.gateway.tls import TlsContexts
 
 log = logging.getLogger("adapter.gateway")
 
@@ -26,7 +34,7 @@ def uvicorn_config(app, *, host: str = "127.0.0.1", port: int = 8443, uds: str |
                    tls: TlsContexts | None = None, log_level: str = "warning") -> uvicorn.Config:
     """A loaded uvicorn config; with `tls`, our SSL context and the peer-certificate protocol."""
     config = uvicorn.Config(app, host=host, port=port, uds=uds, log_level=log_level, access_log=False,
-                            lifespan="off", http=PeerCertProtocol if tls else "auto",
+                            lifespan="off", http=tls.protocol_class if tls else "auto",
                             timeout_keep_alive=30)
     config.load()
     if tls is not None:
@@ -34,13 +42,51 @@ def uvicorn_config(app, *, host: str = "127.0.0.1", port: int = 8443, uds: str |
     return config
 
 
-def run(config: uvicorn.Config, tls: TlsContexts | None) -> None:
-    if tls is not None:
+def bind_unix_socket(path: Path, group: str | None = None) -> socket.socket:
+    """A listening-ready Unix socket at `path`, connectable by its owner only (0600), or also by `group` (0660).
+
+    uvicorn would create it 0666, and any local user who can connect could then claim any certificate in
+    X-Client-Cert. The socket is bound in a private (0700) folder beside `path`, given its mode and group
+    there, and only then renamed into place, so it is never reachable with a wider mode."""
+    path = Path(path)
+    gid = None
+    if group is not None:
+        try:
+            gid = grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise ValueError(f"no group {group!r}") from None
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISSOCK(path.lstat().st_mode):
+            raise ValueError(f"{path} exists and is not a socket")
+        path.unlink()  # a stale socket of an earlier run
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=".npo-adapter-"))
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        staged = staging / "sock"
+        sock.bind(str(staged))
+        os.chmod(staged, 0o660 if gid is not None else 0o600)
+        if gid is not None:
+            os.chown(staged, -1, gid)
+        os.rename(staged, path)
+    except BaseException:
+        sock.close()
+        raise
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            (staging / "sock").unlink()
+        staging.rmdir()
+    return sock
+
+
+def run(config: uvicorn.Config, reload: Callable[[], None] | None = None,
+        sock: socket.socket | None = None) -> None:
+    """Serve until stopped; SIGHUP calls `reload` (new certificates and CRLs), on a Unix socket `sock`."""
+    if reload is not None:
         def _reload(_signum, _frame) -> None:
             try:
-                tls.reload()
+                reload()
             except Exception as exc:  # keep serving with the old material; say why
                 log.error("TLS reload failed, keeping the previous certificates and CRLs: %s", exc)
 
         signal.signal(signal.SIGHUP, _reload)
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run(sockets=[sock] if sock is not None else None)

@@ -24,6 +24,7 @@ from adapter.fhir import endpoint as fhir_endpoint
 from adapter.gateway import identity
 from adapter.gateway.authorisation import Authorisations
 from adapter.gateway.body import BodyTooLarge, read_capped
+from adapter.gateway.verify import CertificateRefused, ReloadableVerifier
 from adapter.producer.requests import Refusal, to_query
 from adapter.rivta import soap, wsdl
 from adapter.rivta.contracts import CONTRACTS, Contract
@@ -31,6 +32,7 @@ from adapter.store import records as store
 
 log = logging.getLogger("adapter.producer")
 ORIGINAL_CONSUMER_HEADER = "x-rivta-original-serviceconsumer-hsaid"
+CORRELATION_HEADER = "x-skltp-correlation-id"  # set by the platform (NTjP) on every call it routes
 STREAM_FROM_BYTES = 1024 * 1024  # answers this large are streamed
 CHUNK_BYTES = 256 * 1024
 
@@ -42,6 +44,11 @@ class Access:
 
     source: identity.CertSource = identity.CertSource.NONE
     authorisations: Authorisations = field(default_factory=Authorisations)
+    verifier: ReloadableVerifier | None = None  # behind the proxy: checks the forwarded certificate
+
+    def __post_init__(self) -> None:
+        if self.source is identity.CertSource.PROXY and self.verifier is None:
+            raise ValueError("behind the proxy the forwarded certificate must be verified: give a verifier")
 
 
 _HSA_ID = re.compile(r"^SE[0-9]{10,12}-[A-Za-z0-9._-]{1,31}$")
@@ -51,6 +58,21 @@ def _shown(value: str | None) -> str:
     """Identifiers from the network are echoed only when they look like HSA-ids: a misused field
     (say, a personnummer as LogicalAddress) must not reach a fault or a log line."""
     return value if value and _HSA_ID.match(value) else "(not shown)"
+
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_TOKEN = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+_PNR_LIKE = re.compile(r"\d{6}(?:\d{2})?[-+]?\d{4}")
+
+
+def _correlation(request: Request) -> str:
+    """The platform's correlation id (a UUID) for the log; anything else only if it cannot be a personnummer."""
+    value = request.headers.get(CORRELATION_HEADER)
+    if value is None:
+        return "-"
+    if _UUID.match(value) or (_TOKEN.match(value) and not _PNR_LIKE.search(value)):
+        return value
+    return "(not shown)"
 
 
 def _fault(message: str, *, client: bool = True, status: int = 500) -> Response:
@@ -119,7 +141,11 @@ def _add_routes(app: FastAPI, contract: Contract, engine: Engine, settings: Sett
             return _fault("invalid request: LogicalAddress header missing")
         consumer = None
         if access.source is not identity.CertSource.NONE:
-            consumer = identity.caller_hsa_id(request, access.source)
+            try:
+                consumer = identity.caller_hsa_id(request, access.source, access.verifier)
+            except CertificateRefused as exc:
+                log.warning("VP002 %s refused: the forwarded certificate is not accepted: %s", contract.name, exc)
+                return _fault(f"VP002 the caller's certificate is not accepted: {exc}")
             if consumer is None:
                 log.warning("VP002 %s refused: the caller's certificate carries no HSA-id", contract.name)
                 return _fault("VP002 No sender id (HSA-id in subject serialNumber) found in the certificate")
@@ -134,14 +160,22 @@ def _add_routes(app: FastAPI, contract: Contract, engine: Engine, settings: Sett
             return _fault(f"invalid request: does not follow the {contract.name} schema (at {where})")
 
         log_id = soap.new_log_id()
+        caller = _shown(consumer) if consumer else "(no certificate: plain HTTP)"
+        original = None
         query = to_query(contract, req.body, req.logical_address)
         if not isinstance(query, Refusal):
-            original = request.headers.get(ORIGINAL_CONSUMER_HEADER) or consumer
-            hidden = access.authorisations.hidden_care_units(original)
+            original = request.headers.get(ORIGINAL_CONSUMER_HEADER)
+            if original and access.source is not identity.CertSource.NONE \
+                    and not access.authorisations.is_platform(consumer):
+                log.info("%s: %s from %s ignored (not a platform caller)", contract.name, ORIGINAL_CONSUMER_HEADER,
+                         _shown(consumer))
+                original = None
+            hidden = access.authorisations.hidden_care_units(consumer, original)
             if hidden:
                 query = dataclasses.replace(query, hidden_care_units=hidden)
         if isinstance(query, Refusal):
-            log.info("%s INVALID_REQUEST %s: %s", contract.name, log_id, query.message)
+            log.info("%s INVALID_REQUEST %s for consumer %s at logical address %s (correlation id %s): %s",
+                     contract.name, log_id, caller, _shown(req.logical_address), _correlation(request), query.message)
             result = soap.result_element(contract, "ERROR", log_id, query.message, error_code="INVALID_REQUEST")
             return Response(b"".join(soap.response_parts(contract, (), result)), media_type=soap.CONTENT_TYPE)
         try:
@@ -152,7 +186,10 @@ def _add_routes(app: FastAPI, contract: Contract, engine: Engine, settings: Sett
             log.error("store unavailable (%s), log id %s", type(exc).__name__, log_id)
             return _fault("the producer's store is unavailable", client=False, status=500)
         result = soap.result_element(contract, "OK", log_id)
-        log.info("%s OK %s: %d records", contract.name, log_id, len(fragments))
+        # Who was told what: enough to trace a disclosure with the platform's logs, without the patient.
+        log.info("%s OK %s: %d records to consumer %s at logical address %s (original consumer %s, "
+                 "correlation id %s)", contract.name, log_id, len(fragments), caller, _shown(req.logical_address),
+                 _shown(original) if original else "-", _correlation(request))
         parts = list(soap.response_parts(contract, fragments, result))
         size = sum(map(len, parts))
         if size < STREAM_FROM_BYTES:

@@ -6,12 +6,17 @@ unless told not to (`npo-adapter db upgrade` does it explicitly, `serve --no-mig
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 
 from adapter.store import migrate
+
+log = logging.getLogger("adapter.store")
 
 
 def open_store(url: str, *, upgrade: bool = True) -> Engine:
@@ -27,8 +32,8 @@ def open_store(url: str, *, upgrade: bool = True) -> Engine:
 def create_store_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+            _private_file(Path(parsed.database))
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -49,3 +54,22 @@ def create_store_engine(url: str) -> Engine:
         engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, pool_timeout=10,
                                connect_args={"connect_timeout": 5})
     return engine
+
+
+def _private_file(path: Path) -> None:
+    """The store holds journal data: the file is created 0600 (and narrowed to 0600 if an older version left
+    it wider), in a folder created 0700. SQLite gives its -wal and -shm files the database file's mode."""
+    try:
+        path.parent.mkdir(parents=True, mode=0o700)
+    except FileExistsError:
+        pass  # someone else's folder (or an earlier run's): its mode is left alone
+    else:
+        os.chmod(path.parent, 0o700)  # mkdir's mode is narrowed by the umask, never widened; be exact
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if file.stat().st_mode & 0o077:
+                try:
+                    os.chmod(file, 0o600)
+                except PermissionError:
+                    log.warning("%s is readable by others and not ours to narrow", file)

@@ -496,7 +496,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                                    log_level=args.log_level.lower())
     log.info("engagement index stand-in on %s://%s:%d%s (owner %s)", "https" if tls else "http", args.host,
              args.port, URL_PATH, args.owner)
-    server.run(config, tls)
+    server.run(config, tls.reload if tls else None)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import ssl
 import httpx
 from sqlalchemy.engine import Engine
 
-from adapter.consumer.fetch import client_context
 from adapter.consumer.overview import ConsumerConfig
 from adapter.consumer.pdl.log_queue import FlushReport, flush
 from adapter.consumer.pdl.services import STORE_LOG
@@ -33,7 +32,7 @@ class LogFlusher:
 
     def start(self) -> None:
         # the client certificate is loaded now: a UI that cannot reach the national services must not start
-        self._tls = client_context(str(self.config.client_cert), str(self.config.client_key), str(self.config.ca))
+        self._tls = self.config.tls_context()
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name="access-log-flush")
 

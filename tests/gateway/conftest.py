@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,7 +20,7 @@ import uvicorn
 from adapter.config import Settings
 from adapter.gateway import authorisation, server
 from adapter.gateway.identity import CertSource
-from adapter.gateway.pki import DevPki
+from adapter.gateway.pki import DevPki, load_pki
 from adapter.gateway.tls import TlsContexts, TlsFiles
 from adapter.ingest import ingest
 from adapter.producer.app import Access, create_app
@@ -23,6 +28,8 @@ from tests.conftest import free_port
 from tests.samples import WORLD, bundle, condition, support_bundle
 from tests.stores import BACKENDS, engine_for
 
+CLI = [sys.executable, "-m", "adapter.cli"]
+REPO = Path(__file__).resolve().parents[2]
 AUTHORISATIONS = Path(__file__).resolve().parents[2] / "config" / "authorisations.dev.toml"
 HIDDEN_FROM = "SE2321000016-7HID"
 
@@ -84,4 +91,36 @@ def client(pki: DevPki, name: str | None) -> httpx.Client:
     return httpx.Client(verify=client_context(pki, name), trust_env=False, timeout=10)
 
 
-__all__ = ["WORLD", "HIDDEN_FROM", "client", "client_context", "tls_files", "TlsServer"]
+def wait_for_port(port: int, proc: subprocess.Popen, seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "exited"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("server did not start")
+
+
+@pytest.fixture
+def served(engine, pki, tmp_path):
+    copy = load_pki(shutil.copytree(pki.dir, tmp_path / "pki"))
+    port = free_port()
+    store_url = str(engine.url)
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--store", store_url, "--port", str(port), "--log-level", "warning",
+         "--tls-cert", str(copy.server_cert), "--tls-key", str(copy.server_key), "--client-ca", str(copy.ca_bundle),
+         "--crl", str(copy.crl_root), "--crl", str(copy.crl_function), "--authorisations", str(AUTHORISATIONS)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        wait_for_port(port, proc)
+        yield proc, f"https://127.0.0.1:{port}", copy
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+__all__ = ["WORLD", "HIDDEN_FROM", "client", "client_context", "tls_files", "TlsServer", "CLI", "wait_for_port"]

@@ -23,6 +23,8 @@ from adapter.config import Settings
 from adapter.gateway import authorisation
 from adapter.gateway.identity import CertSource
 from adapter.gateway.nginx import render
+from adapter.gateway.server import bind_unix_socket
+from adapter.gateway.verify import ReloadableVerifier
 from adapter.producer.app import Access, create_app
 from adapter.rivta.contracts import GET_DIAGNOSIS as GD
 from tests.conftest import free_port
@@ -64,10 +66,12 @@ class ProxiedAdapter:
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         app = create_app(engine, Settings(store_url="sqlite://"),
-                         Access(CertSource.PROXY, authorisation.load(AUTHORISATIONS)))
+                         Access(CertSource.PROXY, authorisation.load(AUTHORISATIONS),
+                                ReloadableVerifier(pki.ca_bundle, (pki.crl_root, pki.crl_function))))
         self.server = uvicorn.Server(uvicorn.Config(app, uds=str(self.socket), log_level="warning",
                                                     access_log=False, lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        sock = bind_unix_socket(self.socket)  # 0600: nginx runs as root here
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
         (prefix / "npo-adapter.conf").write_text(render(
             listen=f"127.0.0.1:{self.port}", socket=self.socket, server_cert=pki.server_cert,
             server_key=pki.server_key, client_ca=pki.ca_bundle, crls=pki.crls))

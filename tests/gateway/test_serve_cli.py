@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,46 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from adapter.gateway.pki import issue_crl, load_pki
+from adapter.gateway.pki import issue_crl
 from tests.conftest import free_port
-from tests.gateway.conftest import client
+from tests.gateway.conftest import AUTHORISATIONS, CLI, client, wait_for_port
 from tests.gateway.test_embedded_mtls import REFUSED, ask, ids
-
-CLI = [sys.executable, "-m", "adapter.cli"]
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, seconds: float = 15) -> None:
-    import socket
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "exited"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError("server did not start")
-
-
-@pytest.fixture
-def served(engine, pki, tmp_path):
-    copy = load_pki(shutil.copytree(pki.dir, tmp_path / "pki"))
-    port = free_port()
-    store_url = str(engine.url)
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--store", store_url, "--port", str(port), "--log-level", "warning",
-         "--tls-cert", str(copy.server_cert), "--tls-key", str(copy.server_key), "--client-ca", str(copy.ca_bundle),
-         "--crl", str(copy.crl_root), "--crl", str(copy.crl_function)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[2],
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        wait_for_port(port, proc)
-        yield proc, f"https://127.0.0.1:{port}", copy
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_serve_is_mtls_and_sighup_reloads_crls(served):
@@ -96,3 +58,46 @@ def test_plain_http_on_loopback_serves_without_tls(engine):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def dev_checkout(tmp_path, pki):
+    """A working directory with a development PKI in certs/dev and the dev authorisations, as a checkout has."""
+    import shutil
+
+    shutil.copytree(pki.dir, tmp_path / "certs" / "dev")
+    (tmp_path / "config").mkdir()
+    shutil.copy(AUTHORISATIONS, tmp_path / "config" / "authorisations.dev.toml")
+    return tmp_path
+
+
+@pytest.mark.parametrize(("args", "missing"), [
+    (["--tls-cert", "{pki}/server.pem", "--tls-key", "{pki}/server.key"], "--client-ca, --crl, --authorisations"),
+    (["--tls-cert", "{pki}/server.pem", "--tls-key", "{pki}/server.key", "--client-ca", "{pki}/ca-bundle.pem",
+      "--crl", "{pki}/crls.pem"], "--authorisations"),
+    (["--authorisations", "{auth}"], "--tls-cert, --tls-key, --client-ca, --crl"),
+    (["--uds", "{tmp}/s", "--behind-proxy", "--authorisations", "{auth}"], "--client-ca, --crl"),
+])
+def test_own_certificates_never_mix_with_the_development_pki(dev_checkout, pki, args, missing):
+    """The review: `serve --tls-cert X --tls-key Y` silently trusted certs/dev's CAs, CRLs and authorisations."""
+    argv = [a.format(pki=pki.dir, auth=AUTHORISATIONS, tmp=dev_checkout) for a in args]
+    res = subprocess.run([*CLI, "serve", "--store", f"sqlite:///{dev_checkout}/s.db", "--port", str(free_port()),
+                          *argv], capture_output=True, text=True, timeout=60, cwd=dev_checkout)
+    out = " ".join((res.stdout + res.stderr).split())
+    assert res.returncode == 2, out
+    assert f"{missing} must be given too" in out
+
+
+def test_development_defaults_are_announced(dev_checkout, engine):
+    port = free_port()
+    proc = subprocess.Popen([*CLI, "serve", "--store", str(engine.url), "--port", str(port), "--log-level", "warning"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=dev_checkout,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        wait_for_port(port, proc)
+    finally:
+        proc.terminate()
+        out, err = (b.decode() for b in proc.communicate(timeout=10))
+    assert proc.returncode is not None, err
+    said = " ".join((out + err).split())
+    assert "DEVELOPMENT: trusting the development PKI in certs/dev" in said, said

@@ -1,0 +1,51 @@
+"""The producer's log of an answer says who was told what (caller, contract, logical address, record count,
+the platform's correlation id), so a disclosure can be traced; never the patient above debug level.
+
+Found by the security review: the answer's log line named neither the caller nor the correlation id."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from tests.gateway.conftest import HIDDEN_FROM, client
+from tests.gateway.test_embedded_mtls import ask, ids
+from tests.samples import PNR, SOURCE
+
+CORRELATION = "x-skltp-correlation-id"
+
+
+def answer_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "adapter.producer" and " OK " in r.getMessage()]
+
+
+def test_answer_log_names_caller_contract_address_count_and_correlation_id(gateway, pki, caplog):
+    caplog.set_level(logging.INFO)
+    correlation = str(uuid.uuid4())
+    with client(pki, "platform") as c:
+        assert ids(ask(c, gateway.url, {CORRELATION: correlation, "x-rivta-original-serviceconsumer-hsaid":
+                                        HIDDEN_FROM})) == {"d-home"}
+    [line] = answer_lines(caplog)
+    assert line.startswith("GetDiagnosis OK ")
+    assert "1 records to consumer SE165565594230-1000" in line
+    assert f"at logical address {SOURCE}" in line
+    assert f"original consumer {HIDDEN_FROM}" in line
+    assert f"correlation id {correlation}" in line
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO and PNR in r.getMessage()]
+
+
+def test_consumer2_is_named_and_a_missing_correlation_id_is_shown_as_such(gateway, pki, caplog):
+    caplog.set_level(logging.INFO)
+    with client(pki, "consumer2") as c:
+        ids(ask(c, gateway.url))
+    [line] = answer_lines(caplog)
+    assert "2 records to consumer SE2321000016-9KHR" in line and "correlation id -" in line
+
+
+def test_a_personnummer_smuggled_into_the_headers_is_not_logged(gateway, pki, caplog):
+    caplog.set_level(logging.DEBUG)
+    with client(pki, "platform") as c:
+        ids(ask(c, gateway.url, {CORRELATION: PNR, "x-rivta-original-serviceconsumer-hsaid": PNR}))
+    [line] = answer_lines(caplog)
+    assert "correlation id (not shown)" in line and "original consumer (not shown)" in line
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO and PNR in r.getMessage()]
