@@ -41,6 +41,11 @@ class AccessEntry:
     resource_types: tuple[str, ...] = ()  # contracts read, e.g. ("GetDiagnosis", ...)
     assignment_id: str | None = None
     user_name: str | None = None
+    assignment_name: str | None = None
+    # how the user was authenticated and reached us: oidc-session | oidc-bearer | demo-without-login | cli
+    authenticated_by: str | None = None
+    session_id: str | None = None  # the staff page's session, or the bearer token's jti
+    client_address: str | None = None
     system_id: str = "npo-adapter"
     system_name: str = "NPÖ adapter"
     log_id: str = field(default_factory=lambda: str(uuid.uuid4()))
