@@ -357,28 +357,34 @@ def ui(
                                              "entries to the national log service"),
     log_level: str = typer.Option("info", help="Log level"),
 ) -> None:
-    """The staff web page and its REST API: patient overviews with PDL applied, every access logged. HTTPS
-    without client certificates (staff sign in through the hospital's login in front); plain HTTP on loopback only."""
+    """The staff web page and its REST API: patient overviews with PDL applied, every access logged. Staff sign in
+    through the hospital's OpenID provider ([staff_login]) over HTTPS; without one, only a labelled demo mode on
+    loopback ([demo_user])."""
     from adapter.consumer.overview import load_config
     from adapter.ui import create_ui_app
     from adapter.ui.serve import listen_refusal, run_ui
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    refusal = listen_refusal(host, tls_cert, tls_key)
-    if refusal:
-        _fail(refusal)
     if not config_path.is_file():
         _fail(f"no consumer configuration at {config_path}")
     config = load_config(config_path)
-    if not config.assignments:
-        _fail(f"{config_path} names no [[assignment]]: staff would have nothing to choose")
+    refusal = listen_refusal(host, tls_cert, tls_key, provider=config.staff_login is not None,
+                             demo=config.demo_user is not None)
+    if refusal:
+        _fail(refusal)
+    if config.staff_login is None and not config.assignments:
+        _fail(f"{config_path} names no [[assignment]] for the demo user: nothing to choose")
+    if config.staff_login is not None and not config.staff_login.client_secret:
+        _fail("[staff_login] has no client secret (client_secret_file, or the variable named by client_secret_env)")
     for path in (config.client_cert, config.client_key, config.ca):
         if not path.is_file():
             _fail(f"{path} is missing (the consumer's certificate; dev: `npo-adapter certs init`)")
     settings = _settings(store)
     app_ = create_ui_app(config, _open(store), log_flush_interval=log_flush_interval)
-    console.print(f"staff page on {'https' if tls_cert else 'http'}://{host}:{port}/ (store {settings.store_url}; "
-                  f"access logs to {config.services.log_url} every {log_flush_interval:g} s)")
+    mode = (f"sign-in through {config.staff_login.issuer}" if config.staff_login
+            else "DEMO MODE without sign-in, loopback only")
+    console.print(f"staff page on {'https' if tls_cert else 'http'}://{host}:{port}/ ({mode}; store "
+                  f"{settings.store_url}; access logs to {config.services.log_url} every {log_flush_interval:g} s)")
     run_ui(app_, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, log_level=log_level.lower())
 
 

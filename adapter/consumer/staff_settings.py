@@ -35,6 +35,7 @@ class StaffLogin:
     ca: Path | None = None  # the provider's CA bundle (default: the system's)
     allowed_hosts: tuple[str, ...] = ()  # Host headers accepted (default: public_url's host)
     claims: ClaimNames = ClaimNames()
+    leeway_seconds: int = 30  # clock skew allowed when checking a bearer token's expiry
 
     @property
     def redirect_uri(self) -> str:
@@ -80,7 +81,8 @@ def load_staff_login(data: dict | None, base: Path) -> StaffLogin | None:
         issuer=data["issuer"].rstrip("/"), client_id=data["client_id"], client_secret=_secret(data, base),
         public_url=data["public_url"], scopes=data.get("scopes", "openid profile"),
         api_audience=data.get("api_audience"), ca=(base / data["ca"]) if data.get("ca") else None,
-        allowed_hosts=tuple(data.get("allowed_hosts", ())), claims=ClaimNames(**data.get("claims", {})))
+        allowed_hosts=tuple(data.get("allowed_hosts", ())), claims=ClaimNames(**data.get("claims", {})),
+        leeway_seconds=int(data.get("leeway_seconds", 30)))
 
 
 def load_session(data: dict | None) -> SessionPolicy:

@@ -26,7 +26,6 @@ with warnings.catch_warnings():  # authlib prefers httpx2 and says so; its httpx
 
 log = logging.getLogger("adapter.ui")
 SIGNING_ALGORITHMS = ["RS256", "PS256", "ES256", "ES384", "RS384", "RS512", "PS384", "PS512", "EdDSA"]
-LEEWAY_SECONDS = 30
 
 
 class SignInFailed(Exception):
@@ -105,10 +104,11 @@ class Provider:
                                    algorithms=SIGNING_ALGORITHMS)
             if str(token.header.get("typ", "")).lower() not in ("at+jwt", "application/at+jwt"):
                 raise TokenRefused("not an access token (typ is not at+jwt)")
-            jwt.JWTClaimsRegistry(leeway=LEEWAY_SECONDS, iss={"essential": True, "value": self.settings.issuer},
+            jwt.JWTClaimsRegistry(leeway=self.settings.leeway_seconds,
+                                  iss={"essential": True, "value": self.settings.issuer},
                                   aud={"essential": True, "value": audience},
                                   exp={"essential": True}).validate(token.claims)
-        except (JoseError, ValueError) as exc:
+        except (JoseError, ValueError, TypeError, KeyError) as exc:  # malformed tokens included
             raise TokenRefused(type(exc).__name__) from None
         try:
             return staff_from_claims(token.claims, self.settings.claims), token.claims.get("jti")

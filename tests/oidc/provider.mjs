@@ -24,6 +24,8 @@ const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
 const signingKey = { ...privateKey.export({ format: "jwk" }), kid: randomBytes(8).toString("hex"), use: "sig",
   alg: "RS256" };
 
+const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
 function claimsOf(login) {
   const s = STAFF[login];
   return { sub: login, name: s.name, hsa_id: s.hsa_id, medarbetaruppdrag: s.medarbetaruppdrag };
@@ -46,7 +48,14 @@ const configuration = {
   findAccount: (_ctx, id) => (STAFF[id] ? { accountId: id, claims: () => claimsOf(id) } : undefined),
   features: {
     devInteractions: { enabled: false },
-    rpInitiatedLogout: { enabled: true },
+    rpInitiatedLogout: {
+      enabled: true,  // the default pages load a web font: these load nothing
+      logoutSource: (ctx, form) => { ctx.body = `<!doctype html><html lang="sv"><head><meta charset="utf-8">
+<title>Logga ut</title></head><body><h1>Logga ut från ${esc(ctx.host)}?</h1>${form}
+<button autofocus type="submit" form="op.logoutForm" value="yes" name="logout">Yes, sign me out</button>
+<button type="submit" form="op.logoutForm">No, stay signed in</button></body></html>`; },
+      postLogoutSuccessSource: (ctx) => { ctx.body = "<!doctype html><title>Utloggad</title><p>Du är utloggad.</p>"; },
+    },
     resourceIndicators: {
       enabled: true,
       defaultResource: (_ctx, client, oneOf) => oneOf ?? (client.clientId === "npo-staff" ? undefined : API_AUDIENCE),
@@ -61,11 +70,11 @@ const configuration = {
   // the API needs to know who the user is: the staff claims go into the API's JWT access tokens
   extraTokenClaims: (_ctx, token) => (token.kind === "AccessToken" && token.resourceServer && STAFF[token.accountId]
     ? claimsOf(token.accountId) : undefined),
-  ttl: { AccessToken: 600, IdToken: 600, Interaction: 600, Session: 3600, Grant: 3600, AuthorizationCode: 60 },
+  ttl: { AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL || 600, IdToken: 600, Interaction: 600,
+    Session: 3600, Grant: 3600, AuthorizationCode: 60 },
   renderError: (ctx, out) => { ctx.type = "text/plain"; ctx.body = `error: ${out.error}`; },
 };
 
-const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 function loginPage(uid, problem) {
   return `<!doctype html><html lang="sv"><head><meta charset="utf-8"><title>Inloggning – Region Exempel</title></head>
