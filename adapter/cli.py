@@ -290,25 +290,41 @@ def overview(
     """A patient's overview from every source, with PDL applied and the access logged."""
     import asyncio
 
-    from adapter.consumer.overview import build_overview, load_config, patient_type_of, register_unit_consent
+    from adapter.consumer.overview import (
+        AccessOrigin,
+        build_overview,
+        load_config,
+        patient_type_of,
+        register_unit_consent,
+    )
     from adapter.consumer.pdl.decide import UserContext
+    from adapter.consumer.pdl.soap_call import PdlServiceError, ServiceRefused
+    from adapter.consumer.staff_settings import reason_problem
     from adapter.consumer.view import to_bundle
 
     if not (len(patient) == 12 and patient.isdigit()):
         _fail("the patient id must be 12 digits without separator")
-    if consent_given and emergency:
+    if consent_given and emergency is not None:
         _fail("choose --consent or --emergency, not both")
     config = load_config(config_path)
+    if emergency is not None and (problem := reason_problem(emergency, config.emergency)):
+        _fail(f"--emergency: {problem}")
     try:
         assignment = config.assignment(unit)
     except KeyError as exc:
         _fail(str(exc.args[0]))
-    user = UserContext(employee, assignment.care_unit, assignment.care_giver)
+    user = UserContext(employee, assignment.care_unit, assignment.care_giver, purpose=assignment.purpose)
     engine = _open(store)
     ptype = patient_type_of(patient)
     if consent_given:
-        asyncio.run(register_unit_consent(config, user, patient, ptype))
-    ov = asyncio.run(build_overview(config, engine, user, patient, ptype, emergency_reason=emergency))
+        try:
+            asyncio.run(register_unit_consent(config, user, patient, ptype))
+        except ServiceRefused as exc:
+            _fail(f"the consent service did not register the consent ({exc.reason})")
+        except PdlServiceError as exc:
+            _fail(f"the consent service could not be reached ({exc.reason}); nothing was registered or shown")
+    origin = AccessOrigin("cli", None, "local", assignment.name)
+    ov = asyncio.run(build_overview(config, engine, user, patient, ptype, emergency_reason=emergency, origin=origin))
     if as_json:
         typer.echo(to_bundle(ov).model_dump_json(indent=2))
         return
