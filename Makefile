@@ -21,7 +21,13 @@ run: $(VENV)/.installed
 	$(BIN)/npo-adapter ingest demo-data --store $(STORE)
 	$(BIN)/npo-adapter serve --store $(STORE) --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.installed
+# The tests' OpenID provider (oidc-provider from npm, exactly as locked in package-lock.json).
+OIDC := tests/oidc
+$(OIDC)/node_modules/.installed: $(OIDC)/package.json $(OIDC)/package-lock.json
+	npm ci --prefix $(OIDC) --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: $(VENV)/.installed $(OIDC)/node_modules/.installed
 	$(BIN)/ruff check adapter tests bench
 	$(BIN)/python -m pytest
 
@@ -40,4 +46,4 @@ demo-data: $(VENV)/.installed
 	$(BIN)/npo-adapter demo generate
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache $(OIDC)/node_modules

@@ -327,25 +327,41 @@ def overview(
     """A patient's overview from every source, with PDL applied and the access logged."""
     import asyncio
 
-    from adapter.consumer.overview import build_overview, load_config, patient_type_of, register_unit_consent
+    from adapter.consumer.overview import (
+        AccessOrigin,
+        build_overview,
+        load_config,
+        patient_type_of,
+        register_unit_consent,
+    )
     from adapter.consumer.pdl.decide import UserContext
+    from adapter.consumer.pdl.soap_call import PdlServiceError, ServiceRefused
+    from adapter.consumer.staff_settings import reason_problem
     from adapter.consumer.view import to_bundle
 
     if not (len(patient) == 12 and patient.isdigit()):
         _fail("the patient id must be 12 digits without separator")
-    if consent_given and emergency:
+    if consent_given and emergency is not None:
         _fail("choose --consent or --emergency, not both")
     config = load_config(config_path)
+    if emergency is not None and (problem := reason_problem(emergency, config.emergency)):
+        _fail(f"--emergency: {problem}")
     try:
         assignment = config.assignment(unit)
     except KeyError as exc:
         _fail(str(exc.args[0]))
-    user = UserContext(employee, assignment.care_unit, assignment.care_giver)
+    user = UserContext(employee, assignment.care_unit, assignment.care_giver, purpose=assignment.purpose)
     engine = _open(store)
     ptype = patient_type_of(patient)
     if consent_given:
-        asyncio.run(register_unit_consent(config, user, patient, ptype))
-    ov = asyncio.run(build_overview(config, engine, user, patient, ptype, emergency_reason=emergency))
+        try:
+            asyncio.run(register_unit_consent(config, user, patient, ptype))
+        except ServiceRefused as exc:
+            _fail(f"the consent service did not register the consent ({exc.reason})")
+        except PdlServiceError as exc:
+            _fail(f"the consent service could not be reached ({exc.reason}); nothing was registered or shown")
+    origin = AccessOrigin("cli", None, "local", assignment.name)
+    ov = asyncio.run(build_overview(config, engine, user, patient, ptype, emergency_reason=emergency, origin=origin))
     if as_json:
         typer.echo(to_bundle(ov).model_dump_json(indent=2))
         return
@@ -394,28 +410,34 @@ def ui(
                                              "entries to the national log service"),
     log_level: str = typer.Option("info", help="Log level"),
 ) -> None:
-    """The staff web page and its REST API: patient overviews with PDL applied, every access logged. HTTPS
-    without client certificates (staff sign in through the hospital's login in front); plain HTTP on loopback only."""
+    """The staff web page and its REST API: patient overviews with PDL applied, every access logged. Staff sign in
+    through the hospital's OpenID provider ([staff_login]) over HTTPS; without one, only a labelled demo mode on
+    loopback ([demo_user])."""
     from adapter.consumer.overview import load_config
     from adapter.ui import create_ui_app
     from adapter.ui.serve import listen_refusal, run_ui
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    refusal = listen_refusal(host, tls_cert, tls_key)
-    if refusal:
-        _fail(refusal)
     if not config_path.is_file():
         _fail(f"no consumer configuration at {config_path}")
     config = load_config(config_path)
-    if not config.assignments:
-        _fail(f"{config_path} names no [[assignment]]: staff would have nothing to choose")
+    refusal = listen_refusal(host, tls_cert, tls_key, provider=config.staff_login is not None,
+                             demo=config.demo_user is not None)
+    if refusal:
+        _fail(refusal)
+    if config.staff_login is None and not config.assignments:
+        _fail(f"{config_path} names no [[assignment]] for the demo user: nothing to choose")
+    if config.staff_login is not None and not config.staff_login.client_secret:
+        _fail("[staff_login] has no client secret (client_secret_file, or the variable named by client_secret_env)")
     for path in (config.client_cert, config.client_key, config.ca):
         if not path.is_file():
             _fail(f"{path} is missing (the consumer's certificate; dev: `npo-adapter certs init`)")
     settings = _settings(store)
     app_ = create_ui_app(config, _open(store), log_flush_interval=log_flush_interval)
-    console.print(f"staff page on {'https' if tls_cert else 'http'}://{host}:{port}/ (store {settings.store_url}; "
-                  f"access logs to {config.services.log_url} every {log_flush_interval:g} s)")
+    mode = (f"sign-in through {config.staff_login.issuer}" if config.staff_login
+            else "DEMO MODE without sign-in, loopback only")
+    console.print(f"staff page on {'https' if tls_cert else 'http'}://{host}:{port}/ ({mode}; store "
+                  f"{settings.store_url}; access logs to {config.services.log_url} every {log_flush_interval:g} s)")
     run_ui(app_, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, log_level=log_level.lower())
 
 

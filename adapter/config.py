@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     ei_per_key_interval: float = 300.0  # the same engagement at most every 5 minutes
     ei_timeout: float = 27.0
 
+    # The PDL access log's chain key and checkpoints, kept outside the database (adapter/consumer/pdl/audit_seal.py).
+    audit_key_file: str = "var/audit.key"
+    audit_checkpoints: str = "var/audit-checkpoints.jsonl"
+
 
 def settings() -> Settings:
     return Settings()

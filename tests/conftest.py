@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +16,12 @@ from adapter.config import Settings
 from adapter.producer.app import create_app
 from adapter.store.engine import open_store
 from tests.stores import BACKENDS, StoreUrls, require
+
+# The access log's chain key and checkpoints live outside the database: for the tests, in a folder of their own
+# (each store's checkpoints are told apart by the store's URL).
+_AUDIT = tempfile.mkdtemp(prefix="npo-audit-")
+os.environ.setdefault("NPO_AUDIT_KEY_FILE", f"{_AUDIT}/audit.key")
+os.environ.setdefault("NPO_AUDIT_CHECKPOINTS", f"{_AUDIT}/checkpoints.jsonl")
 
 
 def free_port() -> int:

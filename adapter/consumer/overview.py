@@ -12,7 +12,7 @@ import ssl
 import tomllib
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -50,6 +50,16 @@ from adapter.consumer.pdl.services import (
     service_url,
 )
 from adapter.consumer.pdl.soap_call import PdlServiceError
+from adapter.consumer.staff_settings import (
+    DemoUser,
+    EmergencyPolicy,
+    SessionPolicy,
+    StaffLogin,
+    load_demo_user,
+    load_emergency,
+    load_session,
+    load_staff_login,
+)
 from adapter.mapping import codes, timefmt
 from adapter.rivta.contracts import BY_NAME, CONTRACTS, Contract
 
@@ -86,6 +96,17 @@ class Assignment:
     name: str
     care_unit: str
     care_giver: str
+    purpose: str = "Vård och behandling"
+
+
+@dataclass(frozen=True)
+class AccessOrigin:
+    """How the user reached the overview, for the access log: the sign-in, the session and the address."""
+
+    authenticated_by: str  # oidc-session | oidc-bearer | demo-without-login | cli
+    session_id: str | None = None
+    client_address: str | None = None
+    assignment_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,8 +118,12 @@ class ConsumerConfig:
     ca: Path
     fetch: FetchSettings = FetchSettings()
     service_timeout: float = 5.0
-    assignments: tuple[Assignment, ...] = ()
+    assignments: tuple[Assignment, ...] = ()  # for the CLI and the demo user; signed-in staff bring their own
     crls: tuple[Path, ...] = ()  # for the servers' certificates: one CRL for every CA in their chains
+    staff_login: StaffLogin | None = None
+    session: SessionPolicy = SessionPolicy()
+    emergency: EmergencyPolicy = EmergencyPolicy()
+    demo_user: DemoUser | None = None
 
     def tls_context(self) -> ssl.SSLContext:
         return client_context(str(self.client_cert), str(self.client_key), str(self.ca), self.crls)
@@ -128,7 +153,10 @@ def load_config(path: Path) -> ConsumerConfig:
         fetch=FetchSettings(per_source_timeout=float(client.get("timeout", 27)),
                             deadline=float(client.get("deadline", 20))),
         service_timeout=float(client.get("service_timeout", 5)),
-        assignments=tuple(Assignment(a["name"], a["care_unit"], a["care_giver"]) for a in data.get("assignment", [])),
+        assignments=tuple(Assignment(a["name"], a["care_unit"], a["care_giver"],
+                                     a.get("purpose", "Vård och behandling")) for a in data.get("assignment", [])),
+        staff_login=load_staff_login(data.get("staff_login"), base), session=load_session(data.get("session")),
+        emergency=load_emergency(data.get("emergency")), demo_user=load_demo_user(data.get("demo_user")),
     )
 
 
@@ -212,7 +240,10 @@ async def _client(config: ConsumerConfig, client: httpx.AsyncClient | None):
 
 async def build_overview(config: ConsumerConfig, engine: Engine, user: UserContext, patient_id: str,
                          patient_type: str = codes.PERSONNUMMER, *, emergency_reason: str | None = None,
-                         faults: FaultMemory | None = None, client: httpx.AsyncClient | None = None) -> Overview:
+                         faults: FaultMemory | None = None, client: httpx.AsyncClient | None = None,
+                         origin: AccessOrigin | None = None) -> Overview:
+    """`emergency_reason`: emergency access, registered with the consent service for the configured duration
+    (`config.emergency`); callers check the reason against the policy first (`staff_settings.reason_problem`)."""
     emergency_reason = (emergency_reason or "").strip() or None
     actor = AccessingActor(user.employee_hsa_id, user.care_giver_hsa_id, user.care_unit_hsa_id)
     notices: list[str] = []
@@ -237,7 +268,9 @@ async def build_overview(config: ConsumerConfig, engine: Engine, user: UserConte
                 try:
                     await consent.register_consent(client, config.services.url(REGISTER_EXTENDED_CONSENT),
                                                    config.services.consent_address, actor, patient_id,
-                                                   emergency=True, reason=emergency_reason, valid_until=None,
+                                                   emergency=True, reason=emergency_reason,
+                                                   valid_until=datetime.now(UTC) + timedelta(
+                                                       seconds=config.emergency.duration_seconds),
                                                    for_employee_only=True, patient_type=patient_type)
                 except PdlServiceError as exc:
                     notices.append(f"Nödåtkomsten kunde inte registreras i samtyckestjänsten ({exc.reason}); "
@@ -264,7 +297,7 @@ async def build_overview(config: ConsumerConfig, engine: Engine, user: UserConte
     for recs in overview.records.values():
         recs.sort(key=lambda r: r.author_time or "", reverse=True)
     _explain(overview)
-    overview.log_seqs = _log_access(engine, overview)
+    overview.log_seqs = _log_access(engine, overview, origin)
     return overview
 
 
@@ -307,7 +340,7 @@ def _explain(overview: Overview) -> None:
         overview.notices.append(f"Information kunde inte hämtas från: {', '.join(names)}.")
 
 
-def _log_access(engine: Engine, overview: Overview) -> list[int]:
+def _log_access(engine: Engine, overview: Overview, origin: AccessOrigin | None) -> list[int]:
     user = overview.user
     shown: dict[Group, set[str]] = defaultdict(set)
     basis: dict[Group, Basis] = {}
@@ -328,6 +361,9 @@ def _log_access(engine: Engine, overview: Overview) -> list[int]:
         purpose=user.purpose, basis=basis.get(g, Basis.OWN).value,
         emergency_reason=overview.emergency_reason if basis.get(g) is Basis.EMERGENCY else None,
         resource_types=tuple(sorted(shown.get(g, ()))), user_name=user.name,
+        assignment_name=origin.assignment_name if origin else None,
+        authenticated_by=origin.authenticated_by if origin else None,
+        session_id=origin.session_id if origin else None, client_address=origin.client_address if origin else None,
     ) for g in owners]
     return access_log.append(engine, entries)
 

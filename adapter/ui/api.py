@@ -6,13 +6,12 @@ returned; if the access cannot be logged, nothing is shown (500).
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from adapter.consumer.fetch import Outcome
 from adapter.consumer.overview import (
     INFORMATION_TYPES,
-    Assignment,
     ConsumerConfig,
     Overview,
     build_overview,
@@ -22,9 +21,11 @@ from adapter.consumer.overview import (
 from adapter.consumer.pdl import access_log
 from adapter.consumer.pdl.decide import Hidden, UserContext
 from adapter.consumer.pdl.soap_call import PdlServiceError, ServiceRefused
+from adapter.consumer.staff_settings import reason_problem
 from adapter.consumer.summary import summarise
 from adapter.consumer.view import to_bundle
 from adapter.ui.errors import ApiError
+from adapter.ui.guard import Caller, caller
 from adapter.ui.models import (
     AuditVerification,
     ConsentRegistered,
@@ -46,62 +47,72 @@ router = APIRouter(prefix="/api")
 _INVALID = {422: {"model": ErrorAnswer, "description": "A field was not accepted (named, never repeated)"}}
 _SERVICE = {503: {"model": ErrorAnswer, "description": "A national service could not be reached"}}
 _INTERNAL = {500: {"model": ErrorAnswer, "description": "Internal error; nothing is shown (with a log id)"}}
+_AUTH = {401: {"model": ErrorAnswer, "description": "Not signed in, the session ended, or the bearer token was "
+                                                    "not accepted"},
+         403: {"model": ErrorAnswer, "description": "Missing or wrong CSRF token, or not one of the user's own "
+                                                    "assignments"}}
+_LIMIT = {429: {"model": ErrorAnswer, "description": "Too many emergency accesses by this user in the last hour"}}
 
 
 def _config(request: Request) -> ConsumerConfig:
     return request.app.state.config
 
 
-def _user(request: Request, employee: str, care_unit: str) -> tuple[UserContext, Assignment]:
-    try:
-        assignment = _config(request).assignment(care_unit)
-    except KeyError:
-        raise ApiError(422, "vårdenheten hör inte till något av de konfigurerade medarbetaruppdragen",
-                       "care_unit") from None
-    return UserContext(employee, assignment.care_unit, assignment.care_giver), assignment
+def _user(who: Caller, care_unit: str) -> UserContext:
+    a = who.own_assignment(care_unit)
+    return UserContext(who.user.hsa_id, a.care_unit, a.care_giver, purpose=a.purpose, name=who.user.name)
 
 
-async def _overview(request: Request, body: OverviewRequest) -> Overview:
-    user, _ = _user(request, body.employee, body.care_unit)
+async def _overview(request: Request, body: OverviewRequest, who: Caller) -> Overview:
+    user = _user(who, body.care_unit)
+    reason = body.emergency_reason
+    if reason is not None:
+        problem = reason_problem(reason, _config(request).emergency)
+        if problem:
+            raise ApiError(422, problem, "emergency_reason")
+        if not request.app.state.emergency_limit.take(user.employee_hsa_id):
+            raise ApiError(429, "för många nödåtkomster den senaste timmen: kontakta din chef eller "
+                                "informationssäkerhetsansvarig")
     try:
         return await build_overview(_config(request), request.app.state.engine, user, body.patient,
-                                    patient_type_of(body.patient), emergency_reason=body.emergency_reason,
-                                    faults=request.app.state.faults, client=request.app.state.client)
+                                    patient_type_of(body.patient), emergency_reason=reason,
+                                    faults=request.app.state.faults, client=request.app.state.client,
+                                    origin=who.origin(who.own_assignment(body.care_unit)))
     except PdlServiceError as exc:
         raise ApiError(503, f"{exc.service} kunde inte nås ({exc.reason})") from None
 
 
-@router.get("/assignments", tags=["staff"], summary="The assignments (medarbetaruppdrag) staff can choose",
-            response_model=list[StaffAssignment])
-async def assignments(request: Request) -> list[StaffAssignment]:
-    return [StaffAssignment(name=a.name, care_unit=a.care_unit, care_giver=a.care_giver)
-            for a in _config(request).assignments]
+@router.get("/assignments", tags=["staff"], summary="The signed-in user's own assignments (medarbetaruppdrag)",
+            response_model=list[StaffAssignment], responses={**_AUTH})
+async def assignments(who: Caller = Depends(caller)) -> list[StaffAssignment]:
+    return [StaffAssignment(name=a.name, care_unit=a.care_unit, care_giver=a.care_giver, purpose=a.purpose)
+            for a in who.user.assignments]
 
 
 @router.post("/overview", tags=["overview"], response_model=OverviewAnswer,
              summary="A patient's overview from every source, PDL applied, the access logged",
-             responses={**_INVALID, **_SERVICE, **_INTERNAL})
-async def overview(request: Request, body: OverviewRequest) -> OverviewAnswer:
-    return to_out(await _overview(request, body))
+             responses={**_AUTH, **_INVALID, **_LIMIT, **_SERVICE, **_INTERNAL})
+async def overview(request: Request, body: OverviewRequest, who: Caller = Depends(caller)) -> OverviewAnswer:
+    return to_out(await _overview(request, body, who))
 
 
 @router.post("/overview/fhir", tags=["overview"], response_class=Response,
              summary="The same overview as a FHIR R4 collection Bundle (EHDS-TK)",
              responses={200: {"description": "A FHIR R4 Bundle; emergency access is marked BTG in meta.security",
                               "content": {FHIR_JSON: {"schema": {"type": "object"}}}},
-                        **_INVALID, **_SERVICE, **_INTERNAL})
-async def overview_fhir(request: Request, body: OverviewRequest) -> Response:
-    ov = await _overview(request, body)
+                        **_AUTH, **_INVALID, **_LIMIT, **_SERVICE, **_INTERNAL})
+async def overview_fhir(request: Request, body: OverviewRequest, who: Caller = Depends(caller)) -> Response:
+    ov = await _overview(request, body, who)
     return Response(to_bundle(ov).model_dump_json(), media_type=FHIR_JSON)
 
 
 @router.post("/consent", tags=["consent"], response_model=ConsentRegistered,
              summary="Register the patient's consent for the care unit of the chosen assignment",
-             responses={**_INVALID, **_SERVICE,
+             responses={**_AUTH, **_INVALID, **_SERVICE,
                         502: {"model": ErrorAnswer, "description": "The consent service refused the registration"},
                         **_INTERNAL})
-async def consent(request: Request, body: ConsentRequest) -> ConsentRegistered:
-    user, assignment = _user(request, body.employee, body.care_unit)
+async def consent(request: Request, body: ConsentRequest, who: Caller = Depends(caller)) -> ConsentRegistered:
+    user = _user(who, body.care_unit)
     try:
         assertion_id = await register_unit_consent(_config(request), user, body.patient,
                                                    patient_type_of(body.patient), client=request.app.state.client)
@@ -109,13 +120,13 @@ async def consent(request: Request, body: ConsentRequest) -> ConsentRegistered:
         raise ApiError(502, f"samtyckestjänsten registrerade inte samtycket ({exc.reason})") from None
     except PdlServiceError as exc:
         raise ApiError(503, f"samtyckestjänsten kunde inte nås ({exc.reason})") from None
-    return ConsentRegistered(assertion_id=assertion_id, care_unit=assignment.care_unit,
-                             care_giver=assignment.care_giver)
+    return ConsentRegistered(assertion_id=assertion_id, care_unit=user.care_unit_hsa_id,
+                             care_giver=user.care_giver_hsa_id)
 
 
 @router.get("/audit/verify", tags=["audit"], response_model=AuditVerification,
-            summary="Check the access log's hash chain (altered, inserted or missing entries)")
-async def audit_verify(request: Request) -> AuditVerification:
+            summary="Check the access log's hash chain (altered, inserted or missing entries)", responses={**_AUTH})
+async def audit_verify(request: Request, _who: Caller = Depends(caller)) -> AuditVerification:
     result = access_log.verify(request.app.state.engine)
     return AuditVerification(entries=result.entries, ok=result.ok, problems=result.problems)
 

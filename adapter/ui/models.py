@@ -37,15 +37,16 @@ def _luhn_ok(digits: str) -> bool:
 
 
 class _Who(BaseModel):
+    """The user is whoever signed in (session or bearer token); the body only chooses among their assignments."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    employee: str = Field(description="The user's HSA-id.", examples=["SE2321000016-L001"])
-    care_unit: str = Field(description="The care unit (HSA-id) of the chosen assignment; one of GET /api/assignments.",
-                           examples=["SE2321000016-AKUT"])
+    care_unit: str = Field(description="The care unit (HSA-id) of the chosen assignment: one of the signed-in "
+                                       "user's own (GET /api/session).", examples=["SE2321000016-AKUT"])
     patient: str = Field(description="Personnummer or samordningsnummer: 12 digits without separator, with a "
                                      "valid date and check digit.", examples=["191212121212"])
 
-    @field_validator("employee", "care_unit")
+    @field_validator("care_unit")
     @classmethod
     def _hsa_id(cls, value: str) -> str:
         if not HSA_ID_PATTERN.match(value):
@@ -61,8 +62,10 @@ class _Who(BaseModel):
 class OverviewRequest(_Who):
     emergency_reason: str | None = Field(
         None, max_length=EMERGENCY_REASON_MAX,
-        description="Emergency access (nödåtkomst): the reason, logged with the access. Empty or absent: no "
-                    "emergency access.", examples=["Medvetslös patient, akut läkemedelsgenomgång"])
+        description="Emergency access (nödåtkomst): the reason, logged with the access and registered with the "
+                    "consent service for a limited time; it must describe the situation (a configured minimum "
+                    "length). Absent: no emergency access.",
+        examples=["Medvetslös patient, akut läkemedelsgenomgång"])
 
 
 class ConsentRequest(_Who):
@@ -70,11 +73,27 @@ class ConsentRequest(_Who):
 
 
 class StaffAssignment(BaseModel):
-    """A medarbetaruppdrag staff may choose: a care unit and its care giver."""
+    """A medarbetaruppdrag of the signed-in user: a care unit, its care giver and the purpose."""
 
     name: str
     care_unit: str = Field(description="HSA-id of the care unit")
     care_giver: str = Field(description="HSA-id of the care giver")
+    purpose: str = Field(description="The assignment's purpose, e.g. Vård och behandling")
+
+
+class SessionAnswer(BaseModel):
+    """The signed-in user, from the hospital's OpenID provider (or the loopback demo user)."""
+
+    hsa_id: str = Field(description="The employee's HSA-id, from the provider")
+    name: str | None
+    assignments: list[StaffAssignment] = Field(description="The user's own assignments, the only ones they may "
+                                                           "choose")
+    csrf_token: str = Field(description="Send it as X-CSRF-Token in every other call of this session")
+    demo: bool = Field(description="Demo mode without sign-in (loopback only)")
+
+
+class SignedOut(BaseModel):
+    redirect: str | None = Field(description="The provider's end-session address to send the browser to")
 
 
 class RecordSummary(BaseModel):

@@ -1,26 +1,32 @@
-"""The staff UI served for real (uvicorn on loopback, lifespan on, so the access-log sender runs) against the
-consumer's world: producers over mTLS and the national services' stand-ins (tests/consumer/world.py)."""
+"""The staff UI served for real (uvicorn over HTTPS on loopback, lifespan on, so the access-log sender runs)
+against the consumer's world: producers over mTLS and the national services' stand-ins
+(tests/consumer/world.py), with staff signing in through a real OpenID provider (tests/oidc/provider.mjs)."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 
+import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from adapter.consumer.overview import ConsumerConfig
 from adapter.ui import create_ui_app
 from adapter.ui.serve import uvicorn_config
 from tests.conftest import free_port
 from tests.consumer.world import running_world
+from tests.oidc.provider import OidcProvider, machine_token, sign_in, start_provider
 from tests.stores import BACKENDS, engine_for
 
 
 class UiServer:
-    def __init__(self, app: FastAPI, **tls) -> None:
+    def __init__(self, app: FastAPI, port: int | None = None, **tls) -> None:
         self.app = app
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn_config(app, port=self.port, log_level="warning", **tls))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -39,6 +45,13 @@ class UiServer:
         self.thread.join(timeout=10)
 
 
+@pytest.fixture(scope="session")
+def oidc(pki) -> Iterator[OidcProvider]:
+    provider = start_provider(pki)
+    yield provider
+    provider.stop()
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, pki):
     with running_world(tmp_path_factory.mktemp("ui-world"), pki) as w:
@@ -50,7 +63,43 @@ def ui_store(request, world):
     return engine_for(request, world.folder, "consumer")
 
 
+def signed_in_config(config: ConsumerConfig, oidc: OidcProvider, port: int, **login) -> ConsumerConfig:
+    """The world's consumer configuration with staff signing in through the test provider, served at `port`."""
+    return replace(config, assignments=(), staff_login=oidc.login_settings(f"https://127.0.0.1:{port}", **login))
+
+
 @pytest.fixture(scope="module")
-def ui(world, ui_store):
-    with UiServer(create_ui_app(world.config, ui_store, log_flush_interval=0.2)) as srv:
+def serve_ui(pki, oidc) -> Callable[..., UiServer]:
+    """A UiServer over HTTPS (the dev server certificate) for a configuration, signing in through the provider."""
+
+    def make(config: ConsumerConfig, store, port: int | None = None, **app_options) -> UiServer:
+        port = port or free_port()
+        if config.staff_login is None and config.demo_user is None:
+            config = signed_in_config(config, oidc, port)
+        app = create_ui_app(config, store, **app_options)
+        return UiServer(app, port, tls_cert=pki.server_cert, tls_key=pki.server_key)
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def ui(world, ui_store, serve_ui):
+    with serve_ui(world.config, ui_store, log_flush_interval=0.2) as srv:
         yield srv
+
+
+def browser_like_client(oidc: OidcProvider, base_url: str | None = None) -> httpx.Client:
+    return httpx.Client(verify=oidc.tls(), trust_env=False, timeout=20, **({"base_url": base_url} if base_url else {}))
+
+
+@pytest.fixture(scope="module")
+def anna(ui, oidc) -> Iterator[httpx.Client]:
+    """Anna (SE2321000016-L001, emergency department and geriatrics), signed in through the provider."""
+    with browser_like_client(oidc, ui.url) as client:
+        sign_in(client, ui.url, "anna")
+        yield client
+
+
+@pytest.fixture(scope="module")
+def anna_token(oidc) -> str:
+    return machine_token(oidc, "anna")

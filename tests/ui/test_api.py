@@ -1,4 +1,5 @@
-"""The staff REST API over real HTTP, against producers over mTLS and the national services' stand-ins."""
+"""The staff REST API over real HTTPS, as Anna signed in through the OpenID provider, against producers over mTLS
+and the national services' stand-ins. Refusals of everyone else: test_sign_in.py."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import select, text
@@ -19,7 +19,6 @@ from adapter.consumer.overview import INFORMATION_TYPES
 from adapter.consumer.pdl import access_log
 from adapter.store.engine import open_store
 from adapter.store.tables import log_outbox
-from adapter.ui import create_ui_app
 from tests.conftest import free_port
 from tests.consumer.world import (
     EMERGENCY_DEPARTMENT,
@@ -33,31 +32,34 @@ from tests.consumer.world import (
     SOURCE,
     TOLVAN,
 )
-from tests.ui.conftest import UiServer
+from tests.oidc.provider import STAFF, sign_in
+from tests.ui.conftest import browser_like_client
 
-DOCTOR = "SE2321000016-L001"
+DOCTOR = STAFF["anna"]["hsa_id"]
 OPENAPI = Path(__file__).resolve().parents[2] / "openapi" / "ui.json"
+REASON = "Medvetslös patient, akut läkemedelsgenomgång"
 
 
 def who(patient: str, unit: str = EMERGENCY_DEPARTMENT, **extra) -> dict:
-    return {"employee": DOCTOR, "care_unit": unit, "patient": patient, **extra}
+    return {"care_unit": unit, "patient": patient, **extra}
 
 
 @pytest.fixture
-def api(ui):
-    with httpx.Client(base_url=ui.url, trust_env=False, timeout=20) as client:
-        yield client
+def api(anna):
+    return anna
 
 
 def records(answer: dict) -> list[dict]:
     return [r for tab in answer["tabs"] for r in tab["records"]]
 
 
-def test_assignments_are_the_configured_ones(api, world):
+def test_assignments_are_the_users_own_from_the_provider(api):
     answer = api.get("/api/assignments")
     assert answer.status_code == 200
-    assert answer.json() == [{"name": a.name, "care_unit": a.care_unit, "care_giver": a.care_giver}
-                             for a in world.config.assignments]
+    assert answer.json() == STAFF["anna"]["medarbetaruppdrag"]
+    session = api.get("/api/session").json()
+    assert session["hsa_id"] == DOCTOR and session["name"] == "Anna Andersson" and not session["demo"]
+    assert session["assignments"] == answer.json()
 
 
 def test_overview_with_consent_has_five_tabs_in_order_with_readable_records(api):
@@ -127,7 +129,7 @@ def test_consent_service_down_is_503_with_the_reason(api, world):
 
 
 def test_fhir_bundle_is_valid_r4_without_nulls_and_marks_emergency(api):
-    resp = api.post("/api/overview/fhir", json=who(GORAN, emergency_reason="Akut"))
+    resp = api.post("/api/overview/fhir", json=who(GORAN, emergency_reason=REASON))
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"] == "application/fhir+json"
     assert "null" not in resp.text
@@ -153,12 +155,12 @@ def test_a_bad_patient_id_is_refused_naming_the_field_never_repeating_it(api, ui
 def test_other_bad_requests_name_their_field(api, ui_store):
     before = access_log.count(ui_store)
     unknown = api.post("/api/overview", json=who(TOLVAN, unit="SE2321000016-XXXX"))
-    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "care_unit"
+    assert unknown.status_code == 403 and unknown.json()["errors"][0]["field"] == "care_unit"
     assert "medarbetaruppdrag" in unknown.json()["detail"] and TOLVAN not in unknown.text
-    employee = api.post("/api/overview", json={**who(TOLVAN), "employee": "<script>"})
-    assert employee.status_code == 422 and employee.json()["errors"][0]["field"] == "employee"
-    assert "<script>" not in employee.text
-    missing = api.post("/api/consent", json={"employee": DOCTOR, "care_unit": EMERGENCY_DEPARTMENT})
+    bad_unit = api.post("/api/overview", json=who(TOLVAN, unit="<script>"))
+    assert bad_unit.status_code == 422 and bad_unit.json()["errors"][0]["field"] == "care_unit"
+    assert "<script>" not in bad_unit.text
+    missing = api.post("/api/consent", json={"care_unit": EMERGENCY_DEPARTMENT})
     assert missing.status_code == 422 and missing.json()["errors"] == [{"field": "patient", "message": "saknas"}]
     long_reason = api.post("/api/overview", json=who(TOLVAN, emergency_reason="x" * 501))
     assert long_reason.status_code == 422 and long_reason.json()["errors"][0]["field"] == "emergency_reason"
@@ -170,12 +172,12 @@ def test_other_bad_requests_name_their_field(api, ui_store):
     assert access_log.count(ui_store) == before
 
 
-def test_one_producer_down_others_shown_with_the_failed_source_named(world, ui_store):
+def test_one_producer_down_others_shown_with_the_failed_source_named(world, ui_store, serve_ui, oidc):
     dead = Source("Vårdcentral Norr", f"https://127.0.0.1:{free_port()}", "SE0000000000-DEAD")
     config = replace(world.config, sources=world.config.sources + (dead,),
                      fetch=FetchSettings(per_source_timeout=2, deadline=4))
-    with UiServer(create_ui_app(config, ui_store)) as srv, httpx.Client(base_url=srv.url, trust_env=False,
-                                                                         timeout=20) as client:
+    with serve_ui(config, ui_store) as srv, browser_like_client(oidc, srv.url) as client:
+        sign_in(client, srv.url, "anna")
         ov = client.post("/api/overview", json=who(TOLVAN)).json()
     failed = [n["text"] for n in ov["notices"] if n["kind"] == "failed"]
     assert len(failed) == 1 and "Vårdcentral Norr" in failed[0]
@@ -189,6 +191,7 @@ def test_every_access_is_logged_and_sent_to_the_national_log_by_the_background_t
     api.post("/api/overview", json=who(TOLVAN, unit="SE2321000016-GER1"))
     logged = [e for e in access_log.entries(ui_store, TOLVAN) if e["care_unit_id"] == "SE2321000016-GER1"]
     assert logged and all(e["user_id"] == DOCTOR for e in logged)
+    assert {e["assignment_name"] for e in logged} == {"Geriatriska kliniken, Region Exempel"}
     deadline = time.monotonic() + 10
     stored = []
     while time.monotonic() < deadline:
@@ -209,13 +212,13 @@ def test_audit_verify_reports_the_chain(api, ui_store):
     assert answer["entries"] > 0
 
 
-def test_when_the_access_cannot_be_logged_nothing_is_shown(world, tmp_path, caplog):
+def test_when_the_access_cannot_be_logged_nothing_is_shown(world, tmp_path, caplog, serve_ui, oidc):
     store = open_store(f"sqlite:///{tmp_path}/broken.db")
     with store.begin() as conn:
         conn.execute(text("DROP TABLE access_log"))
     caplog.set_level(logging.INFO)
-    with UiServer(create_ui_app(world.config, store)) as srv, httpx.Client(base_url=srv.url, trust_env=False,
-                                                                         timeout=20) as client:
+    with serve_ui(world.config, store) as srv, browser_like_client(oidc, srv.url) as client:
+        sign_in(client, srv.url, "anna")
         resp = client.post("/api/overview", json=who(TOLVAN))
     assert resp.status_code == 500
     assert re.fullmatch(r"Internt fel: ingen information visas \(logg-id [0-9a-f-]{36}\)\.", resp.json()["detail"])
@@ -237,8 +240,9 @@ def test_the_page_is_self_contained_and_admits_only_its_own_script(api):
     script = re.search(r"<script>(.*)</script>", html, re.S).group(1)
     style = re.search(r"<style>(.*)</style>", html, re.S).group(1)
     assert f"script-src {_sha256(script)}" in csp and f"style-src {_sha256(style)}" in csp
-    for label in ("Registrera samtycke", "Nödåtkomst", "Personnummer eller samordningsnummer", "Ditt HSA-id"):
+    for label in ("Registrera samtycke", "Nödåtkomst", "Personnummer eller samordningsnummer", "Logga ut"):
         assert label in html
+    assert 'id="employee"' not in html  # who the user is comes from the sign-in, never from the form
 
 
 def test_the_served_openapi_document_is_the_committed_one(api):

@@ -39,11 +39,13 @@ def test_the_document_describes_every_operation_with_tags_summaries_and_error_mo
     doc = create_ui_app(some_config(), create_engine("sqlite://")).openapi()
     ops = {(path, method): op for path, item in doc["paths"].items() for method, op in item.items()}
     assert set(ops) == {("/api/overview", "post"), ("/api/overview/fhir", "post"), ("/api/consent", "post"),
-                        ("/api/assignments", "get"), ("/api/audit/verify", "get")}
+                        ("/api/assignments", "get"), ("/api/audit/verify", "get"), ("/api/session", "get"),
+                        ("/auth/logout", "post")}
     for op in ops.values():
         assert op["tags"] and op["summary"] and op["operationId"]
     for key in (("/api/overview", "post"), ("/api/consent", "post")):
         assert ops[key]["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorAnswer")
         assert "503" in ops[key]["responses"]
+        assert {"401", "403"} <= set(ops[key]["responses"])  # signed in, with the CSRF token, own assignment only
     assert "application/fhir+json" in ops[("/api/overview/fhir", "post")]["responses"]["200"]["content"]
     assert "HTTPValidationError" not in doc["components"]["schemas"]  # FastAPI's default repeats the input

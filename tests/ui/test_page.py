@@ -1,19 +1,26 @@
-"""The staff page as staff use it: headless Chromium (Debian's `chromium`) driven by Playwright, against the UI
-served over HTTP on loopback, producers over mTLS and the national services' stand-ins.
+"""The staff page as staff use it: headless Chromium (Debian's `chromium`) driven by Playwright, signing in through
+the OpenID provider (tests/oidc/provider.mjs), against the UI served over HTTPS on loopback, producers over mTLS and
+the national services' stand-ins. Chromium accepts exactly the dev server's key (an SPKI pin), nothing else
+untrusted.
 
 Under CI (CI=true) a missing browser or Playwright fails the test; elsewhere it is skipped with the reason.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import re
 import time
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tests.consumer.world import HOUSING, MARTA, MUNICIPALITY, PER, REGION_SOURCE, SOURCE, TOLVAN
+from tests.oidc.provider import STAFF
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
@@ -32,8 +39,14 @@ def _missing() -> str | None:
     return None
 
 
+def spki_pin(cert_pem: Path) -> str:
+    cert = x509.load_pem_x509_certificate(cert_pem.read_bytes())
+    der = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
 @pytest.fixture(scope="module")
-def browser():
+def browser(pki):
     reason = _missing()
     if reason:
         if os.environ.get("CI") == "true":
@@ -42,7 +55,8 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=30_000)
+        pin = f"--ignore-certificate-errors-spki-list={spki_pin(pki.server_cert)}"
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, pin], timeout=30_000)
         yield chromium
         chromium.close()
 
@@ -60,12 +74,28 @@ def test_staff_find_consent_emergency_blocks_and_failed_sources(browser, ui, wor
     page.set_default_timeout(15_000)
     problems: list[str] = []  # script errors and CSP refusals
     page.on("pageerror", lambda exc: problems.append(str(exc)))
-    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    # our page's errors only (not the provider's), and not the 401 of asking /api/session whether anyone is signed in
+    expected = "Failed to load resource: the server responded with a status of 401 (Unauthorized)"
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" and msg.text != expected
+            and msg.location.get("url", "").startswith(ui.url) else None)
 
     page.goto(ui.url + "/")
     expect(page).to_have_title(re.compile("Patientöversikt"))
+    # not signed in: only the way to the hospital's login
+    expect(page.locator("#search")).to_be_hidden()
+    page.get_by_role("link", name="Logga in").click()
+    expect(page).to_have_title(re.compile("Inloggning"))  # the provider's page
+    page.get_by_label("Användarnamn").fill("anna")
+    page.get_by_label("Lösenord").fill(STAFF["anna"]["password"])
+    page.get_by_role("button", name="Logga in").click()
+    expect(page.locator("#user-name")).to_have_text("Anna Andersson")
+    expect(page.locator("#user-hsa")).to_have_text("SE2321000016-L001")
+    expect(page.locator("#demo-banner")).to_be_hidden()
+    assert page.locator("#employee").count() == 0  # no HSA-id field: the sign-in says who the user is
+    # only Anna's own assignments
+    options = page.get_by_label("Uppdrag").locator("option")
+    expect(options).to_have_text([a["name"] for a in STAFF["anna"]["medarbetaruppdrag"]])
     page.get_by_label("Uppdrag").select_option(label="Akutmottagningen, Region Exempel")
-    page.get_by_label("Ditt HSA-id").fill("SE2321000016-L001")
     patient = page.get_by_label("Personnummer eller samordningsnummer")
     search = page.locator("#search-button")
     panel = page.get_by_role("tabpanel")  # the visible one
@@ -137,6 +167,14 @@ def test_staff_find_consent_emergency_blocks_and_failed_sources(browser, ui, wor
     page.get_by_text("Källor och status").click()
     expect(page.locator("#sources td.st-failed")).to_have_count(5)
     page.screenshot(path=str(tmp_path / "5-failed-source.png"), full_page=True)
+
+    # signing out ends the session here and at the provider
+    page.get_by_role("button", name="Logga ut").click()
+    page.get_by_role("button", name=re.compile("sign me out", re.I)).click()
+    expect(page.get_by_role("link", name="Logga in")).to_be_visible()
+    expect(page.locator("#search")).to_be_hidden()
+    page.get_by_role("link", name="Logga in").click()
+    expect(page.get_by_label("Lösenord")).to_be_visible()  # the provider asks again
 
     context.close()
     assert problems == []

@@ -1,50 +1,92 @@
-"""How the UI may listen: HTTPS with a server certificate (no client certificate asked), plain HTTP on loopback."""
+"""How the UI may listen: HTTPS with a server certificate (no client certificate asked) and sign-in through the
+provider; without a provider only the demo mode on loopback."""
 
 from __future__ import annotations
 
 import ssl
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
 
-from adapter.consumer.overview import ConsumerConfig, NationalServices
+from adapter.consumer.overview import Assignment, ConsumerConfig, NationalServices
+from adapter.consumer.staff_settings import DemoUser
 from adapter.store.engine import open_store
 from adapter.ui import create_ui_app
 from adapter.ui.serve import listen_refusal, uvicorn_config
 from tests.conftest import free_port
+from tests.oidc.provider import sign_in
 from tests.ui.conftest import UiServer
 
+CERT, KEY = Path("c.pem"), Path("k.pem")
 
-@pytest.mark.parametrize(("host", "cert", "key", "refused"), [
-    ("127.0.0.1", None, None, None),
-    ("::1", None, None, None),
-    ("localhost", None, None, None),
-    ("0.0.0.0", None, None, "plain HTTP is refused on anything but loopback"),
-    ("10.1.2.3", None, None, "plain HTTP is refused on anything but loopback"),
-    ("0.0.0.0", Path("c.pem"), Path("k.pem"), None),
-    ("127.0.0.1", Path("c.pem"), None, "--tls-cert and --tls-key go together"),
+
+@pytest.mark.parametrize(("host", "cert", "key", "provider", "demo", "refused"), [
+    ("127.0.0.1", None, None, False, True, None),  # the demo mode
+    ("::1", None, None, False, True, None),
+    ("localhost", None, None, False, True, None),
+    ("127.0.0.1", CERT, KEY, True, False, None),
+    ("0.0.0.0", CERT, KEY, True, False, None),
+    ("10.1.2.3", CERT, KEY, True, True, None),  # a provider wins over the demo user
+    ("0.0.0.0", None, None, True, False, "plain HTTP is refused on anything but loopback"),
+    ("10.1.2.3", None, None, False, True, "plain HTTP is refused on anything but loopback"),
+    ("0.0.0.0", CERT, KEY, False, True, "the demo mode without sign-in is for loopback only"),
+    ("127.0.0.1", None, None, True, False, "sign-in through the provider needs HTTPS"),
+    ("127.0.0.1", CERT, KEY, False, False, "no [staff_login]"),
+    ("127.0.0.1", CERT, None, True, False, "--tls-cert and --tls-key go together"),
 ])
-def test_plain_http_only_on_loopback(host, cert, key, refused):
-    answer = listen_refusal(host, cert, key)
+def test_off_loopback_only_with_tls_and_a_provider(host, cert, key, provider, demo, refused):
+    answer = listen_refusal(host, cert, key, provider=provider, demo=demo)
     assert (answer is None) if refused is None else answer.startswith(refused)
-    if refused:
-        with pytest.raises(ValueError):
-            uvicorn_config(None, host=host, tls_cert=cert, tls_key=key)
 
 
-def test_https_without_client_certificate_and_the_sender_stops_on_shutdown(pki, tmp_path):
+def test_a_server_without_provider_or_demo_user_is_refused():
+    dead = "https://127.0.0.1:1"
+    config = ConsumerConfig(sources=(), services=NationalServices(dead, dead, dead), client_cert=Path("c"),
+                            client_key=Path("k"), ca=Path("ca"))
+    with pytest.raises(ValueError, match="no \\[staff_login\\]"):
+        uvicorn_config(create_ui_app(config, open_store("sqlite://")), tls_cert=CERT, tls_key=KEY)
+    with pytest.raises(ValueError, match="loopback only"):
+        demo = replace(config, demo_user=DemoUser("SE2321000016-DEMO", "Demo"))
+        uvicorn_config(create_ui_app(demo, open_store("sqlite://")), host="0.0.0.0", tls_cert=CERT, tls_key=KEY)
+
+
+def test_the_demo_mode_on_loopback_signs_in_the_demo_user_and_says_so(pki, tmp_path):
+    dead = f"https://127.0.0.1:{free_port()}"
+    platform = pki.client("platform")
+    config = ConsumerConfig(sources=(), services=NationalServices(dead, dead, dead), client_cert=platform.cert,
+                            client_key=platform.key, ca=pki.ca_bundle, service_timeout=1,
+                            assignments=(Assignment("Akuten", "SE2321000016-AKUT", "SE2321000016-RG01"),),
+                            demo_user=DemoUser("SE2321000016-DEMO", "Demo Användare"))
+    with UiServer(create_ui_app(config, open_store(f"sqlite:///{tmp_path}/ui.db"))) as srv, \
+            httpx.Client(base_url=srv.url, trust_env=False, timeout=10) as client:
+        assert client.get("/api/session").status_code == 401
+        client.get("/login", follow_redirects=True)
+        session = client.get("/api/session").json()
+        assert session["demo"] is True and session["hsa_id"] == "SE2321000016-DEMO"
+        assert [a["care_unit"] for a in session["assignments"]] == ["SE2321000016-AKUT"]
+        assert client.get("/api/assignments").status_code == 403  # still needs the CSRF token
+        assert client.get("/api/assignments", headers={"X-CSRF-Token": session["csrf_token"]}).status_code == 200
+        assert "Demoläge utan inloggning" in client.get("/").text
+
+
+def test_https_without_client_certificate_and_the_sender_stops_on_shutdown(pki, tmp_path, oidc):
     platform = pki.client("platform")
     dead = f"https://127.0.0.1:{free_port()}"
+    port = free_port()
     config = ConsumerConfig(sources=(), services=NationalServices(dead, dead, dead), client_cert=platform.cert,
-                            client_key=platform.key, ca=pki.ca_bundle, service_timeout=1)
+                            client_key=platform.key, ca=pki.ca_bundle, service_timeout=1,
+                            staff_login=oidc.login_settings(f"https://127.0.0.1:{port}"))
     app = create_ui_app(config, open_store(f"sqlite:///{tmp_path}/ui.db"), log_flush_interval=0.1)
-    with UiServer(app, tls_cert=pki.server_cert, tls_key=pki.server_key) as srv:
+    with UiServer(app, port, tls_cert=pki.server_cert, tls_key=pki.server_key) as srv:
         assert srv.url.startswith("https://")
         trust = ssl.create_default_context(cafile=str(pki.ca_bundle))
         with httpx.Client(verify=trust, trust_env=False, timeout=10) as client:  # no client certificate
             assert client.get(srv.url + "/").status_code == 200
+            assert client.get(srv.url + "/api/audit/verify").status_code == 401  # not signed in
+            sign_in(client, srv.url, "anna")
             assert client.get(srv.url + "/api/audit/verify").json() == {"entries": 0, "ok": True, "problems": []}
         deadline = time.monotonic() + 5
         while app.state.log_flusher.rounds < 2 and time.monotonic() < deadline:

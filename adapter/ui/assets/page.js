@@ -4,7 +4,7 @@
   const byId = (id) => document.getElementById(id);
   const form = byId("search");
   const fields = {
-    assignment: byId("assignment"), employee: byId("employee"), patient: byId("patient"),
+    assignment: byId("assignment"), patient: byId("patient"),
     emergency: byId("emergency"), reason: byId("reason"),
   };
   // a word before each notice, so its kind is not told by colour alone (the emergency text names itself)
@@ -14,6 +14,7 @@
   };
   const STATUS_TEXT = { data: "uppgifter", none: "inga uppgifter", failed: "misslyckades" };
   let shownPatient = null;
+  let csrf = null;  // the session's CSRF token, sent with every call
 
   function el(tag, props, ...children) {
     const node = document.createElement(tag);
@@ -48,8 +49,7 @@
   function formatPatient(id) { return id.slice(0, 8) + "-" + id.slice(8); }
 
   function validate(needReason) {
-    let ok = fieldError("employee", fields.employee.value.trim() ? "" : "Ange ditt HSA-id.");
-    ok = fieldError("patient", /^\d{12}$/.test(patientId()) ? "" : "Ange 12 siffror: ÅÅÅÅMMDDNNNN.") && ok;
+    let ok = fieldError("patient", /^\d{12}$/.test(patientId()) ? "" : "Ange 12 siffror: ÅÅÅÅMMDDNNNN.");
     if (needReason) ok = fieldError("reason", fields.reason.value.trim() ? "" : "Ange skälet till nödåtkomst.") && ok;
     else fieldError("reason", "");
     if (!fields.assignment.value) { showError("Välj ett medarbetaruppdrag."); ok = false; }
@@ -57,19 +57,23 @@
   }
 
   function who() {
-    return { employee: fields.employee.value.trim(), care_unit: fields.assignment.value, patient: patientId() };
+    return { care_unit: fields.assignment.value, patient: patientId() };
   }
 
   async function call(method, path, body) {
+    const headers = body ? { "Content-Type": "application/json" } : {};
+    if (csrf) headers["X-CSRF-Token"] = csrf;
     const response = await fetch(path, {
-      method, headers: body ? { "Content-Type": "application/json" } : {},
+      method, headers,
       body: body ? JSON.stringify(body) : undefined, credentials: "same-origin", cache: "no-store",
     });
     let data = null;
     try { data = await response.json(); } catch (_) { data = null; }
     if (!response.ok) {
       const detail = data && typeof data.detail === "string" ? data.detail : "Okänt fel (HTTP " + response.status + ").";
+      if (response.status === 401) signedOut("Sessionen har gått ut. Logga in igen.");
       const error = new Error(detail);
+      error.status = response.status;
       error.fields = (data && Array.isArray(data.errors)) ? data.errors : [];
       throw error;
     }
@@ -229,13 +233,42 @@
     });
   }
 
-  async function loadAssignments() {
+  function signedOut(text) {
+    csrf = null;
+    clearResult();
+    form.hidden = true;
+    byId("user").hidden = true;
+    byId("signed-out-text").textContent = text;
+    byId("signed-out").hidden = false;
+  }
+
+  // who is signed in comes from the session (the hospital's login); staff choose among their own assignments
+  async function loadSession() {
+    let session;
     try {
-      const list = await call("GET", "/api/assignments");
-      fields.assignment.replaceChildren(...list.map((a) => el("option", { value: a.care_unit }, a.name)));
-      if (!list.length) showError("Inga medarbetaruppdrag är konfigurerade.");
+      session = await call("GET", "/api/session");
     } catch (err) {
-      showError("Medarbetaruppdragen kunde inte hämtas: " + err.message);
+      if (err.status !== 401) showError("Inloggningen kunde inte kontrolleras: " + err.message);
+      signedOut("Du är inte inloggad.");
+      return;
+    }
+    csrf = session.csrf_token;
+    byId("user-name").textContent = session.name || "";
+    byId("user-hsa").textContent = session.hsa_id;
+    byId("user").hidden = false;
+    byId("demo-banner").hidden = !session.demo;
+    fields.assignment.replaceChildren(...session.assignments.map((a) => el("option", { value: a.care_unit }, a.name)));
+    byId("signed-out").hidden = true;
+    form.hidden = false;
+  }
+
+  async function logout() {
+    try {
+      const answer = await call("POST", "/auth/logout");
+      signedOut("Du är utloggad.");
+      if (answer && answer.redirect) window.location.assign(answer.redirect);
+    } catch (err) {
+      showError("Utloggningen misslyckades: " + err.message);
     }
   }
 
@@ -253,5 +286,6 @@
     fields.reason.focus();
     say("Ange skälet och välj Öppna med nödåtkomst.");
   });
-  loadAssignments();
+  byId("logout-button").addEventListener("click", logout);
+  loadSession();
 })();
