@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     # The FHIR endpoint's requests (a municipality's transaction Bundle may be large).
     max_fhir_request_bytes: int = 32 * 1024 * 1024
     max_fhir_request_seconds: float = 60.0
+    max_fhir_transaction_entries: int = 1000  # a transaction holds the write lock throughout: larger ones are split
 
     # Engagement index (EI) updates. Without ei_url, no updates are sent (the outbox still fills).
     ei_url: str | None = None  # e.g. https://ei.example/itintegration/engagementindex/Update/1/rivtabp21

@@ -85,7 +85,7 @@ def ingest(
 
 
 def _take(conn, intake: Intake, chunk: list[Item], report: IngestReport, progress, *, supporting: bool) -> None:
-    with conn.begin():
+    with intake.transaction():
         results = intake.run(chunk, atomic=False, transient=not supporting)
         intake.finish()
     for item, result in zip(chunk, results, strict=True):

@@ -40,11 +40,11 @@ from adapter.mapping.context import canonical_system
 from adapter.rivta import soap
 from adapter.sources.bundles import entries
 from adapter.sources.files import Item
-from adapter.store import locks, resources
+from adapter.store import resources
 
 log = logging.getLogger("adapter.fhir")
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
-WRITE_LOCK = "fhir-intake"  # writes are serialised (PostgreSQL: across replicas; SQLite: BEGIN IMMEDIATE)
+BATCH_CHUNK = 100  # batch entries per database transaction
 
 
 class _Refused(Exception):
@@ -68,11 +68,11 @@ def router(engine: Engine, settings: Settings, access: Any) -> APIRouter:
             return error(403, "security", "the caller's certificate is not accepted")
         if hsa_id is None:
             return error(403, "security", "the caller's certificate carries no HSA-id")
-        systems = access.authorisations.writes_for(hsa_id)
+        systems, care_givers = access.authorisations.writes_for(hsa_id)
         if not systems:
             log.warning("FHIR refused: %s is not a writer", hsa_id)
             return error(403, "forbidden", f"{hsa_id} is not authorised to write to this endpoint")
-        return Writer(hsa_id, systems)
+        return Writer(hsa_id, systems, care_givers)
 
     async def body_of(request: Request) -> dict | Response:
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -93,23 +93,29 @@ def router(engine: Engine, settings: Settings, access: Any) -> APIRouter:
             return error(400, "structure", "not a FHIR resource (no resourceType)")
         return parsed
 
-    def apply(items: list[Item], writer: Writer, atomic: bool) -> list[Result]:
-        for attempt in range(3):
-            try:
-                with locks.write_transaction(engine) as conn:
-                    locks.xact_lock(conn, WRITE_LOCK)
-                    intake = Intake(conn, writer, default_source_system=settings.source_system_hsaid)
-                    results = intake.run(items, atomic=atomic)
-                    if atomic and any(r.error is not None for r in results):
-                        raise _Refused(results)
-                    intake.finish()
-                    return results
-            except _Refused as refused:
-                return refused.results
-            except (IntegrityError, OperationalError):  # a concurrent writer won a race (SQLite: busy): again
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+    def apply(items: list[Item], writer: Writer, atomic: bool, base: str) -> list[Result]:
+        """A transaction in one database transaction; a batch in chunks, each its own transaction, so that one
+        large batch does not keep every other writer waiting."""
+        with engine.connect() as conn:
+            intake = Intake(conn, writer, default_source_system=settings.source_system_hsaid, local_base=base)
+            chunks = [items] if atomic else [items[i:i + BATCH_CHUNK] for i in range(0, len(items), BATCH_CHUNK)]
+            results: list[Result] = []
+            for chunk in chunks:
+                for attempt in range(3):
+                    try:
+                        with intake.transaction():
+                            done = intake.run(chunk, atomic=atomic)
+                            if atomic and any(r.error is not None for r in done):
+                                raise _Refused(done)
+                            intake.finish()
+                        break
+                    except _Refused as refused:
+                        return refused.results
+                    except (IntegrityError, OperationalError):  # a concurrent writer won a race: again
+                        if attempt == 2:
+                            raise
+                results += done
+            return results
 
     async def take(request: Request, items: list[Item], interaction: str, atomic: bool,
                    answer: Callable[[list[Result], Writer], Response]) -> Response:
@@ -117,7 +123,7 @@ def router(engine: Engine, settings: Settings, access: Any) -> APIRouter:
         if isinstance(writer, Response):
             return writer
         try:
-            results = await asyncio.to_thread(apply, items, writer, atomic)
+            results = await asyncio.to_thread(apply, items, writer, atomic, base_of(request))
         except SQLAlchemyError as exc:
             log_id = soap.new_log_id()
             log.error("FHIR %s by %s: store unavailable (%s), log id %s", interaction, writer.shown,
@@ -175,6 +181,9 @@ def router(engine: Engine, settings: Settings, access: Any) -> APIRouter:
                          "Bundle.type" if body["resourceType"] == "Bundle" else None)
         items = list(entries(body))
         atomic = kind == "transaction"
+        if atomic and len(items) > settings.max_fhir_transaction_entries:
+            return error(413, "too-costly", f"a transaction of {len(items)} entries is more than this endpoint takes "
+                         f"at once ({settings.max_fhir_transaction_entries}): split it, or send a batch")
 
         def answer(results: list[Result], _writer: Writer) -> Response:
             if atomic and (failed := next((r for r in results if r.error is not None), None)) is not None:
@@ -211,9 +220,13 @@ def router(engine: Engine, settings: Settings, access: Any) -> APIRouter:
         writer = writer_of(request)
         if isinstance(writer, Response):
             return writer
-        params = [(k, v) for k, v in parse_qsl(request.url.query) if k != "_format"]
-        unknown = sorted({k for k, _ in params} - set(SEARCH_PARAMS))
-        if unknown or not params:
+        given = parse_qsl(request.url.query)
+        params = [(k, v) for k, v in given if k in SEARCH_PARAMS]
+        strict = "handling=strict" in request.headers.get("prefer", "").replace(" ", "").lower()
+        ignored = sorted({k for k, _ in given} - set(SEARCH_PARAMS) - {"_format"})
+        if not params or (strict and ignored):
+            # Unknown parameters are ignored as FHIR asks (unless Prefer: handling=strict), but a search must name
+            # what it looks for: it never lists everything.
             return error(400, "not-supported", "search by identifier (system|value) or _id; nothing else is "
                                                "supported here")
 

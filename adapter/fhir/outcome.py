@@ -11,6 +11,7 @@ from fastapi import Response
 from adapter.intake.results import IntakeError, Result
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
+ENTRY_ELEMENTS = ("fullUrl", "request")
 _REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
             405: "Method Not Allowed", 406: "Not Acceptable", 408: "Request Timeout", 409: "Conflict",
             410: "Gone", 412: "Precondition Failed", 413: "Payload Too Large", 415: "Unsupported Media Type",
@@ -41,7 +42,9 @@ def entry_issue(exc: IntakeError, where: str, resource_type: str | None) -> dict
     else:
         base, prefix = resource_type or "", ""
     expression = exc.expression
-    if expression and base:
+    if expression and where and expression.startswith(ENTRY_ELEMENTS):  # about the entry, not its resource
+        expression = f"{where}.{expression}"
+    elif expression and base:
         expression = f"{base}.{expression}" if not expression.startswith(base) else expression
     elif not expression:
         expression = where or None

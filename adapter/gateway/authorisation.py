@@ -25,6 +25,7 @@ and which systems may write to the FHIR endpoint (`/fhir`), for which source sys
     [[writer]]
     hsa_id = "SE2120001231-JS01"               # the municipal journal system's function certificate
     source_systems = ["SE2120001231-SYS1"]     # records it may write, change and delete
+    care_givers = ["SE2120001231-VG01"]        # the care givers (data controllers) its records may name
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class Hide:
 class WriterGrant:
     hsa_id: str
     source_systems: frozenset[str]  # upper case
+    care_givers: frozenset[str]  # upper case
 
 
 class AuthorisationError(ValueError):
@@ -76,11 +78,12 @@ class Authorisations:
     writers: tuple[WriterGrant, ...] = ()
     platform: frozenset[str] = frozenset()
 
-    def writes_for(self, writer: str | None) -> frozenset[str]:
-        """The source systems `writer` may write for (none when it is not a writer)."""
-        if not writer:
-            return frozenset()
-        return frozenset().union(*(w.source_systems for w in self.writers if w.hsa_id == writer))
+    def writes_for(self, writer: str | None) -> tuple[frozenset[str], frozenset[str]]:
+        """The source systems `writer` may write for and the care givers its records may name (both empty when
+        it is not a writer)."""
+        grants = [w for w in self.writers if writer and w.hsa_id == writer]
+        return (frozenset().union(*(w.source_systems for w in grants)),
+                frozenset().union(*(w.care_givers for w in grants)))
 
     def permits(self, consumer: str | None, contract: str, logical_address: str) -> bool:
         return consumer is not None and any(a.permits(consumer, contract, logical_address) for a in self.allows)
@@ -128,9 +131,10 @@ def load(path: Path) -> Authorisations:
         if not isinstance(hsa_id, str) or not is_canonical_hsa_id(hsa_id):
             raise AuthorisationError(f"{path}: writer[{i}].hsa_id must be an HSA-id in canonical form")
         systems = _strings(entry, "source_systems", path, f"writer[{i}]")
-        if ANY in systems:
-            raise AuthorisationError(f"{path}: writer[{i}].source_systems: name the source systems (no \"*\")")
-        writers.append(WriterGrant(hsa_id, frozenset(s.upper() for s in systems)))
+        givers = _strings(entry, "care_givers", path, f"writer[{i}]")
+        if ANY in systems or ANY in givers:
+            raise AuthorisationError(f"{path}: writer[{i}]: name the source systems and care givers (no \"*\")")
+        writers.append(WriterGrant(hsa_id, frozenset(s.upper() for s in systems), frozenset(g.upper() for g in givers)))
     platform = data.get("platform", [])
     if not isinstance(platform, list) or not all(isinstance(p, str) and is_canonical_hsa_id(p) for p in platform):
         raise AuthorisationError(f"{path}: platform must be a list of HSA-ids in canonical form")

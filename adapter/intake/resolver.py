@@ -1,9 +1,11 @@
 """The store as reference resolution sees it: stored resources, limited to one source system's resources and
 those that belong to none.
 
-Validated models of stored resources are kept per process, keyed by type, id and version: a write looks up the
-patient, role, practitioner and organisations it refers to, and validating them again each time cost half of a
-single-resource write. The version is read from the store every time, so a change by another replica is seen.
+Validated models of stored resources are kept per process, keyed by type, id and content hash: a write looks up
+the patient, role, practitioner and organisations it refers to, and validating them again each time cost half of a
+single-resource write. The hash is read from the store every time, so a change by another replica is seen; it
+names the content itself, so a model made from a write that was later rolled back is never taken for another
+(version numbers are reused after a rollback, content hashes are not).
 """
 
 from __future__ import annotations
@@ -18,23 +20,25 @@ from sqlalchemy.engine import Connection
 from adapter.intake.validation import InvalidResource, validate
 from adapter.store import resources
 
-_MODELS: OrderedDict[tuple[str, str], tuple[int, Any]] = OrderedDict()
+_MODELS: OrderedDict[tuple[str, str], tuple[str, Any]] = OrderedDict()
 _MODELS_KEPT = 20_000
 _MODELS_LOCK = threading.Lock()
 
 
-def _remembered(resource_type: str, resource_id: str, version_id: int) -> Any | None:
+def _remembered(resource_type: str, resource_id: str, content_hash: str) -> Any | None:
     with _MODELS_LOCK:
         found = _MODELS.get((resource_type, resource_id))
-        if found is None or found[0] != version_id:
+        if found is None or not content_hash or found[0] != content_hash:
             return None
         _MODELS.move_to_end((resource_type, resource_id))
         return found[1]
 
 
-def _remember(resource_type: str, resource_id: str, version_id: int, model: Any) -> None:
+def _remember(resource_type: str, resource_id: str, content_hash: str, model: Any) -> None:
+    if not content_hash:  # moved over from an older store: no hash to key it by
+        return
     with _MODELS_LOCK:
-        _MODELS[(resource_type, resource_id)] = (version_id, model)
+        _MODELS[(resource_type, resource_id)] = (content_hash, model)
         _MODELS.move_to_end((resource_type, resource_id))
         while len(_MODELS) > _MODELS_KEPT:
             _MODELS.popitem(last=False)
@@ -45,6 +49,9 @@ class StoreView:
         self._conn = conn
         self._cache: dict[tuple[str, str], tuple[str | None, Any | None]] = {}
 
+    def clear(self) -> None:
+        self._cache.clear()
+
     def forget(self, resource_type: str, resource_id: str) -> None:
         self._cache.pop((resource_type, resource_id), None)
 
@@ -54,12 +61,12 @@ class StoreView:
             head = resources.head(self._conn, resource_type, resource_id)
             model = None
             if head is not None and not head.deleted:
-                model = _remembered(resource_type, resource_id, head.version_id)
+                model = _remembered(resource_type, resource_id, head.content_hash)
                 stored = resources.get(self._conn, resource_type, resource_id) if model is None else None
                 if stored is not None and not stored.deleted:
                     try:
                         model = validate(orjson.loads(stored.body))
-                        _remember(resource_type, resource_id, stored.version_id, model)
+                        _remember(resource_type, resource_id, stored.content_hash, model)
                     except InvalidResource:  # stored by an older version whose validation differed
                         model = None
             self._cache[key] = (head.owner if head is not None else None, model)

@@ -44,14 +44,14 @@ class Result:
         return f'W/"{self.version_id}"' if self.version_id else None
 
 
-_PNR_LIKE = re.compile(r"^(?:\d{6}|\d{8})[-+]?\d{4}$")
+_PNR_LIKE = re.compile(r"\d{6}[-+]?\d{4}")  # anywhere in an id: "pat-191212121212" is a personnummer too
 
 
 def shown_ref(resource_type: str | None, resource_id: str | None) -> str:
     """`Type/id` for messages and logs; an id that looks like a personnummer is not shown."""
     if not resource_id:
         return f"{resource_type or '?'}/?"
-    rid = "(id not shown)" if _PNR_LIKE.match(resource_id) else resource_id
+    rid = "(id not shown)" if _PNR_LIKE.search(resource_id) else resource_id
     return f"{resource_type}/{rid}"
 
 

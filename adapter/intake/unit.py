@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -22,6 +25,7 @@ from urllib.parse import parse_qsl
 import orjson
 from fhir.resources.R4B import get_fhir_model_class
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from adapter.intake.resolver import StoreView
 from adapter.intake.results import IntakeError, Result, shown_ref, shown_type
@@ -38,8 +42,9 @@ from adapter.mapping.context import (
     key_of,
 )
 from adapter.mapping.errors import MappingError
+from adapter.rivta import soap
 from adapter.sources.files import Item
-from adapter.store import engagements, resources
+from adapter.store import engagements, locks, resources
 from adapter.store import records as store
 from adapter.store.engagements import RecordKey
 from adapter.store.resources import Stored
@@ -50,6 +55,8 @@ log = logging.getLogger("adapter.intake")
 ACCEPTED_TYPES = frozenset(dispatch.MAPPERS) | SUPPORTING_TYPES
 # Referred to by other clinical resources (MedicationStatement.basedOn): indexed ahead like supporting ones.
 REFERENCED_CLINICAL = frozenset({"MedicationRequest"})
+_VALID_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+WRITE_LOCK = "fhir-intake"
 MAX_DEPTH = 64  # FHIR resources nest a dozen levels; deeper input is an attack on the recursive walks below
 _ID_NAMESPACE = uuid.UUID("6f1c1a52-4a43-4d0e-9a43-8f0a2c1d3e55")  # ids derived from a file entry's fullUrl
 
@@ -82,9 +89,13 @@ class Intake:
     touched: set[RecordKey] = field(default_factory=set)
     rerendered: int = 0
 
+    local_base: str | None = None  # this server's FHIR base: absolute references into it are local
+
     def __post_init__(self) -> None:
         self.view = StoreView(self.conn)
         self.ctx = Context(default_source_system=self.writer.only or self.default_source_system, store=self.view)
+        if self.local_base:
+            self.ctx.local_bases = (self.local_base.rstrip("/"),)
         self._written: set[str] = set()
         self._deferred: set[str] = set()
 
@@ -129,6 +140,16 @@ class Intake:
                     self.ctx.discard(entry.model)
         return [e.result or Result(500, "rejected") for e in entries]
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One database transaction of intake: writers take turns (SQLite: BEGIN IMMEDIATE; PostgreSQL: an
+        advisory lock across replicas), and what other writers committed before it is seen afresh."""
+        conn = self.conn.execution_options(immediate=True) if self.conn.dialect.name == "sqlite" else self.conn
+        with conn.begin():
+            locks.xact_lock(conn, WRITE_LOCK)
+            self.view.clear()
+            yield
+
     def finish(self) -> None:
         """Queue the engagement changes of what was taken in (in the caller's transaction)."""
         engagements.note_changes(self.conn, self.touched)
@@ -139,19 +160,29 @@ class Intake:
         entries = [_Entry(i, item, item.method or "") for i, item in enumerate(items)]
         rewrite: dict[str, str] = {}
         seen: dict[str, int] = {}
+        full_urls: dict[str, int] = {}
         for entry in entries:
+            full_url = entry.item.full_url
+            if full_url and full_url in full_urls:  # bdl-7: a reference to it could not say which one is meant
+                entry.result = _refused(IntakeError(400, "invalid", f"fullUrl: the same as "
+                                                    f"{entries[full_urls[full_url]].item.expression or 'another entry'}"
+                                                    "'s (fullUrl must be unique in a Bundle)", "fullUrl"))
+                continue
+            if full_url:
+                full_urls[full_url] = entry.index
             try:
                 self._target(entry)
             except IntakeError as exc:
-                entry.result = _refused(exc)
+                entry.result = _refused(exc, entry)
                 continue
             if entry.result is not None and entry.key and entry.item.full_url:  # a conditional create's match
                 rewrite[entry.item.full_url] = entry.key
             if entry.result is not None or entry.key is None:
                 continue
             if entry.key in seen:
-                entry.result = _refused(IntakeError(400, "duplicate", f"entry {seen[entry.key]} already writes "
-                                                    f"{shown_ref(entry.resource_type, entry.resource_id)}"))
+                other = entries[seen[entry.key]].item.expression or "another entry"
+                entry.result = _refused(IntakeError(400, "duplicate", f"{other} already writes "
+                                                    f"{shown_ref(entry.resource_type, entry.resource_id)}"), entry)
                 continue
             seen[entry.key] = entry.index
             if entry.item.full_url and entry.raw is not None:
@@ -160,7 +191,8 @@ class Intake:
             if entry.raw is None or entry.result is not None:
                 continue
             if _depth(entry.raw) > MAX_DEPTH:
-                entry.result = _refused(IntakeError(422, "structure", f"nested deeper than {MAX_DEPTH} levels"))
+                entry.result = _refused(IntakeError(422, "structure", f"nested deeper than {MAX_DEPTH} levels"),
+                                        entry)
                 continue
             entry.raw = _rewritten(entry.raw, rewrite)
             if entry.resource_id:
@@ -170,7 +202,7 @@ class Intake:
             except InvalidResource as exc:
                 entry.result = _refused(IntakeError(422, "structure", str(exc), exc.issues[0][0]
                                                     if len(exc.issues) == 1 and exc.issues[0][0] != "(resource)"
-                                                    else None))
+                                                    else None), entry)
                 continue
             if entry.key:
                 entry.previous = resources.get(self.conn, entry.resource_type, entry.resource_id)
@@ -186,6 +218,10 @@ class Intake:
             raise IntakeError(400, "invalid", item.error)
         if item.method == "DELETE":
             entry.resource_type, entry.resource_id, query = _parse_url(item.url or "")
+            if entry.resource_type not in ACCEPTED_TYPES:
+                raise IntakeError(404, "not-supported", f"{shown_type(entry.resource_type)} is not taken here")
+            if query is None and entry.resource_id is None:
+                raise IntakeError(400, "invalid", "DELETE needs Type/id or Type?identifier=…", "request.url")
             if query is not None:
                 entry.resource_id = self._conditional(entry.resource_type, query, "delete")
                 if entry.resource_id is None:
@@ -204,7 +240,10 @@ class Intake:
                               "lists the resource types this endpoint takes)", "resourceType")
         entry.resource_type = rtype
         entry.raw = dict(raw)
-        rid = raw.get("id") if isinstance(raw.get("id"), str) else None
+        rid = raw.get("id")
+        if rid is not None and (not isinstance(rid, str) or not _VALID_ID.match(rid)):
+            raise IntakeError(400 if item.method else 422, "invalid", "id: not a FHIR id (1 to 64 of A-Z a-z 0-9 - .)",
+                              "id")
         if item.method in ("PUT", "POST"):
             url_type, url_id, query = _parse_url(item.url or "")
             if url_type != rtype:
@@ -286,6 +325,14 @@ class Intake:
             return _refused(IntakeError(409, "duplicate", str(exc), "identifier"), entry)
         except resources.VersionConflict:
             return _refused(IntakeError(412, "conflict", "the resource changed meanwhile: read it again"), entry)
+        except SQLAlchemyError:
+            raise  # the store itself: the caller retries or answers 503
+        except Exception as exc:  # a defect must cost this entry only (in a batch); details only at debug level
+            log_id = soap.new_log_id()
+            log.error("internal error %s on %s (%s)", log_id, shown_ref(entry.resource_type, entry.resource_id),
+                      type(exc).__name__)
+            log.debug("internal error detail %s", log_id, exc_info=True)
+            return _refused(IntakeError(500, "exception", f"internal error (log id {log_id})"), entry)
 
     def _write(self, entry: _Entry, upcoming: set[str | None]) -> Result:
         rtype, rid, model, raw = entry.resource_type, entry.resource_id, entry.model, entry.raw
@@ -363,6 +410,11 @@ class Intake:
                 raise MappingError("author", "no care unit or care giver HSA-id (Provenance author/custodian, or the "
                                    "author's Organization and its partOf): NPÖ consumers cannot apply blocks "
                                    "and access control without them (TKB Regel 1)")
+            if not self.writer.may_publish_for(rec.header.author.care_giver):
+                # Consumers decide on the care giver (PDL: the own care giver's information needs no consent),
+                # so a writer may name only the care givers it is granted.
+                raise IntakeError(403, "forbidden", f"the record's care giver {rec.header.author.care_giver} is not "
+                                  "one this writer may publish for")
         if recs:
             self.touched |= store.publish(self.conn, rtype, rid, recs)
         else:  # e.g. a plan back in draft: whatever it published before is withdrawn
@@ -526,6 +578,8 @@ def _check_if_match(if_match: str | None, live: Stored | None) -> None:
     if not if_match:
         return
     wanted = if_match.strip().removeprefix("W/").strip('"')
+    if wanted == "*" and live is not None:  # any current version (RFC 9110)
+        return
     if live is None or str(live.version_id) != wanted:
         raise IntakeError(412, "conflict", "If-Match: the resource is not at that version (read it again)")
 

@@ -45,9 +45,15 @@ _BAD_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def shown_path(path: tuple | list) -> str:
-    """A location in a resource with only element names and indexes shown: anything else is input."""
-    return ".".join(p if isinstance(p, str) and _ELEMENT.match(p) else str(p) if isinstance(p, int) else "?"
-                    for p in path) or "(resource)"
+    """A location in a resource as FHIRPath (`note[0].text`), with only element names and indexes shown:
+    anything else is input."""
+    out = ""
+    for p in path:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            out += ("." if out else "") + (p if isinstance(p, str) and _ELEMENT.match(p) else "?")
+    return out or "(resource)"
 
 
 def _unfit_path(node: Any, path: tuple = ()) -> str | None:

@@ -19,10 +19,14 @@ from adapter.mapping.context import HSA_ID_PATTERN
 class Writer:
     hsa_id: str | None  # None: the operator (file ingest) or development mode on loopback
     source_systems: frozenset[str] | None  # upper-case HSA-ids; None: every source system
+    care_givers: frozenset[str] | None = None  # the care givers its records may name; None: any
 
     @classmethod
     def operator(cls) -> Writer:
         return cls(None, None)
+
+    def may_publish_for(self, care_giver: str | None) -> bool:
+        return self.care_givers is None or (care_giver is not None and care_giver.upper() in self.care_givers)
 
     def may(self, source_system: str | None) -> bool:
         if self.source_systems is None:
@@ -48,8 +52,10 @@ def declared_source(resource: Any) -> str | None:
     system, _, value = src.partition("#")
     if not codes.is_hsa_system(system) or not value:
         return None
-    if not HSA_ID_PATTERN.match(value):
-        raise IntakeError(422, "invalid", "meta.source: not a valid HSA-id", "meta.source")
+    if not HSA_ID_PATTERN.match(value) or value != value.upper():
+        # one spelling per source system: another would be a second logical address for the same records
+        raise IntakeError(422, "invalid", "meta.source: not a valid HSA-id (in its canonical, upper-case form)",
+                          "meta.source")
     return value
 
 

@@ -74,6 +74,7 @@ class Context:
         store: StoredResources | None = None,
     ) -> None:
         self.default_source_system = default_source_system
+        self.local_bases: tuple[str, ...] = ()  # this server's own FHIR base URLs: absolute references into it
         self._lookup = lookup
         self._store = store
         self._by_url: dict[str, Any] = {}  # fullUrl, and "Type/id" of resources with an id
@@ -198,9 +199,12 @@ class Context:
         if m is None:
             return None  # an urn:uuid/urn:oid that is not in the input: nothing else can resolve it
         rtype, rid = m.group(m.lastindex - 1), m.group(m.lastindex)
-        found = self._stored(rtype, rid)
-        if found is None and ABSOLUTE.match(reference) and self._store is not None:  # an earlier input's fullUrl
-            found = self._store.by_identifier(None, URI_SYSTEM, forms[0], self._owner())
+        absolute = ABSOLUTE.match(reference)
+        if absolute is not None and absolute.group(1).rstrip("/") not in self.local_bases:
+            # Another server's resource: known only if an earlier input carried it under that fullUrl.
+            found = self._store.by_identifier(None, URI_SYSTEM, forms[0], self._owner()) if self._store else None
+        else:
+            found = self._stored(rtype, rid)
         if found is not None:
             self._use(found)
         return found
@@ -325,7 +329,7 @@ class Context:
         if care_unit is None and org is not None:
             care_unit = _org_hsa(org)
         if care_giver is None and org is not None and org.partOf is not None:
-            parent = self.resolve(org.partOf)
+            parent = _of_type(self.resolve(org.partOf), "Organization")
             care_giver = _org_hsa(parent) if parent is not None else _ref_hsa(org.partOf)
         if org_unit is None and care_unit is not None and org is not None and org.name:
             org_unit = OrgUnit(care_unit, org.name)
@@ -356,7 +360,7 @@ class Context:
             rtype = target.get_resource_type()
             if rtype == "PractitionerRole":
                 hsa_id = hsa_id or _first_hsa(target.identifier)
-                practitioner = self.resolve(target.practitioner)
+                practitioner = _of_type(self.resolve(target.practitioner), "Practitioner")
                 if target.practitioner is not None:
                     name = name or target.practitioner.display
                     hsa_id = hsa_id or _ref_hsa(target.practitioner)
@@ -364,7 +368,7 @@ class Context:
                     hsa_id = hsa_id or _first_hsa(practitioner.identifier)
                     name = name or _human_name(practitioner)
                 role_code, role_text = _role(target.code)
-                org = self.resolve(target.organization)
+                org = _of_type(self.resolve(target.organization), "Organization")
                 unit_hsa = _ref_hsa(target.organization) or (_org_hsa(org) if org is not None else None)
                 unit_name = (target.organization.display if target.organization else None) or (
                     org.name if org is not None else None
@@ -411,6 +415,11 @@ class Context:
         for prov in found.values():
             self._use(prov)
         return list(found.values())
+
+
+def _of_type(resource: Any, resource_type: str) -> Any | None:
+    """A resolved reference only when it is of the type the element allows (the input may point anywhere)."""
+    return resource if resource is not None and resource.get_resource_type() == resource_type else None
 
 
 def _base(full_url: str | None) -> str | None:

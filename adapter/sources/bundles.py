@@ -41,6 +41,11 @@ def entries(bundle: dict, origin: str = "Bundle") -> Iterator[Item]:
             yield Item(origin=where, error="request.method must be POST, PUT or DELETE (GET, HEAD and PATCH are "
                        "not supported here)", expression=f"{expression}.request.method")
             continue
+        odd = [k for k in ("url", "ifMatch", "ifNoneExist", "ifNoneMatch", "ifModifiedSince")
+               if request and k in request and not isinstance(request[k], str)]
+        if odd:
+            yield Item(origin=where, error=f"request.{odd[0]} must be a string", expression=f"{expression}.request")
+            continue
         url = str(request.get("url") or "").strip().strip("/") if request else None
         full_url = entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None
         common = {"origin": where, "full_url": full_url, "method": method, "url": url, "expression": expression,

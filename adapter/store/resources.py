@@ -38,7 +38,8 @@ class Stored:
 # Statements built once (writes are a hot path: building a statement costs more than running it on SQLite).
 _THIS = (fhir_resources.c.resource_type == bindparam("t")) & (fhir_resources.c.resource_id == bindparam("i"))
 _GET = select(fhir_resources).where(_THIS)
-_HEAD = select(fhir_resources.c.version_id, fhir_resources.c.owner, fhir_resources.c.deleted).where(_THIS)
+_HEAD = select(fhir_resources.c.version_id, fhir_resources.c.owner, fhir_resources.c.deleted,
+               fhir_resources.c.content_hash).where(_THIS)
 _IDENTIFIERS_OF = select(fhir_identifiers.c.system, fhir_identifiers.c.value).where(
     fhir_identifiers.c.resource_type == bindparam("t"), fhir_identifiers.c.resource_id == bindparam("i"))
 _LINKS_OF = select(fhir_links.c.target).where(fhir_links.c.resource_type == bindparam("t"),
@@ -55,12 +56,13 @@ class Head:
     version_id: int
     owner: str | None
     deleted: bool
+    content_hash: str
 
 
 def head(conn: Connection, resource_type: str, resource_id: str) -> Head | None:
     """Version, owner and deletion of a stored resource, without its body."""
     row = conn.execute(_HEAD, {"t": resource_type, "i": resource_id}).first()
-    return Head(row.version_id, row.owner, bool(row.deleted)) if row is not None else None
+    return Head(row.version_id, row.owner, bool(row.deleted), row.content_hash) if row is not None else None
 
 
 def get(conn: Connection, resource_type: str, resource_id: str) -> Stored | None:

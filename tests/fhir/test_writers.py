@@ -25,10 +25,12 @@ logical_addresses = ["*"]
 [[writer]]
 hsa_id = "SE2120001231-JS01"
 source_systems = ["SE2120001231-SYS1"]
+care_givers = ["SE2120001231-VG01"]
 
 [[writer]]
 hsa_id = "SE2120001231-JS02"
 source_systems = ["SE2120001231-SYS2"]
+care_givers = ["SE2120001231-VG01"]
 """
 
 
@@ -88,6 +90,23 @@ def test_another_source_systems_resources_do_not_resolve(gateway, pki):
     # journal2 names journal's patient, role and units: none of them is its own, so nothing resolves
     r = js02.put("/Condition/c-borrow", json=condition("c-borrow", identifier="d-borrow", source=OTHER_SOURCE))
     assert r.status_code == 422, r.text
+
+
+def test_a_writer_cannot_publish_under_another_care_giver(gateway, pki):
+    """The review's finding: a Provenance naming the region's emergency unit and care giver would have made a
+    municipal record look like the region's own (no consent needed under PDL)."""
+    from tests.fhir.helpers import bare_condition, post_entry, provenance, urn
+
+    js01 = as_system(gateway, pki, "journal")
+    assert js01.post("", json=supporting_for(SOURCE)).status_code == 200
+    c_url = urn()
+    body = transaction(post_entry(bare_condition("x", identifier="d-imp"), c_url), post_entry(provenance(
+        c_url, {"identifier": {"system": "urn:oid:1.2.752.29.4.19", "value": "SE2321000016-AKUT"}},
+        {"identifier": {"system": "urn:oid:1.2.752.29.4.19", "value": "SE2321000016-0001"}}), urn()))
+    r = js01.post("", json=body)
+    assert r.status_code == 403 and "SE2321000016-0001" in r.json()["issue"][0]["diagnostics"]
+    lower = condition("c-lower", identifier="d-lower", source="se2120001231-sys1")
+    assert js01.put("/Condition/c-lower", json=lower).status_code == 422  # one spelling per source system
 
 
 def test_callers_that_are_not_writers_are_refused(gateway, pki):

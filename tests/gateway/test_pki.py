@@ -38,6 +38,8 @@ EXPECTED_HSA_IDS = {
     "noclientauth": "SE5560000000-NOCA",
     "nohsaid": None,
     "adapter": "SE2120001231-SYS1",
+    "journal": "SE2120001231-JS01",
+    "journal2": "SE2120001231-JS02",
 }
 GOOD_CLIENTS = ["platform", "consumer2", "unknown", "nohsaid", "adapter"]
 OPENSSL = shutil.which("openssl")
