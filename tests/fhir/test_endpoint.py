@@ -405,7 +405,8 @@ def test_odd_but_valid_bundles_get_clear_answers(store, fhir):
         assert r.json()["entry"][0]["response"]["status"] == "404 Not Found"
     # a role whose practitioner and organisation point at the wrong types: refused, not a crash
     c = condition("c-types", identifier="d-types")
-    c["contained"] = [{"resourceType": "PractitionerRole", "id": "r", "practitioner": {"reference": "Organization/ve-sabo"},
+    c["contained"] = [{"resourceType": "PractitionerRole", "id": "r",
+                       "practitioner": {"reference": "Organization/ve-sabo"},
                        "organization": {"reference": "Patient/pat-1"}}]
     c["recorder"] = {"reference": "#r"}
     assert fhir.put("Condition/c-types", c).status_code == 422
