@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -57,6 +58,7 @@ ACCEPTED_TYPES = frozenset(dispatch.MAPPERS) | SUPPORTING_TYPES
 REFERENCED_CLINICAL = frozenset({"MedicationRequest"})
 _VALID_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 WRITE_LOCK = "fhir-intake"
+_PROCESS_WRITERS = threading.Lock()
 MAX_DEPTH = 64  # FHIR resources nest a dozen levels; deeper input is an attack on the recursive walks below
 _ID_NAMESPACE = uuid.UUID("6f1c1a52-4a43-4d0e-9a43-8f0a2c1d3e55")  # ids derived from a file entry's fullUrl
 
@@ -145,7 +147,9 @@ class Intake:
         """One database transaction of intake: writers take turns (SQLite: BEGIN IMMEDIATE; PostgreSQL: an
         advisory lock across replicas), and what other writers committed before it is seen afresh."""
         conn = self.conn.execution_options(immediate=True) if self.conn.dialect.name == "sqlite" else self.conn
-        with conn.begin():
+        # Writers of this process queue on a lock of their own first: waiting in SQLite's busy handler, which
+        # sleeps up to 100 ms between tries, gave single writes a tail of over a second (bench/intake.py).
+        with _PROCESS_WRITERS, conn.begin():
             locks.xact_lock(conn, WRITE_LOCK)
             self.view.clear()
             yield
