@@ -77,14 +77,14 @@ def ingest(
         # Pass 1: supporting resources, kept in the store; MedicationRequests read ahead for basedOn.
         intake.know([i for i in read(files) if i.raw is not None and i.raw.get("resourceType") in REFERENCED_CLINICAL])
         for chunk in _chunks((i for i in read(files) if _supporting(i)), BATCH):
-            _take(conn, intake, chunk, report, progress, supporting=True)
+            _take(intake, chunk, report, progress, supporting=True)
         # Pass 2: clinical resources, deletes and whatever could not be read.
         for chunk in _chunks((i for i in read(files) if not _supporting(i)), BATCH):
-            _take(conn, intake, chunk, report, progress, supporting=False)
+            _take(intake, chunk, report, progress, supporting=False)
     return report
 
 
-def _take(conn, intake: Intake, chunk: list[Item], report: IngestReport, progress, *, supporting: bool) -> None:
+def _take(intake: Intake, chunk: list[Item], report: IngestReport, progress, *, supporting: bool) -> None:
     with intake.transaction():
         results = intake.run(chunk, atomic=False, transient=not supporting)
         intake.finish()
