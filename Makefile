@@ -29,6 +29,7 @@ $(OIDC)/node_modules/.installed: $(OIDC)/package.json $(OIDC)/package-lock.json
 
 test: $(VENV)/.installed $(OIDC)/node_modules/.installed
 	$(BIN)/ruff check adapter tests bench
+	$(BIN)/mypy adapter/rivta adapter/mapping adapter/store
 	$(BIN)/python -m pytest
 
 # Benchmarks: figures and ratios against baselines measured in the same run (bench/README.md); exits

@@ -16,7 +16,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from adapter.mapping import codes, timefmt
 from adapter.mapping.errors import MappingError
@@ -198,6 +198,7 @@ class Context:
         m = RELATIVE.match(reference) or ABSOLUTE.match(reference)
         if m is None:
             return None  # an urn:uuid/urn:oid that is not in the input: nothing else can resolve it
+        assert m.lastindex is not None  # both patterns end in two groups that always take part
         rtype, rid = m.group(m.lastindex - 1), m.group(m.lastindex)
         absolute = ABSOLUTE.match(reference)
         if absolute is not None and absolute.group(1).rstrip("/") not in self.local_bases:
@@ -270,9 +271,9 @@ class Context:
             idents = [idents]
         for ident in idents or []:
             if ident.value:
-                return ident.value
+                return cast(str, ident.value)
         if resource.id:
-            return resource.id
+            return cast(str, resource.id)
         raise MappingError("identifier", "no document id (identifier.value or id)")
 
     def approved_for_patient(self, resource: Any) -> bool:
@@ -311,13 +312,13 @@ class Context:
         if encounter_ref is None:
             return None
         if encounter_ref.identifier and encounter_ref.identifier.value:
-            return encounter_ref.identifier.value
+            return cast(str, encounter_ref.identifier.value)
         enc = self.resolve(encounter_ref)
         if enc is not None:
             for ident in enc.identifier or []:
                 if ident.value:
-                    return ident.value
-            return enc.id
+                    return cast(str, ident.value)
+            return cast("str | None", enc.id)
         return None
 
     def professional(self, ref: Any, time: Any, resource: Any, field: str) -> Professional:
@@ -351,10 +352,14 @@ class Context:
         return Signer(time=timefmt.timestamp(time), hsa_id=hsa_id, name=name)
 
     # -- internals ------------------------------------------------------------------------------
-    def _who(self, ref: Any):
+    def _who(self, ref: Any) -> tuple[str | None, str | None, tuple[str, str, str] | None, str | None,
+                                      OrgUnit | None, Any]:
         hsa_id = _ref_hsa(ref)
         name = ref.display if ref is not None and ref.display else None
-        role_code = role_text = org_unit = org = None
+        role_code: tuple[str, str, str] | None = None
+        role_text: str | None = None
+        org_unit: OrgUnit | None = None
+        org: Any = None  # an Organization, or a _LogicalOrg known only by its HSA-id
         target = self.resolve(ref)
         if target is not None:
             rtype = target.get_resource_type()
@@ -476,7 +481,7 @@ def _hsa(value: str, field: str) -> str:
 def _human_name(practitioner: Any) -> str | None:
     for n in practitioner.name or []:
         if n.text:
-            return n.text
+            return cast(str, n.text)
         parts = [*(n.given or []), n.family or ""]
         joined = " ".join(p for p in parts if p)
         if joined:

@@ -4,6 +4,8 @@ Where EHDS-TK names a code system we use its URL; where EHDS-TK has no mapping t
 defines an extension under EXT.
 """
 
+from typing import Any
+
 EXT = "https://fhir.npo-adapter.org/StructureDefinition/"
 
 # EHDS-TK code systems
@@ -59,10 +61,10 @@ START_OF_FIRST_TREATMENT = EXT + "start-of-first-treatment"  # valueDateTime
 VARUNUMMER = "https://fhir.npo-adapter.org/CodeSystem/varunummer"
 
 
-def extensions(resource, url: str) -> list:
+def extensions(resource: Any, url: str) -> list[Any]:
     return [e for e in (resource.extension or []) if e.url == url]
 
 
-def extension(resource, url: str):
+def extension(resource: Any, url: str) -> Any | None:
     found = extensions(resource, url)
     return found[0] if found else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from typing import overload
 from zoneinfo import ZoneInfo
 
 SWEDEN = ZoneInfo("Europe/Stockholm")
@@ -24,11 +25,19 @@ def to_local(value: datetime | date | str) -> datetime:
     return datetime(value.year, value.month, value.day)
 
 
+@overload
+def timestamp(value: datetime | date | str) -> str: ...
+@overload
+def timestamp(value: None) -> None: ...
 def timestamp(value: datetime | date | str | None) -> str | None:
     """RIVTA TimeStampType (YYYYMMDDhhmmss)."""
     return None if value is None else to_local(value).strftime("%Y%m%d%H%M%S")
 
 
+@overload
+def day(value: datetime | date | str) -> str: ...
+@overload
+def day(value: None) -> None: ...
 def day(value: datetime | date | str | None) -> str | None:
     """RIVTA DateType (YYYYMMDD)."""
     return None if value is None else to_local(value).strftime("%Y%m%d")

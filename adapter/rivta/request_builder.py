@@ -32,7 +32,7 @@ def build_request(
     body = etree.SubElement(env, f"{{{SOAP_NS}}}Body")
     req = etree.SubElement(body, f"{{{r}}}{contract.name}")
 
-    def add(parent, ns: str, name: str, text: str | None) -> None:
+    def add(parent: etree._Element, ns: str, name: str, text: str | None) -> None:
         if text is not None:
             etree.SubElement(parent, f"{{{ns}}}{name}").text = text
 

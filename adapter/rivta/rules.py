@@ -231,7 +231,8 @@ def _medication_history(rec: etree._Element, contract: Contract) -> list[str]:
                             or mp.find("c:dispensationAuthorization", ns) is not None):
             out.append("typeOfPrescription U with dosage or dispensationAuthorization")
     for choice in rec.iterfind(".//c:drug", ns):
-        if _local(choice.getparent()) == "drug":
+        parent = choice.getparent()  # never None: a descendant of rec
+        if parent is not None and _local(parent) == "drug":
             continue  # a DrugType inside a DrugChoiceType
         kinds = [k for k in _GMH_DRUG_CHOICES if choice.find(f"c:{k}", ns) is not None]
         if len(kinds) != 1:
@@ -243,7 +244,8 @@ def _medication_history(rec: etree._Element, contract: Contract) -> list[str]:
     for dosage in rec.iterfind(".//c:dosage", ns):
         if dosage.find("c:setDosage", ns) is None and dosage.find("c:conditionalDosage", ns) is None:
             out.append("dosage without setDosage or conditionalDosage (1.3)")
-        grandparent = dosage.getparent().getparent()
+        parent = dosage.getparent()  # never None: a descendant of rec
+        grandparent = parent.getparent() if parent is not None else None
         if grandparent is not None and _local(grandparent) == "administration":
             for name in ("lengthOfTreatment", "dosageInstruction"):
                 if dosage.find(f"c:{name}", ns) is not None:

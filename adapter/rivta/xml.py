@@ -25,7 +25,7 @@ def _parser() -> etree.XMLParser:
     )
 
 
-def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = DEFAULT_MAX_DEPTH):
+def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = DEFAULT_MAX_DEPTH) -> etree._Element:
     """Parse untrusted bytes into an element tree root, or raise UnsafeXml."""
     if len(data) > max_bytes:
         raise UnsafeXml(f"document larger than {max_bytes} bytes")
@@ -50,7 +50,7 @@ def _syntax_reason(exc: etree.XMLSyntaxError) -> str:
     return f"line {line}, column {col}"
 
 
-def _check_depth(root, max_depth: int) -> None:
+def _check_depth(root: etree._Element, max_depth: int) -> None:
     stack = [(root, 1)]
     while stack:
         el, depth = stack.pop()

@@ -10,9 +10,11 @@ import contextlib
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from adapter.store import migrate
 
@@ -37,7 +39,7 @@ def create_store_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn, _record) -> None:
+        def _on_connect(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:  # the driver's own connection
             # pysqlite's own transaction handling breaks SAVEPOINTs (a RELEASE would commit);
             # let SQLAlchemy emit BEGIN itself, as its SQLite documentation recommends.
             dbapi_conn.isolation_level = None
@@ -47,7 +49,7 @@ def create_store_engine(url: str) -> Engine:
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _on_begin(conn) -> None:
+        def _on_begin(conn: Connection) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("immediate") else "BEGIN")
     else:
         # pre-ping: a connection broken by a database restart is replaced instead of failing a request

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 
 def _key(name: str) -> int:
@@ -52,7 +52,7 @@ def try_lock(engine: Engine, name: str) -> Iterator[bool]:
 
 
 @contextmanager
-def write_transaction(engine: Engine):
+def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that takes the write lock up front: SQLite `BEGIN IMMEDIATE` (so a read-then-write
     cannot interleave with another writer); plain on PostgreSQL, where callers take advisory locks."""
     with engine.connect() as conn:
@@ -62,7 +62,7 @@ def write_transaction(engine: Engine):
             yield conn
 
 
-def xact_lock(conn, name: str) -> None:
+def xact_lock(conn: Connection, name: str) -> None:
     """Serialise a transaction with every other holding `name` (PostgreSQL; no-op on SQLite, where
     `write_transaction` already serialises writers)."""
     if conn.dialect.name == "postgresql":

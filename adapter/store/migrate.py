@@ -31,7 +31,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
-def head() -> str:
+def head() -> str | None:
     return ScriptDirectory.from_config(alembic_config_for_scripts()).get_current_head()
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, delete, exists, func, or_, select
-from sqlalchemy.engine import Connection
+from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, exists, func, or_, select
+from sqlalchemy.engine import Connection, RowMapping
 
 from adapter.mapping.record import Record
 from adapter.rivta.contracts import BY_NAME, DateRule
@@ -35,7 +36,7 @@ def _days(rec: Record) -> set[str]:
     return out
 
 
-def _row(resource_type: str, resource_id: str, part: int, rec: Record, now: datetime) -> dict:
+def _row(resource_type: str, resource_id: str, part: int, rec: Record, now: datetime) -> dict[str, Any]:
     h = rec.header
     return {
         "contract": rec.contract,
@@ -101,11 +102,11 @@ _DELETE_DAYS = delete(record_days).where(record_days.c.record_pk.in_(select(reco
 _DELETE = delete(records).where(_MINE)
 
 
-def _compared(row: dict) -> tuple:
+def _compared(row: Mapping[str, Any] | RowMapping) -> tuple[Any, ...]:
     return tuple(bytes(row[c]) if c == "fragment" else row[c] for c in _COMPARED)
 
 
-def _stored_rows(conn: Connection, resource_type: str, resource_id: str) -> list[tuple]:
+def _stored_rows(conn: Connection, resource_type: str, resource_id: str) -> list[tuple[Any, ...]]:
     found = conn.execute(_STORED, {"t": resource_type, "i": resource_id})
     return [_compared(r._mapping) for r in found]
 
@@ -157,7 +158,7 @@ def query(conn: Connection, q: RecordQuery) -> Iterator[bytes]:
 
 @lru_cache(maxsize=512)
 def _statement(contract_name: str, care_units: bool, hidden: bool, care_givers: bool, care_contacts: bool,
-               chain_id: bool, status: bool, start: bool, end: bool) -> Select:
+               chain_id: bool, status: bool, start: bool, end: bool) -> Select[Any]:
     contract = BY_NAME[contract_name]
     where = [
         records.c.contract == bindparam("contract"),
@@ -184,7 +185,7 @@ def _statement(contract_name: str, care_units: bool, hidden: bool, care_givers: 
     return select(records.c.fragment).where(and_(*where)).order_by(records.c.pk)
 
 
-def _period_clause(rule: DateRule, start: bool, end: bool) -> list:
+def _period_clause(rule: DateRule, start: bool, end: bool) -> list[ColumnElement[bool]]:
     if not start and not end:
         return []
     if rule is DateRule.OVERLAP:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from lxml import etree
 
@@ -166,15 +166,15 @@ def _required_time(value: Any, field: str) -> Any:
 # -- identifiers, people, flags ----------------------------------------------------------------------
 def _document_reference_id(doc: Any, ctx: Context) -> str:
     if doc.masterIdentifier is not None and doc.masterIdentifier.value:
-        return doc.masterIdentifier.value
+        return cast(str, doc.masterIdentifier.value)
     return ctx.document_id(doc)
 
 
 def _composition_id(comp: Any) -> str:
     if comp.identifier is not None and comp.identifier.value:
-        return comp.identifier.value
+        return cast(str, comp.identifier.value)
     if comp.id:
-        return comp.id
+        return cast(str, comp.id)
     raise MappingError("identifier", "no document id (identifier.value or id)")
 
 
@@ -236,7 +236,7 @@ def _note_code(concept: Any, field: str) -> str:
         if codes.oid_for(coding.system) == NOTE_CODE_OID:
             if coding.code not in NOTE_CODES:
                 raise MappingError(f"{field}.coding", "not a KV Anteckningstyp code")
-            return coding.code
+            return cast(str, coding.code)
     raise MappingError(field, f"no KV Anteckningstyp code ({profile.NOTE_CODE})")
 
 

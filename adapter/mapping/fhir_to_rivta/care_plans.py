@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import html
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 from adapter.mapping import codes, profile, rivta_xml, timefmt
@@ -101,7 +101,7 @@ def _document_time(plan: Any) -> str:
     value = plan.created or (plan.period.start if plan.period else None)
     if value is None:
         raise MappingError("created", "no time the plan was established (created or period.start)")
-    return timefmt.timestamp(value)
+    return cast(str, timefmt.timestamp(value))
 
 
 def _author_time(plan: Any) -> Any:
@@ -135,14 +135,14 @@ def _plan_type(plan: Any) -> str | None:
             if coding.system == profile.CARE_PLAN_TYPE and coding.code:
                 if coding.code not in PLAN_TYPES:
                     raise MappingError("category", "unknown care plan type code (TypeOfCarePlan)")
-                return coding.code
+                return cast("str | None", coding.code)
     return None
 
 
 def _title(plan: Any, plan_type: str | None) -> str:
     # documentTitle is 1..1 in the TKB (0..1 in the XSD): always give one.
     if plan.title and plan.title.strip():
-        return plan.title.strip()
+        return cast(str, plan.title.strip())
     return PLAN_TYPES.get(plan_type or "", GENERIC_TITLE)
 
 
@@ -210,10 +210,10 @@ def render_html(plan: Any, ctx: Context, title: str, plan_type: str | None) -> s
 
 
 def _section(parts: list[str], heading: str, items: list[str | None]) -> None:
-    items = [i for i in items if i and i.strip()]
-    if items:
+    kept = [i for i in items if i and i.strip()]
+    if kept:
         parts.append(f"<h2>{_esc(heading)}</h2><ul>")
-        parts.extend(f"<li>{_esc(i)}</li>" for i in items)
+        parts.extend(f"<li>{_esc(i)}</li>" for i in kept)
         parts.append("</ul>")
 
 
@@ -224,7 +224,7 @@ def _esc(text: str) -> str:
 def _goal_text(ref: Any, plan: Any, ctx: Context) -> str | None:
     goal = _resolve(ref, plan, ctx)
     if goal is None or goal.get_resource_type() != "Goal":
-        return ref.display  # a goal outside this input is only known by its display text
+        return cast("str | None", ref.display)  # a goal outside this input is only known by its display text
     if goal.lifecycleStatus == "entered-in-error":
         return None
     due = next((t.dueDate for t in goal.target or [] if t.dueDate), None)
@@ -266,9 +266,9 @@ def _labelled(label: str, value: str | None) -> str | None:
 
 
 def _join(text: str, details: list[str | None], notes: list[str | None]) -> str | None:
-    details = [d for d in details if d]
-    if details:
-        text = f"{text} ({'; '.join(details)})" if text else "; ".join(details)
+    given = [d for d in details if d]
+    if given:
+        text = f"{text} ({'; '.join(given)})" if text else "; ".join(given)
     extra = [n.strip() for n in notes if n and n.strip()]
     if extra:
         text = "\n".join([text, *extra]) if text else "\n".join(extra)
@@ -277,7 +277,7 @@ def _join(text: str, details: list[str | None], notes: list[str | None]) -> str 
 
 def _schedule_text(detail: Any) -> str | None:
     if detail.scheduledString:
-        return detail.scheduledString
+        return cast("str | None", detail.scheduledString)
     if detail.scheduledPeriod is not None:
         return _period_text(detail.scheduledPeriod)
     if detail.scheduledTiming is not None and detail.scheduledTiming.code is not None:
@@ -301,16 +301,16 @@ def _concept_text(concept: Any) -> str | None:
     if concept is None:
         return None
     if concept.text:
-        return concept.text
+        return cast("str | None", concept.text)
     return next((c.display or c.code for c in concept.coding or [] if c.display or c.code), None)
 
 
 def _display(ref: Any, plan: Any, ctx: Context) -> str | None:
     if ref.display:
-        return ref.display
+        return cast("str | None", ref.display)
     target = _resolve(ref, plan, ctx)
     if target is not None and target.get_resource_type() in ("Organization", "CareTeam"):
-        return target.name
+        return cast("str | None", target.name)
     return None
 
 

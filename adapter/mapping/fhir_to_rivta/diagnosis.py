@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from adapter.mapping import codes, profile, rivta_xml, timefmt
 from adapter.mapping.context import Context
@@ -85,10 +85,10 @@ def _diagnosis_code(b: rivta_xml.Builder, body: Any, code: Any) -> None:
 
 def _related_document_id(ext: Any, ctx: Context) -> str | None:
     if ext.valueIdentifier is not None:
-        return ext.valueIdentifier.value
+        return cast("str | None", ext.valueIdentifier.value)
     if ext.valueReference is not None:
         if ext.valueReference.identifier is not None:
-            return ext.valueReference.identifier.value
+            return cast("str | None", ext.valueReference.identifier.value)
         target = ctx.resolve(ext.valueReference)
         if target is not None:
             return ctx.document_id(target)

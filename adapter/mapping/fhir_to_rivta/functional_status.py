@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from adapter.mapping import codes, profile, rivta_xml, timefmt
 from adapter.mapping.context import Context
@@ -339,13 +339,13 @@ def _concept_text(concept: Any) -> str | None:
     if concept is None:
         return None
     if concept.text and concept.text.strip():
-        return concept.text
+        return cast("str | None", concept.text)
     return next((c.display for c in concept.coding or [] if c.display and c.display.strip()), None)
 
 
 def _value_text(element: Any) -> str | None:
     if element.valueString and element.valueString.strip():
-        return element.valueString
+        return cast("str | None", element.valueString)
     return _concept_text(element.valueCodeableConcept)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 from fhir.resources.R4B.identifier import Identifier
 
@@ -375,7 +375,7 @@ def _type_of_prescription(res: Any) -> str:
             if coding.system == profile.TYPE_OF_PRESCRIPTION and coding.code:
                 if coding.code not in (INSERTION, DISCONTINUATION):
                     raise MappingError("category", "unknown type of prescription code (expected I or U)")
-                return coding.code
+                return cast(str, coding.code)
     return INSERTION
 
 
@@ -394,7 +394,7 @@ def _status(p: _Prescription, kind: str) -> str:
 def _self_medication(res: Any, default: bool) -> bool:
     ext = profile.extension(res, profile.SELF_MEDICATION)
     if ext is not None and ext.valueBoolean is not None:
-        return ext.valueBoolean
+        return cast(bool, ext.valueBoolean)
     return default
 
 
@@ -447,10 +447,10 @@ def _kind(ref: Any, res: Any, ctx: Context) -> str | None:
     if ref is None:
         return None
     if ref.type:
-        return ref.type
+        return cast("str | None", ref.type)
     target = _target(ref, res, ctx)
     if target is not None:
-        return target.get_resource_type()
+        return cast("str | None", target.get_resource_type())
     m = _REF_TYPE.search(ref.reference or "")
     if m:
         return m.group(1)
@@ -685,8 +685,10 @@ def _render_drug(b: rivta_xml.Builder, parent: Any, drug: _Drug, route: Any = No
     if drug.kind == "unstructuredDrugInformation":
         b.text(choice, "unstructuredInformation", drug.text)
     elif drug.kind == "merchandise":
+        assert drug.article is not None  # merchandise and drugArticle are only made with their article
         b.cv(choice, "articleNumber", *drug.article)
     elif drug.kind == "drugArticle":
+        assert drug.article is not None
         b.cv(choice, "nplPackId", *drug.article)
     elif drug.kind == "drug":
         if drug.npl:
@@ -715,7 +717,7 @@ def _num(value: Any) -> str:
 def _unit(q: Any) -> str:
     """A quantity's unit: the UCUM code when the quantity is UCUM-coded, else its unit text."""
     if q.system == UCUM and q.code:
-        return q.code
+        return cast(str, q.code)
     return q.unit or q.code or "1"
 
 
@@ -871,7 +873,7 @@ def _condition(d: Any) -> str:
 def _instruction(d: Any, dose: Any) -> str | None:
     """Dosage.text; else a plain description built from the structure (TKB: dosageInstruction 1..1)."""
     if d.text and d.text.strip():
-        return d.text
+        return cast("str | None", d.text)
     rep = d.timing.repeat if d.timing else None
     parts = []
     if d.asNeededBoolean or d.asNeededCodeableConcept is not None:

@@ -17,6 +17,7 @@ from lxml import etree
 from adapter.mapping import codes, profile
 from adapter.mapping.rivta_to_fhir.common import (
     EHDS_TK,
+    Json,
     Node,
     Output,
     extension,
@@ -79,14 +80,14 @@ def convert(el: etree._Element) -> list[Any]:
     return out.finish(document)
 
 
-def _note_type(code: str | None) -> dict | None:
+def _note_type(code: str | None) -> Json | None:
     code = (code or "").strip()
     if not code:
         return None
     return {"coding": [{"system": codes.uri_for(NOTE_CODE_OID), "code": code, "display": NOTE_CODES.get(code)}]}
 
 
-def _attachment(note: Node, title: str | None) -> dict:
+def _attachment(note: Node, title: str | None) -> Json:
     """The note text as UTF-8 text/plain in base64 (EHDS-TK), or the multimedia entry as it came."""
     text = note.child("clinicalDocumentNoteText")
     if text is not None and text.el.text:
@@ -106,7 +107,7 @@ def _attachment(note: Node, title: str | None) -> dict:
     }
 
 
-def _opinion(op: Node) -> dict | None:
+def _opinion(op: Node) -> Json | None:
     """A dissenting opinion as EHDS-TK's complex extension (the input profile's sub-extension types)."""
     person = op.child("personId")
     person_value = None
@@ -121,7 +122,7 @@ def _opinion(op: Node) -> dict | None:
     ])
 
 
-def _opinion_id(op: Node) -> dict | None:
+def _opinion_id(op: Node) -> Json | None:
     value = ii(op.child("opinionId"))
     if value is None:
         return None

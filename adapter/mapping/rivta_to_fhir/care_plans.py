@@ -16,6 +16,7 @@ from adapter.mapping import codes, profile
 from adapter.mapping.fhir_to_rivta.care_plans import PLAN_TYPES
 from adapter.mapping.rivta_to_fhir.common import (
     EHDS_TK,
+    Json,
     Node,
     Output,
     extension,
@@ -57,13 +58,13 @@ def convert(el: etree._Element) -> list[Any]:
     return out.finish(plan)
 
 
-def _plan_type(code: str) -> dict:
+def _plan_type(code: str) -> Json:
     if code not in PLAN_TYPES:
         return {"text": code}
     return {"coding": [{"system": profile.CARE_PLAN_TYPE, "code": code, "display": PLAN_TYPES[code]}]}
 
 
-def _content(item: Node) -> dict:
+def _content(item: Node) -> Json | None:
     value = item.text("value")
     return extension(profile.CARE_PLAN_CONTENT, valueAttachment={
         "contentType": item.required_text("mediaType"),
@@ -72,7 +73,7 @@ def _content(item: Node) -> dict:
     })
 
 
-def _unit(node: Node) -> dict:
+def _unit(node: Node) -> Json:
     """A participating care unit as a logical Organization reference (EHDS-TK CP-002)."""
     root, hsa_id = ii(node)
     if hsa_id is None:  # no extension: the root itself is the only identifier there is

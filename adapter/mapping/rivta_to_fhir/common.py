@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeAlias, overload
 
 from fhir.resources.R4B import get_fhir_model_class
 from lxml import etree
@@ -36,6 +36,8 @@ DATA_ABSENT = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 UCUM = "http://unitsofmeasure.org"
 URI_SYSTEM = "urn:ietf:rfc:3986"
 LOCAL_ID_ROOT = "1.2.752.129.2.1.2.1"  # national OID for local ids: extension = "<source system>:<id>"
+
+Json: TypeAlias = dict[str, Any]  # a FHIR JSON object, as built before clean() and model validation
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _TIMESTAMP = re.compile(r"^\d{8}(\d{6})?$")
@@ -150,7 +152,7 @@ class Professional:
     time: str | None  # authorTime, ISO
     hsa_id: str | None = None
     name: str | None = None
-    role: dict | None = None  # CodeableConcept
+    role: Json | None = None  # CodeableConcept
     unit_hsa_id: str | None = None
     unit_name: str | None = None
     care_unit: str | None = None
@@ -239,29 +241,29 @@ class Output:
         self.contract = contract
         self.header = header
         self.id = record_id(contract, header.source_system, header.document_id)
-        self.roles: dict[str, dict] = {}
+        self.roles: dict[str, Json] = {}
 
     # -- header parts ---------------------------------------------------------------------------------
-    def meta(self, profiles: list[str], **extra: Any) -> dict:
+    def meta(self, profiles: list[str], **extra: Any) -> Json:
         security = None
         if not self.header.approved_for_patient:
             security = [{"system": NOPATIENT_SYSTEM, "code": NOPATIENT_CODE}]
         return {"profile": profiles, "source": SOURCE_PREFIX + self.header.source_system, "security": security,
                 **extra}
 
-    def identifier(self) -> dict:
+    def identifier(self) -> Json:
         return {"value": self.header.document_id}
 
-    def subject(self) -> dict:
+    def subject(self) -> Json:
         h = self.header
         return {"type": "Patient", "identifier": {"system": codes.uri_for(h.patient_type), "value": h.patient_id}}
 
-    def encounter(self) -> dict | None:
+    def encounter(self) -> Json | None:
         if not self.header.care_contact:
             return None
         return {"type": "Encounter", "identifier": {"value": self.header.care_contact}}
 
-    def role_ref(self, who: Professional | None) -> dict | None:
+    def role_ref(self, who: Professional | None) -> Json | None:
         """A reference to the PractitionerRole for `who` (added to the output), with the HSA-id as a
         logical identifier too; None when the record names nobody."""
         if who is None or not who.identified:
@@ -275,7 +277,7 @@ class Output:
             "display": who.name,
         }
 
-    def provenance(self, main_type: str) -> dict:
+    def provenance(self, main_type: str) -> Json:
         """EHDS-TK's Provenance: author = care unit (inner block), custodian = care giver (outer block);
         also the legal authenticator, where the main resource has no element for a signer."""
         h = self.header
@@ -298,13 +300,13 @@ class Output:
             "agent": agents,
         }
 
-    def finish(self, main: dict) -> list[Any]:
+    def finish(self, main: Json) -> list[Any]:
         """Validated R4B models: the main resource, its Provenance, then the PractitionerRoles."""
         resources = [main, self.provenance(main["resourceType"]), *self.roles.values()]
         return [model(r) for r in resources]
 
 
-def practitioner_role(who: Professional) -> dict:
+def practitioner_role(who: Professional) -> Json:
     content = clean({
         "resourceType": "PractitionerRole",
         "meta": {"profile": [SE_BASE_PRACTITIONER_ROLE]},
@@ -319,20 +321,20 @@ def practitioner_role(who: Professional) -> dict:
     return {"id": str(uuid.uuid5(ID_NAMESPACE, "PractitionerRole|" + digest)), **content}
 
 
-def hsa_identifier(hsa_id: str | None) -> dict | None:
+def hsa_identifier(hsa_id: str | None) -> Json | None:
     return {"system": HSA_SYSTEM, "value": hsa_id} if hsa_id else None
 
 
-def _org_ref(hsa_id: str) -> dict:
+def _org_ref(hsa_id: str) -> Json:
     return {"type": "Organization", "identifier": hsa_identifier(hsa_id)}
 
 
-def _agent(code: str, display: str, who: dict) -> dict:
+def _agent(code: str, display: str, who: Json) -> Json:
     return {"type": {"coding": [{"system": PARTICIPANT_TYPE, "code": code, "display": display}]}, "who": who}
 
 
 # -- codes, identifiers, quantities -----------------------------------------------------------------
-def concept(node: Node | None, text_fallback: bool = False) -> dict | None:
+def concept(node: Node | None, text_fallback: bool = False) -> Json | None:
     """A CVType as CodeableConcept: code + codeSystem (OID -> URI) + displayName as a coding,
     originalText as text (with `text_fallback`, the displayName when there is no originalText)."""
     if node is None:
@@ -350,6 +352,10 @@ def concept(node: Node | None, text_fallback: bool = False) -> dict | None:
     return {"coding": [coding] if coding else None, "text": text}
 
 
+@overload
+def ii(node: Node) -> tuple[str, str | None]: ...
+@overload
+def ii(node: None) -> None: ...
 def ii(node: Node | None) -> tuple[str, str | None] | None:
     """An IIType as (root, extension)."""
     if node is None:
@@ -361,7 +367,11 @@ def ii(node: Node | None) -> tuple[str, str | None] | None:
     return root.strip(), extension.strip() if extension else None
 
 
-def ii_identifier(value: tuple[str, str | None] | None, source_system: str | None) -> dict | None:
+@overload
+def ii_identifier(value: tuple[str, str | None], source_system: str | None) -> Json: ...
+@overload
+def ii_identifier(value: None, source_system: str | None) -> None: ...
+def ii_identifier(value: tuple[str, str | None] | None, source_system: str | None) -> Json | None:
     """An IIType as Identifier, in the input profile's form so that it maps back to the same IIType:
     a UUID root alone -> urn:uuid value; an OID root -> `urn:oid:` system (the project table's URI for
     known OIDs); a local id (1.2.752.129.2.1.2.1) of this source system -> its id without the prefix."""
@@ -384,7 +394,7 @@ def ii_identifier(value: tuple[str, str | None] | None, source_system: str | Non
     return {"value": f"{root}:{extension}"}
 
 
-def quantity(value: Decimal | None, unit: str | None, label: str | None = None) -> dict | None:
+def quantity(value: Decimal | None, unit: str | None, label: str | None = None) -> Json | None:
     """A PQ as Quantity; the unit is marked UCUM only when it is one (e.g. `mg`, `{tablett}`)."""
     if value is None:
         return None
@@ -398,13 +408,13 @@ def quantity(value: Decimal | None, unit: str | None, label: str | None = None) 
     }
 
 
-def extension(url: str, **value: Any) -> dict | None:
+def extension(url: str, **value: Any) -> Json | None:
     """An extension, or None when its value is empty (an extension must carry a value)."""
     kept = {k: v for k, v in clean(value).items()}
     return {"url": url, **kept} if kept else None
 
 
-def signature_extension(header: Header) -> dict | None:
+def signature_extension(header: Header) -> Json | None:
     if header.signer is None or header.signer.time is None:
         return None
     return extension(profile.SIGNATURE_TIME, valueDateTime=header.signer.time)
@@ -417,8 +427,8 @@ def clean(value: Any) -> Any:
         out = {k: clean(v) for k, v in value.items()}
         return {k: v for k, v in out.items() if not _empty(v)}
     if isinstance(value, list | tuple):
-        out = [clean(v) for v in value]
-        return [v for v in out if not _empty(v)]
+        items = [clean(v) for v in value]
+        return [v for v in items if not _empty(v)]
     return value
 
 
@@ -430,7 +440,7 @@ def _empty(value: Any) -> bool:
     return isinstance(value, dict | list) and not value
 
 
-def model(resource: dict) -> Any:
+def model(resource: Json) -> Any:
     data = clean(resource)
     return get_fhir_model_class(data["resourceType"]).model_validate(data)
 

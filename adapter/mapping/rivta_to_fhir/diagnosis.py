@@ -7,7 +7,7 @@ from typing import Any
 from lxml import etree
 
 from adapter.mapping import profile
-from adapter.mapping.rivta_to_fhir.common import EHDS_TK, EU_EPS, Node, Output, concept, extension, read_header
+from adapter.mapping.rivta_to_fhir.common import EHDS_TK, EU_EPS, Json, Node, Output, concept, extension, read_header
 from adapter.rivta.contracts import GET_DIAGNOSIS as CONTRACT
 
 PROFILES = [EHDS_TK + "inera-ehds-condition-diagnosis", EU_EPS + "condition-obl-eu-eps"]
@@ -55,7 +55,7 @@ def convert(el: etree._Element) -> list[Any]:
     return out.finish(condition)
 
 
-def _type_of_diagnosis(value: str | None) -> dict:
+def _type_of_diagnosis(value: str | None) -> Json:
     value = (value or "").strip()
     if value not in KV_DIAGNOSTYP:
         return {"text": value or None}

@@ -12,7 +12,7 @@ from typing import Any
 from lxml import etree
 
 from adapter.mapping import profile
-from adapter.mapping.rivta_to_fhir.common import EHDS_TK, EU_EPS, Node, Output, concept, extension, read_header
+from adapter.mapping.rivta_to_fhir.common import EHDS_TK, EU_EPS, Json, Node, Output, concept, extension, read_header
 from adapter.rivta.contracts import GET_FUNCTIONAL_STATUS as CONTRACT
 
 PROFILES = [EHDS_TK + "inera-ehds-condition-functional", EU_EPS + "condition-obl-eu-eps"]
@@ -29,6 +29,7 @@ def convert(el: etree._Element) -> list[Any]:
     out = Output(CONTRACT, header)
     category = body.required_text("assessmentCategory")
 
+    code: Json | None
     notes: list[str | None]
     if category == PAD:
         # A PADL assessment has no code of its own; the IPS Condition needs one, so it names the kind.
@@ -60,16 +61,16 @@ def convert(el: etree._Element) -> list[Any]:
     return out.finish(condition)
 
 
-def _times(out: Output) -> list[dict]:
+def _times(out: Output) -> list[Json | None]:
     """documentTime is EHDS-TK's assertedDate. A signature at another moment keeps its own time in the
     signature-time extension (the input profile's rule), so neither time is lost."""
     header = out.header
-    found = []
+    found: list[Json | None] = []
     if header.document_time:
         found.append(extension(profile.CONDITION_ASSERTED_DATE, valueDateTime=header.document_time))
-    signed = header.signer.time if header.signer is not None else None
-    if signed and (signed != header.document_time or not header.signer.identified):
-        found.append(extension(profile.SIGNATURE_TIME, valueDateTime=signed))
+    signer = header.signer
+    if signer is not None and signer.time and (signer.time != header.document_time or not signer.identified):
+        found.append(extension(profile.SIGNATURE_TIME, valueDateTime=signer.time))
     return found
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 from lxml import etree
 
@@ -21,6 +21,7 @@ from adapter.mapping.rivta_to_fhir.common import (
     EHDS_TK,
     EU_EPS,
     LOCAL_ID_ROOT,
+    Json,
     Node,
     Output,
     Professional,
@@ -108,7 +109,7 @@ def convert(el: etree._Element) -> list[Any]:
 
 
 # -- identifiers and people ---------------------------------------------------------------------------
-def _identifiers(document_id: str, prescription_id: tuple[str, str | None], source: str) -> list[dict]:
+def _identifiers(document_id: str, prescription_id: tuple[str, str | None], source: str) -> list[Json]:
     """identifier[0] = documentId (EHDS-TK), given the prescriptionId's system when that id is the
     document id under an OID; identifier[1] = prescriptionId when it says more than identifier[0]."""
     root, ext = prescription_id
@@ -121,7 +122,7 @@ def _identifiers(document_id: str, prescription_id: tuple[str, str | None], sour
     return [document] if same else [document, prescription]
 
 
-def _actor(url: str, node: Node | None, out: Output) -> dict | None:
+def _actor(url: str, node: Node | None, out: Output) -> Json | None:
     """prescriber / evaluator: the input profile's complex extension (who, when)."""
     if node is None:
         return None
@@ -135,7 +136,7 @@ def _actor(url: str, node: Node | None, out: Output) -> dict | None:
     ])
 
 
-def _reasons(mp: Node) -> Iterator[dict | None]:
+def _reasons(mp: Node) -> Iterator[Json | None]:
     """Coded reasons, principal first; otherReason is the concept's text (input profile)."""
     for node in [*mp.children("principalPrescriptionReason"), *mp.children("additionalPrescriptionReason")]:
         reason = concept(node.child("reason")) or {}
@@ -143,7 +144,7 @@ def _reasons(mp: Node) -> Iterator[dict | None]:
         yield {**reason, "text": other or reason.get("text")} if reason or other else None
 
 
-def _purpose(mp: Node) -> dict | None:
+def _purpose(mp: Node) -> Json | None:
     """treatmentPurpose is a reason given as text only (input profile; EHDS-TK would put it in a note,
     where it would come back as part of the prescription note)."""
     purpose = mp.text("treatmentPurpose")
@@ -155,9 +156,9 @@ class _Drug:
     """DrugChoiceType: exactly one alternative, plus the dosages written under it."""
 
     def __init__(self) -> None:
-        self.concept: dict | None = None
-        self.medication: dict | None = None  # contained Medication when form or strength is given
-        self.route: dict | None = None
+        self.concept: Json | None = None
+        self.medication: Json | None = None  # contained Medication when form or strength is given
+        self.route: Json | None = None
         self.comment: str | None = None
         self.dosages: list[Node] = []
 
@@ -187,13 +188,13 @@ class _Drug:
                                               quantity(strength, product.text("strengthUnit")))
         elif (generics := node.child("generics")) is not None:
             pq = generics.child("strength")
-            strength = quantity(pq.number("value"), pq.text("unit")) if pq is not None else None
+            amount = quantity(pq.number("value"), pq.text("unit")) if pq is not None else None
             substance = generics.text("substance")
             drug.medication = _medication(None, generics.text("form"), {"text": substance} if substance else None,
-                                          strength, generics=True)
+                                          amount, generics=True)
         return drug
 
-    def medication_element(self) -> dict:
+    def medication_element(self) -> Json:
         if self.medication is not None:
             return {"medicationReference": {"reference": f"#{MEDICATION_ID}", "display": _name(self.concept)}}
         if self.concept:
@@ -202,25 +203,25 @@ class _Drug:
         return {"medicationCodeableConcept": {"extension": [extension(DATA_ABSENT, valueCode="unknown")]}}
 
 
-def _coded(node: Node | None, system: str) -> dict | None:
+def _coded(node: Node | None, system: str) -> Json | None:
     found = concept(node)
     if found and found.get("coding"):
         found["coding"] = [{**c, "system": system} for c in found["coding"]]
     return found
 
 
-def _name(found: dict | None) -> str | None:
+def _name(found: Json | None) -> str | None:
     if not found:
         return None
     return found.get("text") or next((c.get("display") for c in found.get("coding") or [] if c.get("display")), None)
 
 
-def _text(*concepts: dict | None) -> str | None:
+def _text(*concepts: Json | None) -> str | None:
     return next((c.get("text") for c in concepts if c and c.get("text")), None)
 
 
-def _medication(code: dict | None, form: str | None, item: dict | None, strength: dict | None,
-                generics: bool = False) -> dict:
+def _medication(code: Json | None, form: str | None, item: Json | None, strength: Json | None,
+                generics: bool = False) -> Json:
     """A contained Medication: the product's codes, its form, and the strength of its (first) ingredient
     (the input profile's reading: Medication.form, ingredient[0].strength.numerator)."""
     ingredient = None
@@ -240,7 +241,7 @@ def _medication(code: dict | None, form: str | None, item: dict | None, strength
 
 
 # -- dosage --------------------------------------------------------------------------------------------
-def _dosages(node: Node, route: dict | None) -> list[dict]:
+def _dosages(node: Node, route: Json | None) -> list[Json]:
     """DosageType -> Dosage: the instruction as text and, where the structure allows, the same timing
     the input profile reads (frequency/period/occasion/single dose). A fixed dosage with an as-needed
     part becomes two Dosages, as FHIR's asNeeded applies to a whole Dosage."""
@@ -263,7 +264,7 @@ def _dosages(node: Node, route: dict | None) -> list[dict]:
     return out
 
 
-def _timed(schedule: Node | None, label: str | None, bounds: dict | None) -> dict:
+def _timed(schedule: Node | None, label: str | None, bounds: Json | None) -> Json:
     timing, dose = _schedule(schedule, label)
     if bounds:
         timing = {**(timing or {}), "repeat": {**(timing or {}).get("repeat", {}), **bounds}}
@@ -276,7 +277,7 @@ def _label(node: Node | None) -> str | None:
     return node.text("originalText") or node.text("displayName") or node.text("code")
 
 
-def _schedule(node: Node | None, label: str | None) -> tuple[dict | None, dict | None]:
+def _schedule(node: Node | None, label: str | None) -> tuple[Json | None, Json | None]:
     """(timing, doseAndRate) of one frequency/period/occasion/single dosage; (None, None) for
     unstructured or ramped dosages, which only the text describes."""
     if node is None:
@@ -301,17 +302,17 @@ def _schedule(node: Node | None, label: str | None) -> tuple[dict | None, dict |
     return None, None
 
 
-def _every(pq: Node | None) -> dict | None:
+def _every(pq: Node | None) -> Json | None:
     value, unit = (pq.number("value"), (pq.text("unit") or "").strip()) if pq is not None else (None, "")
     if value is None or value <= 0 or unit not in FHIR_TIME_UNITS:
         return None
     return {"repeat": {"frequency": 1, "period": value, "periodUnit": unit}}
 
 
-def _occasions(node: Node) -> dict | None:
+def _occasions(node: Node) -> Json | None:
     pq = node.child("period")
     days = pq.number("value") if pq is not None else None
-    if days is None or (pq.text("unit") or "").strip() != "d":
+    if pq is None or days is None or (pq.text("unit") or "").strip() != "d":
         return None
     times, whens = [], []
     for adm in node.children("administration"):
@@ -330,7 +331,7 @@ def _first_dose(occasion: Node) -> Node | None:
     return adm.child("dose") if adm is not None else None
 
 
-def _dose(node: Node | None, label: str | None) -> dict | None:
+def _dose(node: Node | None, label: str | None) -> Json | None:
     """A PQIntervalType dose: one quantity when low = high, else a range."""
     if node is None:
         return None
@@ -342,7 +343,7 @@ def _dose(node: Node | None, label: str | None) -> dict | None:
     return {"doseRange": {"low": quantity(low, unit, label), "high": quantity(high, unit, label)}}
 
 
-def _length(node: Node | None) -> dict | None:
+def _length(node: Node | None) -> Json | None:
     if node is None:
         return None
     low, high, unit = node.number("low"), node.number("high"), node.text("unit")
@@ -353,7 +354,7 @@ def _length(node: Node | None) -> dict | None:
     return {"boundsRange": {"low": quantity(low, unit), "high": quantity(high, unit)}}
 
 
-def _maximum(node: Node | None) -> dict | None:
+def _maximum(node: Node | None) -> Json | None:
     """maximumDosage as a period dosage ("at most 8 per day") -> maxDosePerPeriod."""
     period = node.child("periodDosage") if node is not None else None
     if period is None:
@@ -369,7 +370,7 @@ def _maximum(node: Node | None) -> dict | None:
 
 
 # -- förskrivning ---------------------------------------------------------------------------------------
-def _dispensation(node: Node | None, drug: _Drug, out: Output) -> dict | None:
+def _dispensation(node: Node | None, drug: _Drug, out: Output) -> Json | None:
     """dispensationAuthorization (förskrivning) -> a contained MedicationRequest the statement is basedOn
     (EHDS-TK leaves it unmapped, MED-005 points at MedicationRequest). Consumer side only: the input profile
     reads a förskrivning from a MedicationRequest's own dispenseRequest, not from a statement."""
@@ -410,7 +411,7 @@ def _dispensation(node: Node | None, drug: _Drug, out: Output) -> dict | None:
 
 
 # -- administrations -----------------------------------------------------------------------------------
-def _administration(node: Node, n: int, drug: _Drug, out: Output) -> dict | None:
+def _administration(node: Node, n: int, drug: _Drug, out: Output) -> Json | None:
     """An administration that took place -> contained MedicationAdministration (the input profile reads
     it back from `contained`)."""
     when = node.child("administrationTime")
@@ -442,11 +443,11 @@ def _administration(node: Node, n: int, drug: _Drug, out: Output) -> dict | None
     }
 
 
-def _given_dose(drug: _Drug) -> dict | None:
+def _given_dose(drug: _Drug) -> Json | None:
     for dosage in drug.dosages:
         label = _label(dosage.child("unitDose"))
         _, dose = _schedule(dosage.child("setDosage"), label)
         if dose and "doseQuantity" in dose:
-            return dose["doseQuantity"]
+            return cast("Json | None", dose["doseQuantity"])
     return None
 
