@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import NoReturn
 
@@ -108,7 +107,7 @@ def serve(
     from adapter.gateway.verify import ReloadableVerifier
     from adapter.producer.app import Access, create_app
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _logging(log_level)
     if behind_proxy and plain_http:
         _fail("--behind-proxy and --plain-http exclude each other")
     if behind_proxy and uds is None:
@@ -195,7 +194,7 @@ def ei_sync(store: str | None = StoreOpt,
 
     from adapter.ei.run import sender_for
 
-    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _logging("info")
     settings = _settings(store)
     if not settings.ei_url:
         _fail("no engagement index configured: set NPO_EI_URL (and NPO_EI_LOGICAL_ADDRESS)")
@@ -292,7 +291,7 @@ def stubs(
     from adapter.stubs.run import DEV_SEED, serve_stubs, tls_from_dev_pki
     from adapter.stubs.seed import SeedError, load_seed
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _logging(log_level)
     if plain_http and not server.is_loopback(host):
         _fail("plain HTTP is refused on anything but loopback")
     seed = seed or DEV_SEED
@@ -426,7 +425,7 @@ def ui(
     from adapter.ui import create_ui_app
     from adapter.ui.serve import listen_refusal, run_ui
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _logging(log_level)
     if not config_path.is_file():
         _fail(f"no consumer configuration at {config_path}")
     config = _consumer_config(config_path)
@@ -534,6 +533,15 @@ def _register_contract_test() -> None:
 
 
 _register_contract_test()
+
+
+def _logging(level: str) -> None:
+    from adapter import logs
+
+    try:
+        logs.setup(level)
+    except ValueError as exc:
+        _fail(f"--log-level: {exc}")
 
 
 def _fail(message: str) -> NoReturn:
