@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from adapter.mapping.record import Record
 from adapter.rivta.contracts import BY_NAME, DateRule
-from adapter.store.engagements import RecordKey
+from adapter.store.keys import RecordKey
 from adapter.store.tables import record_days, records
 
 
