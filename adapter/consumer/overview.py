@@ -61,7 +61,7 @@ from adapter.consumer.staff_settings import (
     StaffLoginTable,
 )
 from adapter.mapping import codes, timefmt
-from adapter.rivta.contracts import BY_NAME, CONTRACTS, Contract
+from adapter.rivta.contracts import CONTRACTS, Contract
 from adapter.tomlfile import HttpUrl, Model, Text, TomlFileError, fail, read, validate
 
 INFORMATION_TYPES = {  # the tabs of the overview, in the order NPÖ shows them
@@ -431,7 +431,3 @@ def _log_access(engine: Engine, overview: Overview, origin: AccessOrigin | None)
         session_id=origin.session_id if origin else None, client_address=origin.client_address if origin else None,
     ) for g in owners]
     return access_log.append(engine, entries)
-
-
-def contract_of(name: str) -> Contract:
-    return BY_NAME[name]
