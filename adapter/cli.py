@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -107,7 +107,7 @@ def serve(
     from adapter.gateway.verify import ReloadableVerifier
     from adapter.producer.app import Access, create_app
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _logging(log_level)
     if behind_proxy and plain_http:
         _fail("--behind-proxy and --plain-http exclude each other")
     if behind_proxy and uds is None:
@@ -194,7 +194,7 @@ def ei_sync(store: str | None = StoreOpt,
 
     from adapter.ei.run import sender_for
 
-    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _logging("info")
     settings = _settings(store)
     if not settings.ei_url:
         _fail("no engagement index configured: set NPO_EI_URL (and NPO_EI_LOGICAL_ADDRESS)")
@@ -291,7 +291,7 @@ def stubs(
     from adapter.stubs.run import DEV_SEED, serve_stubs, tls_from_dev_pki
     from adapter.stubs.seed import SeedError, load_seed
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _logging(log_level)
     if plain_http and not server.is_loopback(host):
         _fail("plain HTTP is refused on anything but loopback")
     seed = seed or DEV_SEED
@@ -330,7 +330,6 @@ def overview(
     from adapter.consumer.overview import (
         AccessOrigin,
         build_overview,
-        load_config,
         patient_type_of,
         register_unit_consent,
     )
@@ -343,7 +342,7 @@ def overview(
         _fail("the patient id must be 12 digits without separator")
     if consent_given and emergency is not None:
         _fail("choose --consent or --emergency, not both")
-    config = load_config(config_path)
+    config = _consumer_config(config_path)
     if emergency is not None and (problem := reason_problem(emergency, config.emergency)):
         _fail(f"--emergency: {problem}")
     try:
@@ -366,6 +365,16 @@ def overview(
         typer.echo(to_bundle(ov).model_dump_json(indent=2))
         return
     _print_overview(ov, assignment.name)
+
+
+def _consumer_config(path: Path):
+    """The consumer's configuration with its certificate files present, or exit 2 naming the file and key."""
+    from adapter.consumer.overview import ConsumerConfigError, load_config
+
+    try:
+        return load_config(path, check_files=True)
+    except ConsumerConfigError as exc:
+        _fail(str(exc))
 
 
 def _print_overview(ov, assignment_name: str) -> None:
@@ -413,14 +422,13 @@ def ui(
     """The staff web page and its REST API: patient overviews with PDL applied, every access logged. Staff sign in
     through the hospital's OpenID provider ([staff_login]) over HTTPS; without one, only a labelled demo mode on
     loopback ([demo_user])."""
-    from adapter.consumer.overview import load_config
     from adapter.ui import create_ui_app
     from adapter.ui.serve import listen_refusal, run_ui
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _logging(log_level)
     if not config_path.is_file():
         _fail(f"no consumer configuration at {config_path}")
-    config = load_config(config_path)
+    config = _consumer_config(config_path)
     refusal = listen_refusal(host, tls_cert, tls_key, provider=config.staff_login is not None,
                              demo=config.demo_user is not None)
     if refusal:
@@ -429,9 +437,6 @@ def ui(
         _fail(f"{config_path} names no [[assignment]] for the demo user: nothing to choose")
     if config.staff_login is not None and not config.staff_login.client_secret:
         _fail("[staff_login] has no client secret (client_secret_file, or the variable named by client_secret_env)")
-    for path in (config.client_cert, config.client_key, config.ca):
-        if not path.is_file():
-            _fail(f"{path} is missing (the consumer's certificate; dev: `npo-adapter certs init`)")
     settings = _settings(store)
     app_ = create_ui_app(config, _open(store), log_flush_interval=log_flush_interval)
     mode = (f"sign-in through {config.staff_login.issuer}" if config.staff_login
@@ -465,11 +470,10 @@ def audit_send(store: str | None = StoreOpt, config_path: Path = ConsumerOpt) ->
 
     import httpx
 
-    from adapter.consumer.overview import load_config
     from adapter.consumer.pdl.log_queue import flush
     from adapter.consumer.pdl.services import STORE_LOG
 
-    config = load_config(config_path)
+    config = _consumer_config(config_path)
     engine = _open(store)
 
     async def run():
@@ -531,8 +535,17 @@ def _register_contract_test() -> None:
 _register_contract_test()
 
 
+def _logging(level: str) -> None:
+    from adapter import logs
+
+    try:
+        logs.setup(level)
+    except ValueError as exc:
+        _fail(f"--log-level: {exc}")
+
+
 def _fail(message: str) -> NoReturn:
-    console.print(f"[red]refused:[/red] {message}")
+    console.print(f"[red]refused:[/red] {escape(message)}", highlight=False)
     raise typer.Exit(code=2)
 
 

@@ -38,7 +38,3 @@ class Settings(BaseSettings):
     # The PDL access log's chain key and checkpoints, kept outside the database (adapter/consumer/pdl/audit_seal.py).
     audit_key_file: str = "var/audit.key"
     audit_checkpoints: str = "var/audit-checkpoints.jsonl"
-
-
-def settings() -> Settings:
-    return Settings()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-import tomllib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import httpx
 from lxml import etree
+from pydantic import Field
 from sqlalchemy.engine import Engine
 
 from adapter.consumer.fetch import (
@@ -52,16 +52,17 @@ from adapter.consumer.pdl.services import (
 from adapter.consumer.pdl.soap_call import PdlServiceError
 from adapter.consumer.staff_settings import (
     DemoUser,
+    DemoUserTable,
     EmergencyPolicy,
+    EmergencyTable,
     SessionPolicy,
+    SessionTable,
     StaffLogin,
-    load_demo_user,
-    load_emergency,
-    load_session,
-    load_staff_login,
+    StaffLoginTable,
 )
 from adapter.mapping import codes, timefmt
-from adapter.rivta.contracts import BY_NAME, CONTRACTS, Contract
+from adapter.rivta.contracts import CONTRACTS, Contract
+from adapter.tomlfile import HttpUrl, Model, Text, TomlFileError, fail, read, validate
 
 INFORMATION_TYPES = {  # the tabs of the overview, in the order NPÖ shows them
     "GetDiagnosis": "Diagnoser",
@@ -135,29 +136,93 @@ class ConsumerConfig:
         raise KeyError(f"no assignment for care unit {care_unit} in the configuration")
 
 
-def load_config(path: Path) -> ConsumerConfig:
+class ConsumerConfigError(TomlFileError):
+    """The consumer's TOML file cannot be used; the message names the file, the key path and the problem."""
+
+
+class _ClientTable(Model):
+    cert: Text
+    key: Text
+    ca: Text
+    crls: list[Text] = []
+    timeout: float = Field(27, gt=0)
+    deadline: float = Field(20, gt=0)
+    service_timeout: float = Field(5, gt=0)
+
+
+class _ServicesTable(Model):
+    consent_url: HttpUrl
+    blocking_url: HttpUrl
+    log_url: HttpUrl
+    consent_address: Text = NATIONAL_HSA_ID
+    blocking_address: Text = NATIONAL_HSA_ID
+
+
+class _SourceTable(Model):
+    name: Text
+    url: HttpUrl
+    logical_address: Text
+
+
+class _AssignmentTable(Model):
+    name: Text
+    care_unit: Text
+    care_giver: Text
+    purpose: Text = "Vård och behandling"
+
+
+class _ConsumerFile(Model):
+    client: _ClientTable
+    services: _ServicesTable
+    source: list[_SourceTable]
+    assignment: list[_AssignmentTable] = []
+    staff_login: StaffLoginTable | None = None
+    session: SessionTable = SessionTable()
+    emergency: EmergencyTable = EmergencyTable()
+    demo_user: DemoUserTable | None = None
+
+
+def load_config(path: Path, *, check_files: bool = False) -> ConsumerConfig:
     """The consumer's TOML configuration (see config/consumer.dev.toml); relative paths are taken from
-    the file's folder's parent (the repository root for files in config/)."""
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    the file's folder's parent (the repository root for files in config/). `ConsumerConfigError` names the file,
+    the key and the problem; with `check_files`, also a certificate, key, CA or CRL file that is not there."""
+    data = validate(_ConsumerFile, read(path, ConsumerConfigError), path, ConsumerConfigError)
     base = path.resolve().parent.parent
 
     def p(value: str) -> Path:
         return (base / value) if not Path(value).is_absolute() else Path(value)
 
-    client, services = data["client"], data["services"]
-    return ConsumerConfig(
-        sources=tuple(Source(s["name"], s["url"], s["logical_address"]) for s in data["source"]),
-        services=NationalServices(**services),
-        client_cert=p(client["cert"]), client_key=p(client["key"]), ca=p(client["ca"]),
-        crls=tuple(p(c) for c in client.get("crls", [])),
-        fetch=FetchSettings(per_source_timeout=float(client.get("timeout", 27)),
-                            deadline=float(client.get("deadline", 20))),
-        service_timeout=float(client.get("service_timeout", 5)),
-        assignments=tuple(Assignment(a["name"], a["care_unit"], a["care_giver"],
-                                     a.get("purpose", "Vård och behandling")) for a in data.get("assignment", [])),
-        staff_login=load_staff_login(data.get("staff_login"), base), session=load_session(data.get("session")),
-        emergency=load_emergency(data.get("emergency")), demo_user=load_demo_user(data.get("demo_user")),
+    client, services = data.client, data.services
+    staff_login = None
+    if data.staff_login is not None:
+        try:
+            secret = data.staff_login.secret(base)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise fail(ConsumerConfigError, path, ("staff_login", "client_secret_file"),
+                       f"cannot read {p(data.staff_login.client_secret_file or '')}: "
+                       f"{exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}") from None
+        staff_login = data.staff_login.build(base, secret)
+    config = ConsumerConfig(
+        sources=tuple(Source(s.name, s.url, s.logical_address) for s in data.source),
+        services=NationalServices(**services.model_dump()),
+        client_cert=p(client.cert), client_key=p(client.key), ca=p(client.ca),
+        crls=tuple(p(c) for c in client.crls),
+        fetch=FetchSettings(per_source_timeout=client.timeout, deadline=client.deadline),
+        service_timeout=client.service_timeout,
+        assignments=tuple(Assignment(a.name, a.care_unit, a.care_giver, a.purpose) for a in data.assignment),
+        staff_login=staff_login, session=data.session.build(), emergency=data.emergency.build(),
+        demo_user=data.demo_user.build() if data.demo_user else None,
     )
+    if check_files:
+        files: list[tuple[tuple[str | int, ...], Path | None]] = [
+            (("client", "cert"), config.client_cert), (("client", "key"), config.client_key),
+            (("client", "ca"), config.ca), *((("client", "crls", i), c) for i, c in enumerate(config.crls)),
+            (("staff_login", "ca"), staff_login.ca if staff_login else None)]
+        for key, file in files:
+            if file is not None and not file.is_file():
+                raise fail(ConsumerConfigError, path, key, f"no such file {file}"
+                           + (" (dev: `npo-adapter certs init`)" if key[0] == "client" else ""))
+    return config
 
 
 @dataclass
@@ -366,7 +431,3 @@ def _log_access(engine: Engine, overview: Overview, origin: AccessOrigin | None)
         session_id=origin.session_id if origin else None, client_address=origin.client_address if origin else None,
     ) for g in owners]
     return access_log.append(engine, entries)
-
-
-def contract_of(name: str) -> Contract:
-    return BY_NAME[name]

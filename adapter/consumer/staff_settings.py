@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pydantic import Field
+
+from adapter.tomlfile import HttpUrl, Model, Text
+
 
 @dataclass(frozen=True)
 class ClaimNames:
@@ -67,39 +71,68 @@ class DemoUser:
     name: str
 
 
-def _secret(data: dict, base: Path) -> str:
-    if "client_secret_file" in data:
-        return (base / data["client_secret_file"]).read_text(encoding="utf-8").strip()
-    env = data.get("client_secret_env", "NPO_OIDC_CLIENT_SECRET")
-    return os.environ.get(env, "")
+# -- the tables in the consumer's TOML file ----------------------------------------------------------------------
+class ClaimsTable(Model):
+    hsa_id: Text = "hsa_id"
+    name: Text = "name"
+    assignments: Text = "medarbetaruppdrag"
+    assignment_name: Text = "name"
+    care_unit: Text = "care_unit"
+    care_giver: Text = "care_giver"
+    purpose: Text = "purpose"
 
 
-def load_staff_login(data: dict | None, base: Path) -> StaffLogin | None:
-    if not data:
-        return None
-    return StaffLogin(
-        issuer=data["issuer"].rstrip("/"), client_id=data["client_id"], client_secret=_secret(data, base),
-        public_url=data["public_url"], scopes=data.get("scopes", "openid profile"),
-        api_audience=data.get("api_audience"), ca=(base / data["ca"]) if data.get("ca") else None,
-        allowed_hosts=tuple(data.get("allowed_hosts", ())), claims=ClaimNames(**data.get("claims", {})),
-        leeway_seconds=int(data.get("leeway_seconds", 30)))
+class StaffLoginTable(Model):
+    issuer: HttpUrl
+    client_id: Text
+    client_secret_file: Text | None = None
+    client_secret_env: Text = "NPO_OIDC_CLIENT_SECRET"
+    public_url: HttpUrl
+    scopes: Text = "openid profile"
+    api_audience: Text | None = None
+    ca: Text | None = None
+    allowed_hosts: list[Text] = []
+    claims: ClaimsTable = ClaimsTable()
+    leeway_seconds: int = Field(30, ge=0)
+
+    def build(self, base: Path, secret: str) -> StaffLogin:
+        return StaffLogin(
+            issuer=self.issuer.rstrip("/"), client_id=self.client_id, client_secret=secret,
+            public_url=self.public_url, scopes=self.scopes, api_audience=self.api_audience,
+            ca=(base / self.ca) if self.ca else None, allowed_hosts=tuple(self.allowed_hosts),
+            claims=ClaimNames(**self.claims.model_dump()), leeway_seconds=self.leeway_seconds)
+
+    def secret(self, base: Path) -> str:
+        """The client secret: from client_secret_file (OSError when unreadable) or the environment variable."""
+        if self.client_secret_file is not None:
+            return (base / self.client_secret_file).read_text(encoding="utf-8").strip()
+        return os.environ.get(self.client_secret_env, "")
 
 
-def load_session(data: dict | None) -> SessionPolicy:
-    data = data or {}
-    return SessionPolicy(idle_seconds=float(data.get("idle_minutes", 30)) * 60,
-                         lifetime_seconds=float(data.get("lifetime_hours", 12)) * 3600)
+class SessionTable(Model):
+    idle_minutes: float = Field(30, gt=0)
+    lifetime_hours: float = Field(12, gt=0)
+
+    def build(self) -> SessionPolicy:
+        return SessionPolicy(idle_seconds=self.idle_minutes * 60, lifetime_seconds=self.lifetime_hours * 3600)
 
 
-def load_emergency(data: dict | None) -> EmergencyPolicy:
-    data = data or {}
-    return EmergencyPolicy(min_reason_length=int(data.get("min_reason_length", 15)),
-                           duration_seconds=float(data.get("hours", 4)) * 3600,
-                           per_user_per_hour=int(data.get("per_user_per_hour", 10)))
+class EmergencyTable(Model):
+    min_reason_length: int = Field(15, ge=0)
+    hours: float = Field(4, gt=0)
+    per_user_per_hour: int = Field(10, ge=0)
+
+    def build(self) -> EmergencyPolicy:
+        return EmergencyPolicy(min_reason_length=self.min_reason_length, duration_seconds=self.hours * 3600,
+                               per_user_per_hour=self.per_user_per_hour)
 
 
-def load_demo_user(data: dict | None) -> DemoUser | None:
-    return DemoUser(data["hsa_id"], data["name"]) if data else None
+class DemoUserTable(Model):
+    hsa_id: Text
+    name: Text
+
+    def build(self) -> DemoUser:
+        return DemoUser(self.hsa_id, self.name)
 
 
 def reason_problem(reason: str | None, policy: EmergencyPolicy) -> str | None:

@@ -30,12 +30,15 @@ and which systems may write to the FHIR endpoint (`/fhir`), for which source sys
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, model_validator
 
 from adapter.gateway.pki import is_canonical_hsa_id
 from adapter.rivta.contracts import BY_NAME
+from adapter.tomlfile import Model, Text, TomlFileError, read, validate
 
 ANY = "*"
 
@@ -67,8 +70,8 @@ class WriterGrant:
     care_givers: frozenset[str]  # upper case
 
 
-class AuthorisationError(ValueError):
-    pass
+class AuthorisationError(TomlFileError):
+    """The authorisations file cannot be used; the message names the file, the key path and the problem."""
 
 
 @dataclass(frozen=True)
@@ -101,51 +104,60 @@ class Authorisations:
         return tuple(units)
 
 
-def load(path: Path) -> Authorisations:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise AuthorisationError(f"{path}: {exc}") from None
-    allows, hides = [], []
-    for i, entry in enumerate(data.get("allow", [])):
-        consumer = entry.get("consumer")
-        if not isinstance(consumer, str) or not is_canonical_hsa_id(consumer):
-            raise AuthorisationError(f"{path}: allow[{i}].consumer must be an HSA-id in canonical form "
-                                     "(upper-case ASCII, as in the certificate)")
-        unknown_contracts = set(_strings(entry, "contracts", path, f"allow[{i}]")) - {ANY, *BY_NAME}
-        if unknown_contracts:
-            raise AuthorisationError(f"{path}: allow[{i}].contracts: unknown {sorted(unknown_contracts)}")
-        allows.append(Allow(
-            consumer=consumer,
-            contracts=frozenset(_strings(entry, "contracts", path, f"allow[{i}]")),
-            logical_addresses=frozenset(s.upper() for s in _strings(entry, "logical_addresses", path, f"allow[{i}]")),
-        ))
-    for i, entry in enumerate(data.get("hide", [])):
-        hides.append(Hide(
-            consumers=frozenset(s.upper() for s in _strings(entry, "consumers", path, f"hide[{i}]")),
-            care_units=tuple(_strings(entry, "care_units", path, f"hide[{i}]")),
-        ))
-    writers = []
-    for i, entry in enumerate(data.get("writer", [])):
-        hsa_id = entry.get("hsa_id")
-        if not isinstance(hsa_id, str) or not is_canonical_hsa_id(hsa_id):
-            raise AuthorisationError(f"{path}: writer[{i}].hsa_id must be an HSA-id in canonical form")
-        systems = _strings(entry, "source_systems", path, f"writer[{i}]")
-        givers = _strings(entry, "care_givers", path, f"writer[{i}]")
-        if ANY in systems or ANY in givers:
-            raise AuthorisationError(f"{path}: writer[{i}]: name the source systems and care givers (no \"*\")")
-        writers.append(WriterGrant(hsa_id, frozenset(s.upper() for s in systems), frozenset(g.upper() for g in givers)))
-    platform = data.get("platform", [])
-    if not isinstance(platform, list) or not all(isinstance(p, str) and is_canonical_hsa_id(p) for p in platform):
-        raise AuthorisationError(f"{path}: platform must be a list of HSA-ids in canonical form")
-    unknown = set(data) - {"allow", "hide", "platform", "writer"}
-    if unknown:
-        raise AuthorisationError(f"{path}: unknown section(s) {sorted(unknown)}")
-    return Authorisations(tuple(allows), tuple(hides), tuple(writers), frozenset(platform))
-
-
-def _strings(entry: dict, key: str, path: Path, where: str) -> list[str]:
-    value = entry.get(key)
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-        raise AuthorisationError(f"{path}: {where}.{key} must be a non-empty list of strings")
+def _canonical(value: str) -> str:
+    if not is_canonical_hsa_id(value):
+        raise ValueError("must be an HSA-id in canonical form (upper-case ASCII, as in the certificate)")
     return value
+
+
+def _contract(value: str) -> str:
+    if value != ANY and value not in BY_NAME:
+        raise ValueError(f"unknown contract {value!r} (known: {', '.join(BY_NAME)}, or \"*\")")
+    return value
+
+
+HsaId = Annotated[str, AfterValidator(_canonical)]
+Strings = Annotated[list[Text], Field(min_length=1)]
+
+
+class _AllowTable(Model):
+    consumer: HsaId
+    contracts: Annotated[list[Annotated[str, AfterValidator(_contract)]], Field(min_length=1)]
+    logical_addresses: Strings
+
+
+class _HideTable(Model):
+    consumers: Strings
+    care_units: Strings
+
+
+class _WriterTable(Model):
+    hsa_id: HsaId
+    source_systems: Strings
+    care_givers: Strings
+
+    @model_validator(mode="after")
+    def _named(self) -> _WriterTable:
+        if ANY in self.source_systems or ANY in self.care_givers:
+            raise ValueError("name the source systems and care givers (no \"*\")")
+        return self
+
+
+class _AuthorisationsFile(Model):
+    platform: list[HsaId] = []
+    allow: list[_AllowTable] = []
+    hide: list[_HideTable] = []
+    writer: list[_WriterTable] = []
+
+
+def load(path: Path) -> Authorisations:
+    """The authorisations file; `AuthorisationError` names the file, the key path and the problem."""
+    data = validate(_AuthorisationsFile, read(path, AuthorisationError), path, AuthorisationError)
+    return Authorisations(
+        allows=tuple(Allow(a.consumer, frozenset(a.contracts), frozenset(s.upper() for s in a.logical_addresses))
+                     for a in data.allow),
+        hides=tuple(Hide(frozenset(s.upper() for s in h.consumers), tuple(h.care_units)) for h in data.hide),
+        writers=tuple(WriterGrant(w.hsa_id, frozenset(s.upper() for s in w.source_systems),
+                                  frozenset(g.upper() for g in w.care_givers)) for w in data.writer),
+        platform=frozenset(data.platform),
+    )

@@ -28,6 +28,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
+from adapter.ei import outbox
 from adapter.intake.resolver import StoreView
 from adapter.intake.results import IntakeError, Result, shown_ref, shown_type
 from adapter.intake.validation import InvalidResource, validate
@@ -45,9 +46,9 @@ from adapter.mapping.context import (
 from adapter.mapping.errors import MappingError
 from adapter.rivta import soap
 from adapter.sources.files import Item
-from adapter.store import engagements, locks, resources
+from adapter.store import locks, resources
 from adapter.store import records as store
-from adapter.store.engagements import RecordKey
+from adapter.store.keys import RecordKey
 from adapter.store.resources import Stored
 
 log = logging.getLogger("adapter.intake")
@@ -156,7 +157,7 @@ class Intake:
 
     def finish(self) -> None:
         """Queue the engagement changes of what was taken in (in the caller's transaction)."""
-        engagements.note_changes(self.conn, self.touched)
+        outbox.note_changes(self.conn, self.touched)
         self.touched.clear()
 
     # -- preparing ----------------------------------------------------------------------------------------------

@@ -25,10 +25,6 @@ class Item:
     error: str | None = None
     expression: str = ""  # FHIRPath of the entry in its Bundle ("Bundle.entry[3]"), "" for a lone resource
 
-    @property
-    def delete_ref(self) -> str | None:
-        return self.url if self.method == "DELETE" else None
-
 
 def expand(paths: Iterable[str | Path]) -> list[Path]:
     files: list[Path] = []

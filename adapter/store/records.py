@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from adapter.mapping.record import Record
 from adapter.rivta.contracts import BY_NAME, DateRule
-from adapter.store.engagements import RecordKey
+from adapter.store.keys import RecordKey
 from adapter.store.tables import record_days, records
 
 

@@ -49,6 +49,7 @@ from fastapi import FastAPI, Request, Response
 from lxml import etree
 from pydantic import BaseModel, Field
 
+from adapter import logs
 from adapter.ei.messages import (
     DEPLOYED_RESIDENT_PATTERN,
     EI_CORE_NS,
@@ -476,10 +477,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--client-ca", type=Path)
     parser.add_argument("--crl", type=Path, action="append", default=[])
     parser.add_argument("--plain-http", action="store_true", help="no TLS (loopback only)")
-    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--log-level", default="info", choices=logs.LEVELS, type=str.lower)
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.setup(args.log_level)
     tls = None
     if args.plain_http:
         if not server.is_loopback(args.host):

@@ -33,21 +33,23 @@ change what the stand-in answers.
 
 from __future__ import annotations
 
-import tomllib
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, PlainValidator, model_validator
 
 from adapter.consumer.pdl.services import PATIENT_ID_ROOTS, PERSONNUMMER
 from adapter.mapping.timefmt import SWEDEN
+from adapter.tomlfile import Model, Stripped, TomlFileError, read, validate
 
 EXCLUDABLE_TYPES = frozenset({"lak", "upp"})
 
 
-class SeedError(ValueError):
-    """The seed file is unusable; the message names the entry and the field."""
+class SeedError(TomlFileError):
+    """The seed file is unusable; the message names the file, the key path and the problem."""
 
 
 @dataclass(frozen=True)
@@ -91,124 +93,102 @@ class Seed:
     blocks: tuple[BlockRecord, ...] = ()
 
 
-def load_seed(path: Path) -> Seed:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise SeedError(f"{path}: {exc}") from None
-    return parse_seed(data, str(path))
+def _start(value: Any) -> datetime:
+    return _time(value, end_of_day=False)
 
 
-def parse_seed(data: dict[str, Any], origin: str = "seed") -> Seed:
-    _only(data, {"consent", "block"}, origin)
-    consents = tuple(_consent(e, f"{origin}: consent #{i}") for i, e in enumerate(_tables(data, "consent", origin), 1))
-    blocks = tuple(_block(e, f"{origin}: block #{i}") for i, e in enumerate(_tables(data, "block", origin), 1))
-    return Seed(consents, blocks)
+def _end(value: Any) -> datetime:
+    return _time(value, end_of_day=True)
 
 
-def _consent(e: dict[str, Any], where: str) -> ConsentRecord:
-    _only(e, {"id", "patient", "patient_type", "type", "care_provider", "care_unit", "employee", "valid_from",
-              "valid_to", "withdrawn"}, where)
-    kind = _str(e, "type", where, default="Consent")
-    if kind not in ("Consent", "Emergency"):
-        raise SeedError(f"{where}: type must be Consent or Emergency")
-    start, end = _time(e, "valid_from", where), _time(e, "valid_to", where, end_of_day=True)
-    _check_period(start, end, where)
-    return ConsentRecord(
-        assertion_id=_str(e, "id", where, default=str(uuid.uuid4())),
-        assertion_type=kind,
-        patient_type=_patient_type(e, where),
-        patient_id=_str(e, "patient", where),
-        care_provider=_str(e, "care_provider", where),
-        care_unit=_str(e, "care_unit", where),
-        employee=_str(e, "employee", where, default=None),
-        start=start,
-        end=end,
-        withdrawn=_time(e, "withdrawn", where),
-    )
-
-
-def _block(e: dict[str, Any], where: str) -> BlockRecord:
-    _only(e, {"id", "patient", "patient_type", "type", "care_provider", "care_unit", "valid_from", "valid_to",
-              "excluded_types", "revoke"}, where)
-    kind = _str(e, "type", where)
-    if kind not in ("Inner", "Outer"):
-        raise SeedError(f"{where}: type must be Inner or Outer")
-    unit = _str(e, "care_unit", where, default=None)
-    if kind == "Inner" and unit is None:
-        raise SeedError(f"{where}: an inner block needs care_unit")
-    excluded = e.get("excluded_types", [])
-    if not isinstance(excluded, list) or not set(excluded) <= EXCLUDABLE_TYPES:
-        raise SeedError(f"{where}: excluded_types must be a list of {sorted(EXCLUDABLE_TYPES)}")
-    start, end = _time(e, "valid_from", where), _time(e, "valid_to", where, end_of_day=True)
-    _check_period(start, end, where)
-    revokes = []
-    for i, r in enumerate(_tables(e, "revoke", where), 1):
-        at = f"{where}, revoke #{i}"
-        _only(r, {"care_unit", "employee", "valid_to"}, at)
-        until = _time(r, "valid_to", at, end_of_day=True)
-        if until is None:
-            raise SeedError(f"{at}: valid_to is required")
-        revokes.append(Revoke(_str(r, "care_unit", at), until, _str(r, "employee", at, default=None)))
-    return BlockRecord(
-        block_id=_str(e, "id", where, default=str(uuid.uuid4())),
-        block_type=kind,
-        patient_type=_patient_type(e, where),
-        patient_id=_str(e, "patient", where),
-        care_provider=_str(e, "care_provider", where),
-        care_unit=unit,
-        start=start,
-        end=end,
-        excluded_types=frozenset(excluded),
-        revokes=tuple(revokes),
-    )
-
-
-_REQUIRED = object()
-
-
-def _str(e: dict[str, Any], key: str, where: str, default: Any = _REQUIRED) -> Any:
-    if key not in e:
-        if default is _REQUIRED:
-            raise SeedError(f"{where}: {key} is required")
-        return default
-    value = e[key]
-    if not isinstance(value, str) or not value.strip():
-        raise SeedError(f"{where}: {key} must be a non-empty string")
-    return value.strip()
-
-
-def _patient_type(e: dict[str, Any], where: str) -> str:
-    root = _str(e, "patient_type", where, default=PERSONNUMMER)
-    if root not in PATIENT_ID_ROOTS:
-        raise SeedError(f"{where}: patient_type must be one of {sorted(PATIENT_ID_ROOTS)}")
-    return root
-
-
-def _time(e: dict[str, Any], key: str, where: str, *, end_of_day: bool = False) -> datetime | None:
-    value = e.get(key)
-    if value is None:
-        return None
+def _time(value: Any, *, end_of_day: bool) -> datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo is not None else value.replace(tzinfo=SWEDEN)
     if isinstance(value, date):
         return datetime.combine(value, time.max if end_of_day else time.min, tzinfo=SWEDEN)
-    raise SeedError(f"{where}: {key} must be a TOML date or date-time")
+    raise ValueError(f"must be a TOML date or date-time (found {value!r})")
 
 
-def _check_period(start: datetime | None, end: datetime | None, where: str) -> None:
-    if start is not None and end is not None and end < start:
-        raise SeedError(f"{where}: valid_to is before valid_from")
-
-
-def _tables(data: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:
-    value = data.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise SeedError(f"{where}: {key} must be an array of tables ([[{key}]])")
+def _patient_type(value: str) -> str:
+    if value not in PATIENT_ID_ROOTS:
+        raise ValueError(f"must be one of {sorted(PATIENT_ID_ROOTS)}")
     return value
 
 
-def _only(e: dict[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(e) - allowed)
-    if unknown:
-        raise SeedError(f"{where}: unknown key(s) {', '.join(unknown)}")
+Start = Annotated[datetime, PlainValidator(_start)]  # a date means its first moment
+End = Annotated[datetime, PlainValidator(_end)]  # a date means its last moment
+PatientType = Annotated[Stripped, AfterValidator(_patient_type)]
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class _Period(Model):
+    valid_from: Start | None = None
+    valid_to: End | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _Period:
+        if self.valid_from is not None and self.valid_to is not None and self.valid_to < self.valid_from:
+            raise ValueError("valid_to is before valid_from")
+        return self
+
+
+class _ConsentTable(_Period):
+    id: Stripped = Field(default_factory=_new_id)
+    patient: Stripped
+    patient_type: PatientType = PERSONNUMMER
+    type: Literal["Consent", "Emergency"] = "Consent"
+    care_provider: Stripped
+    care_unit: Stripped
+    employee: Stripped | None = None
+    withdrawn: Start | None = None
+
+    def record(self) -> ConsentRecord:
+        return ConsentRecord(self.id, self.type, self.patient_type, self.patient, self.care_provider, self.care_unit,
+                             self.employee, self.valid_from, self.valid_to, self.withdrawn)
+
+
+class _RevokeTable(Model):
+    care_unit: Stripped
+    employee: Stripped | None = None
+    valid_to: End
+
+
+class _BlockTable(_Period):
+    id: Stripped = Field(default_factory=_new_id)
+    patient: Stripped
+    patient_type: PatientType = PERSONNUMMER
+    type: Literal["Inner", "Outer"]
+    care_provider: Stripped
+    care_unit: Stripped | None = None
+    excluded_types: list[Literal["lak", "upp"]] = []
+    revoke: list[_RevokeTable] = []
+
+    @model_validator(mode="after")
+    def _inner_has_unit(self) -> _BlockTable:
+        if self.type == "Inner" and self.care_unit is None:
+            raise ValueError("an inner block needs care_unit")
+        return self
+
+    def record(self) -> BlockRecord:
+        return BlockRecord(self.id, self.type, self.patient_type, self.patient, self.care_provider, self.care_unit,
+                           self.valid_from, self.valid_to, frozenset(self.excluded_types),
+                           tuple(Revoke(r.care_unit, r.valid_to, r.employee) for r in self.revoke))
+
+
+class _SeedFile(Model):
+    consent: list[_ConsentTable] = []
+    block: list[_BlockTable] = []
+
+
+def load_seed(path: Path) -> Seed:
+    """The seed file; `SeedError` names the file, the key path (e.g. `block[0].revoke[1].valid_to`) and the
+    problem."""
+    return parse_seed(read(path, SeedError), str(path))
+
+
+def parse_seed(data: dict[str, Any], origin: str = "seed") -> Seed:
+    seed = validate(_SeedFile, data, origin, SeedError)
+    return Seed(tuple(c.record() for c in seed.consent), tuple(b.record() for b in seed.block))

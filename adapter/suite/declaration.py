@@ -13,22 +13,24 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 from lxml import etree
+from pydantic import AfterValidator, Field, PlainValidator, Strict
 
 from adapter.mapping.codes import PERSONNUMMER, SAMORDNINGSNUMMER
 from adapter.rivta import xml
 from adapter.rivta.contracts import BY_NAME, Contract
+from adapter.tomlfile import Model, Stripped, Text, TomlFileError, read, validate
 
 _DAY = re.compile(r"^[0-9]{8}$")
 
 
-class DeclarationError(ValueError):
-    """The declaration cannot be used; the message names the file and the field."""
+class DeclarationError(TomlFileError):
+    """The declaration cannot be used; the message names the file and the field (a TOML file: the key path)."""
 
 
 @dataclass(frozen=True)
@@ -143,140 +145,142 @@ def load(paths: Sequence[Path]) -> Declaration:
 
 
 # -- TOML ---------------------------------------------------------------------------------------------------
-_STRINGS = ("url", "logical_address", "source_system", "consumer", "personnummer", "samordningsnummer",
-            "reservnummer", "reservnummer_type", "unknown_patient", "care_unit", "care_giver", "care_contact",
-            "unknown_care_contact", "test_string", "hidden_consumer", "filter_string", "blacklisted_consumer",
-            "other_consumer", "chain_root", "chain_extension")
-_LISTS = ("more_patients", "patient_names", "load_patients")
-_PERIODS = ("empty_period", "manual_period")
-_TABLES = ("case_patients", "skip")
-_CONTRACT_KEYS = {*_STRINGS, *_LISTS, *_PERIODS, *_TABLES, "intervals"}
-_LOAD_KEYS = {f.name for f in dataclasses.fields(LoadProfile)}
+def _toml_period(value: object) -> tuple[str, str]:
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+        raise ValueError(f'must be ["YYYYMMDD", "YYYYMMDD"] (found {value!r})')
+    start, end = value[0].strip(), value[1].strip()
+    if not (_DAY.match(start) and _DAY.match(end)) or start > end:
+        raise ValueError("a period is two dates YYYYMMDD, the start not after the end")
+    return start, end
+
+
+def _contract_name(name: str) -> str:
+    if name not in BY_NAME:
+        raise ValueError(f"unknown contract (known: {', '.join(BY_NAME)})")
+    return name
+
+
+def _think(value: tuple[float, float]) -> tuple[float, float]:
+    if value[0] > value[1]:
+        raise ValueError("must be [min, max] seconds")
+    return value
+
+
+TomlPeriod = Annotated[tuple[str, str], PlainValidator(_toml_period)]
+Positive = Annotated[int, Strict(), Field(gt=0)]
+PositiveSeconds = Annotated[float, Strict(), Field(gt=0)]
+
+
+class _ContractKeys(Model):
+    """The keys of the top level (every contract) and of a [contracts.<Name>] table (that contract)."""
+
+    url: Stripped | None = None
+    logical_address: Stripped | None = None
+    source_system: Stripped | None = None
+    consumer: Stripped | None = None
+    personnummer: Stripped | None = None
+    samordningsnummer: Stripped | None = None
+    reservnummer: Stripped | None = None
+    reservnummer_type: Stripped | None = None
+    unknown_patient: Stripped | None = None
+    care_unit: Stripped | None = None
+    care_giver: Stripped | None = None
+    care_contact: Stripped | None = None
+    unknown_care_contact: Stripped | None = None
+    test_string: Text | None = None  # kept as written: spaces may be part of the test
+    hidden_consumer: Stripped | None = None
+    filter_string: Text | None = None
+    blacklisted_consumer: Stripped | None = None
+    other_consumer: Stripped | None = None
+    chain_root: Stripped | None = None
+    chain_extension: Stripped | None = None
+    more_patients: list[Stripped] | None = None
+    patient_names: list[Stripped] | None = None
+    load_patients: list[Stripped] | None = None
+    empty_period: TomlPeriod | None = None
+    manual_period: TomlPeriod | None = None
+    case_patients: dict[str, Stripped] | None = None  # case number -> patient
+    skip: dict[str, Stripped] | None = None  # case number -> why
+    intervals: Annotated[int, Strict(), Field(ge=1, le=1000)] | None = None
+
+
+class _LoadTable(Model):
+    basic_threads: Positive = LoadProfile.basic_threads
+    basic_seconds: PositiveSeconds = LoadProfile.basic_seconds
+    endurance_threads: Positive = LoadProfile.endurance_threads
+    endurance_seconds: PositiveSeconds = LoadProfile.endurance_seconds
+    ramp_from: Positive = LoadProfile.ramp_from
+    ramp_to: Positive = LoadProfile.ramp_to
+    ramp_seconds: PositiveSeconds = LoadProfile.ramp_seconds
+    think_seconds: Annotated[tuple[Annotated[float, Strict(), Field(ge=0)], Annotated[float, Strict(), Field(ge=0)]],
+                             AfterValidator(_think)] = LoadProfile.think_seconds
+    max_call_seconds: PositiveSeconds = LoadProfile.max_call_seconds
+
+
+def _some_contract(tables: dict[str, _ContractKeys]) -> dict[str, _ContractKeys]:
+    if not tables:
+        raise ValueError("no [contracts.<Name>] table: which contracts does the producer serve?")
+    return tables
+
+
+class _DeclarationFile(_ContractKeys):
+    contracts: Annotated[dict[Annotated[str, AfterValidator(_contract_name)], _ContractKeys],
+                         AfterValidator(_some_contract)] = Field(default={}, validate_default=True)
+    load: _LoadTable = _LoadTable()
 
 
 def _from_toml(path: Path) -> tuple[list[ContractDeclaration], LoadProfile]:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise DeclarationError(f"{path}: {exc}") from None
-    unknown = set(data) - _CONTRACT_KEYS - {"contracts", "load"}
-    if unknown:
-        raise DeclarationError(f"{path}: unknown key(s) {sorted(unknown)}")
-    tables = data.get("contracts")
-    if not isinstance(tables, dict) or not tables:
-        raise DeclarationError(f"{path}: no [contracts.<Name>] table: which contracts does the producer serve?")
-    common = {k: v for k, v in data.items() if k not in ("contracts", "load")}
+    data = validate(_DeclarationFile, read(path, DeclarationError), path, DeclarationError)
+    common = data.model_dump(exclude_none=True, exclude={"contracts", "load"})
     out = []
-    for name, own in tables.items():
-        contract = BY_NAME.get(name)
-        if contract is None:
-            raise DeclarationError(f"{path}: [contracts.{name}]: unknown contract (known: {', '.join(BY_NAME)})")
-        if not isinstance(own, dict):
-            raise DeclarationError(f"{path}: contracts.{name} must be a table")
-        bad = set(own) - _CONTRACT_KEYS
-        if bad:
-            raise DeclarationError(f"{path}: [contracts.{name}]: unknown key(s) {sorted(bad)}")
+    for name, own_table in data.contracts.items():
+        own = own_table.model_dump(exclude_none=True)
         merged = {**common, **own}
-        for table in _TABLES:  # tables add up: top level for every contract, plus the contract's own
+        for table in ("case_patients", "skip"):  # tables add up: top level for every contract, plus the contract's own
             merged[table] = {**common.get(table, {}), **own.get(table, {})}
-        out.append(_contract_from_toml(contract, merged, f"{path} [contracts.{name}]"))
-    return out, _load_profile(data.get("load", {}), path)
+        out.append(_contract_from_toml(BY_NAME[name], merged, path, name))
+    return out, LoadProfile(**data.load.model_dump())
 
 
-def _contract_from_toml(contract: Contract, d: dict, where: str) -> ContractDeclaration:
-    def text(key: str) -> str | None:
-        value = d.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise DeclarationError(f"{where}: {key} must be a non-empty string")
-        return value if key in ("test_string", "filter_string") else value.strip()
-
-    def strings(key: str) -> tuple[str, ...]:
-        value = d.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-            raise DeclarationError(f"{where}: {key} must be a list of non-empty strings")
-        return tuple(v.strip() for v in value)
-
-    def period(key: str) -> tuple[str, str] | None:
-        value = d.get(key)
-        if value is None:
-            return None
-        if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
-            raise DeclarationError(f"{where}: {key} must be [\"YYYYMMDD\", \"YYYYMMDD\"]")
-        return _period(value[0], value[1], f"{where}: {key}")
-
-    def table(key: str) -> dict[str, str]:
-        value = d.get(key, {})
-        if not isinstance(value, dict) or not all(isinstance(v, str) and v.strip() for v in value.values()):
-            raise DeclarationError(f"{where}: {key} must map case numbers to strings")
-        return {str(k): v.strip() for k, v in value.items()}
-
-    address = text("logical_address")
-    main = text("personnummer")
-    if not address or not main:
-        raise DeclarationError(f"{where}: logical_address and personnummer are required")
-    coordination = text("samordningsnummer")
-    reserve = text("reservnummer")
-    reserve_type = text("reservnummer_type")
+def _contract_from_toml(contract: Contract, d: dict, path: Path, name: str) -> ContractDeclaration:
+    where = f"{path} [contracts.{name}]"
+    if not d.get("logical_address") or not d.get("personnummer"):
+        raise DeclarationError(f"{path}: contracts.{name}: logical_address and personnummer are required "
+                               f"(at the top level or in [contracts.{name}])")
+    reserve, reserve_type = d.get("reservnummer"), d.get("reservnummer_type")
     if reserve and not reserve_type:
-        raise DeclarationError(f"{where}: reservnummer needs reservnummer_type (the local OID)")
-    chain_root = text("chain_root")
-    intervals = d.get("intervals", 30)
-    if not isinstance(intervals, int) or not 1 <= intervals <= 1000:
-        raise DeclarationError(f"{where}: intervals must be a whole number from 1 to 1000")
-    unknown = text("unknown_patient")
+        raise DeclarationError(f"{path}: contracts.{name}: reservnummer needs reservnummer_type (the local OID)")
+    coordination, unknown, chain_root = d.get("samordningsnummer"), d.get("unknown_patient"), d.get("chain_root")
     return ContractDeclaration(
         contract=contract,
-        logical_address=address,
-        patient=Patient(main, PERSONNUMMER),
-        url=text("url"),
-        source_system=text("source_system"),
-        consumer=text("consumer"),
+        logical_address=d["logical_address"],
+        patient=Patient(d["personnummer"], PERSONNUMMER),
+        url=d.get("url"),
+        source_system=d.get("source_system"),
+        consumer=d.get("consumer"),
         coordination_patient=Patient(coordination, SAMORDNINGSNUMMER) if coordination else None,
         reserve_patient=Patient(reserve, reserve_type) if reserve and reserve_type else None,
         unknown_patient=Patient.national(unknown) if unknown else None,
-        more_patients=tuple(Patient.national(p) for p in strings("more_patients")),
-        patient_names=strings("patient_names"),
-        care_unit=text("care_unit"),
-        care_giver=text("care_giver"),
-        care_contact=text("care_contact"),
-        unknown_care_contact=text("unknown_care_contact"),
-        intervals=intervals,
-        empty_period=period("empty_period"),
-        manual_period=period("manual_period"),
-        test_string=text("test_string"),
-        load_patients=tuple(Patient.national(p) for p in strings("load_patients")),
-        hidden_consumer=text("hidden_consumer"),
-        filter_string=text("filter_string"),
-        blacklisted_consumer=text("blacklisted_consumer"),
-        other_consumer=text("other_consumer"),
-        chain=(chain_root, text("chain_extension")) if chain_root else None,
-        case_patients={k: Patient.national(v) for k, v in table("case_patients").items()},
-        skip=table("skip"),
+        more_patients=tuple(Patient.national(p) for p in d.get("more_patients", ())),
+        patient_names=tuple(d.get("patient_names", ())),
+        care_unit=d.get("care_unit"),
+        care_giver=d.get("care_giver"),
+        care_contact=d.get("care_contact"),
+        unknown_care_contact=d.get("unknown_care_contact"),
+        intervals=d.get("intervals", 30),
+        empty_period=d.get("empty_period"),
+        manual_period=d.get("manual_period"),
+        test_string=d.get("test_string"),
+        load_patients=tuple(Patient.national(p) for p in d.get("load_patients", ())),
+        hidden_consumer=d.get("hidden_consumer"),
+        filter_string=d.get("filter_string"),
+        blacklisted_consumer=d.get("blacklisted_consumer"),
+        other_consumer=d.get("other_consumer"),
+        chain=(chain_root, d.get("chain_extension")) if chain_root else None,
+        case_patients={k: Patient.national(v) for k, v in d["case_patients"].items()},
+        skip=dict(d["skip"]),
         origin=where,
     )
-
-
-def _load_profile(d: object, path: Path) -> LoadProfile:
-    if not isinstance(d, dict):
-        raise DeclarationError(f"{path}: [load] must be a table")
-    bad = set(d) - _LOAD_KEYS
-    if bad:
-        raise DeclarationError(f"{path}: [load]: unknown key(s) {sorted(bad)}")
-    values: dict = {}
-    for key, value in d.items():
-        if key == "think_seconds":
-            ok = isinstance(value, list) and len(value) == 2 and all(isinstance(v, int | float) and v >= 0
-                                                                     for v in value)
-            if not ok or value[0] > value[1]:
-                raise DeclarationError(f"{path}: [load].think_seconds must be [min, max] seconds")
-            values[key] = (float(value[0]), float(value[1]))
-        elif not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-            raise DeclarationError(f"{path}: [load].{key} must be a positive number")
-        else:
-            values[key] = int(value) if key.endswith(("threads", "_from", "_to")) else float(value)
-    return LoadProfile(**values)
 
 
 def _period(start: str, end: str, where: str) -> tuple[str, str]:

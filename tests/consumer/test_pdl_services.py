@@ -721,15 +721,18 @@ def test_dev_seed_answers_as_documented() -> None:
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ('[[consent]]\npatient = "1"\ncare_provider = "a"\ncare_unit = "b"\ncolour = "red"', "unknown key(s) colour"),
-    ('[[consent]]\npatient = "1"\ncare_provider = "a"', "consent #1: care_unit is required"),
-    ('[[consent]]\npatient = "1"\ncare_provider = "a"\ncare_unit = "b"\ntype = "Maybe"', "Consent or Emergency"),
-    ('[[block]]\npatient = "1"\ntype = "Inner"\ncare_provider = "a"', "an inner block needs care_unit"),
-    ('[[block]]\npatient = "1"\ntype = "Outer"\ncare_provider = "a"\nexcluded_types = ["xyz"]', "excluded_types"),
+    ('[[consent]]\npatient = "1"\ncare_provider = "a"\ncare_unit = "b"\ncolour = "red"',
+     "consent[0].colour: unknown key"),
+    ('[[consent]]\npatient = "1"\ncare_provider = "a"', "consent[0].care_unit: is required"),
+    ('[[consent]]\npatient = "1"\ncare_provider = "a"\ncare_unit = "b"\ntype = "Maybe"',
+     "consent[0].type: must be 'Consent' or 'Emergency'"),
+    ('[[block]]\npatient = "1"\ntype = "Inner"\ncare_provider = "a"', "block[0]: an inner block needs care_unit"),
+    ('[[block]]\npatient = "1"\ntype = "Outer"\ncare_provider = "a"\nexcluded_types = ["xyz"]',
+     "block[0].excluded_types[0]: must be 'lak' or 'upp'"),
     ('[[block]]\npatient = "1"\ntype = "Outer"\ncare_provider = "a"\nvalid_from = 2024-02-01\n'
-     'valid_to = 2024-01-01', "valid_to is before valid_from"),
+     'valid_to = 2024-01-01', "block[0]: valid_to is before valid_from"),
     ('[[block]]\npatient = "1"\ntype = "Outer"\ncare_provider = "a"\n[[block.revoke]]\ncare_unit = "b"',
-     "revoke #1: valid_to is required"),
+     "block[0].revoke[0].valid_to: is required"),
 ])
 def test_seed_errors_are_clear(text: str, message: str) -> None:
     with pytest.raises(SeedError, match=re.escape(message)):

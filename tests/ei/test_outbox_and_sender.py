@@ -18,10 +18,11 @@ from sqlalchemy import select
 
 from adapter.demo.generate import generate
 from adapter.demo.world import default_world
+from adapter.ei.outbox import _upsert
 from adapter.ei.sender import Sender, SenderSettings
 from adapter.ingest import ingest
-from adapter.store.engagements import RecordKey, _upsert
 from adapter.store.engine import open_store
+from adapter.store.keys import RecordKey
 from adapter.store.tables import ei_outbox
 from tests.ei.conftest import serve_stub
 from tests.samples import bundle, condition, support_bundle

@@ -1,5 +1,8 @@
 """Engagement-index changes, derived from record changes inside the same transaction (the outbox).
 
+It lives with the engagement index: the store hands over the keys of the records it changed (`RecordKey`) and
+imports nothing of `adapter.ei`; the intake calls `note_changes` in the transaction that changed them.
+
 A record belongs to one engagement: patient (personnummer or samordningsnummer; never a reservnummer),
 service domain and categorization of its contract, source system (= logical address) and data controller
 (the care giver). After a change, an engagement whose last record is gone is sent with deleteFlag=true;
@@ -10,7 +13,6 @@ engagement coalesce into one outbox row.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select, update
@@ -19,40 +21,26 @@ from sqlalchemy.engine import Connection
 from adapter.ei.messages import Engagement, engagement_problems
 from adapter.mapping import codes, timefmt
 from adapter.rivta.contracts import BY_NAME
+from adapter.store.keys import RecordKey
 from adapter.store.tables import ei_outbox, records
 
 NATIONAL_ID_TYPES = (codes.PERSONNUMMER, codes.SAMORDNINGSNUMMER)
 
 
-@dataclass(frozen=True)
-class RecordKey:
-    """The columns of a stored record that decide its engagement."""
+def engages(key: RecordKey) -> bool:
+    """Only national identities with a data controller are registered in the engagement index."""
+    return key.patient_type in NATIONAL_ID_TYPES and bool(key.care_giver)
 
-    patient_id: str
-    patient_type: str
-    contract: str
-    category: str | None
-    source_system: str
-    care_giver: str | None
 
-    @classmethod
-    def of(cls, row) -> RecordKey:
-        return cls(row.patient_id, row.patient_type, row.contract, row.category, row.source_system, row.care_giver)
-
-    @property
-    def engages(self) -> bool:
-        return self.patient_type in NATIONAL_ID_TYPES and bool(self.care_giver)
-
-    @property
-    def categorization(self) -> str:
-        return self.category or BY_NAME[self.contract].ei_categorizations[0]
+def categorization(key: RecordKey) -> str:
+    return key.category or BY_NAME[key.contract].ei_categorizations[0]
 
 
 def note_changes(conn: Connection, keys: Iterable[RecordKey], now: datetime | None = None) -> int:
     """Write an outbox change for every engagement touched by `keys`; returns how many."""
     now = now or datetime.now(UTC)
     changed = 0
-    for key in {k for k in keys if k.engages}:
+    for key in {k for k in keys if engages(k)}:
         remaining = conn.execute(
             select(func.count()).select_from(records).where(
                 records.c.patient_id == key.patient_id,
@@ -73,14 +61,14 @@ def _upsert(conn: Connection, key: RecordKey, *, delete_flag: bool, now: datetim
     ident = {
         "resident": key.patient_id,
         "service_domain": contract.ei_service_domain,
-        "categorization": key.categorization,
+        "categorization": categorization(key),
         "logical_address": key.source_system,
         "data_controller": key.care_giver,
     }
     content = {"delete_flag": delete_flag, "most_recent_content": timefmt.timestamp(now), "updated_at": now}
     problems = engagement_problems(Engagement(
         registered_resident_identification=key.patient_id, service_domain=contract.ei_service_domain,
-        categorization=key.categorization, logical_address=key.source_system,
+        categorization=categorization(key), logical_address=key.source_system,
         most_recent_content=content["most_recent_content"], source_system=key.source_system,
         data_controller=key.care_giver or ""))
     if problems:  # the EI would refuse the whole call for this one: set it aside for an operator
