@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol, cast
 
@@ -102,10 +102,6 @@ class Context:
             for target in resource.target or []:
                 for form in self._forms(target.reference, full_url):
                     self._provenance[form].append(resource)
-
-    def add_all(self, resources: Iterable[Any]) -> None:
-        for r in resources:
-            self.add(r)
 
     def forget(self, key: str) -> None:
         """A resource deleted in this input: neither the input's copy nor the stored one resolves any more."""

@@ -12,7 +12,6 @@ EXT = "https://fhir.npo-adapter.org/StructureDefinition/"
 DIAGNOSIS_TYPE = "https://fhir.inera.se/clinicalprocess-healthcond-description/CodeSystem/diagnosistype-cs"
 KV_DIAGNOSTYP = "https://terminologitjansten.inera.se/inera-kodverksforvaltning/kodverk/kv_diagnostyp"
 ASSESSMENT_CATEGORY = "https://fhir.inera.se/clinicalprocess-healthcond-description/CodeSystem/assessmentcategory-cs"
-PRESCRIPTION_STATUS = "https://fhir.inera.se/CodeSystem/prescriptionstatus"
 NOTE_CODE = "urn:oid:1.2.752.129.2.2.2.11"
 
 # HL7 standard extensions

@@ -46,10 +46,6 @@ class Interaction:
         return f"urn:riv:{self.domain}:{self.name}Responder:{self.major}"
 
     @property
-    def interaction_ns(self) -> str:
-        return f"urn:riv:{self.domain}:{self.name}:{self.major}:rivtabp21"
-
-    @property
     def soap_action(self) -> str:
         return f"{self.responder_ns}:{self.name}"
 

@@ -77,10 +77,6 @@ def find_problems(answer: etree._Element, contract: Contract) -> list[Problem]:
     return problems
 
 
-def check_record(rec: etree._Element, contract: Contract) -> list[str]:
-    return [p.message for p in record_problems(rec, contract)]
-
-
 def record_problems(rec: etree._Element, contract: Contract) -> list[Problem]:
     problems: list[Problem] = []
     for el in rec.iter():

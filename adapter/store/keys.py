@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -15,5 +16,5 @@ class RecordKey:
     care_giver: str | None
 
     @classmethod
-    def of(cls, row) -> RecordKey:
+    def of(cls, row: Any) -> RecordKey:  # a result row with the columns above
         return cls(row.patient_id, row.patient_type, row.contract, row.category, row.source_system, row.care_giver)
