@@ -52,12 +52,18 @@ def _supporting(item: Item) -> bool:
 
 
 def _chunks(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
+    """Chunks of at most `size` items, none holding one resource twice: files of one export often repeat the
+    organisation and the patient (one Bundle a patient), and within one unit of work a resource is written once;
+    in the next chunk the repeat is simply unchanged, or the later version wins."""
     chunk: list[Item] = []
+    keys: set[tuple[object, object]] = set()
     for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
+        key = (item.raw.get("resourceType"), item.raw.get("id")) if item.raw is not None else (item.method, item.url)
+        if chunk and (len(chunk) >= size or (key[1] is not None and key in keys)):
             yield chunk
-            chunk = []
+            chunk, keys = [], set()
+        chunk.append(item)
+        keys.add(key)
     if chunk:
         yield chunk
 

@@ -165,15 +165,16 @@ class Intake:
         entries = [_Entry(i, item, item.method or "") for i, item in enumerate(items)]
         rewrite: dict[str, str] = {}
         seen: dict[str, int] = {}
-        full_urls: dict[str, int] = {}
+        full_urls: dict[tuple[str, str], int] = {}
         for entry in entries:
-            full_url = entry.item.full_url
-            if full_url and full_url in full_urls:  # bdl-7: a reference to it could not say which one is meant
+            # bdl-7, per Bundle (a chunk of files may hold several): a reference could not say which one is meant
+            full_url = (entry.item.origin.rsplit("#entry[", 1)[0], entry.item.full_url or "")
+            if full_url[1] and full_url in full_urls:
                 entry.result = _refused(IntakeError(400, "invalid", f"fullUrl: the same as "
                                                     f"{entries[full_urls[full_url]].item.expression or 'another entry'}"
                                                     "'s (fullUrl must be unique in a Bundle)", "fullUrl"))
                 continue
-            if full_url:
+            if full_url[1]:
                 full_urls[full_url] = entry.index
             try:
                 self._target(entry)

@@ -86,3 +86,18 @@ def test_the_nightly_full_export_sent_again_re_announces_nothing(store, tmp_path
         after = [tuple(r) for r in conn.execute(select(ei_outbox.c.pk, ei_outbox.c.most_recent_content,
                                                        ei_outbox.c.revision))]
     assert after == before
+
+
+def test_one_bundle_a_patient_each_repeating_the_organisation(store, tmp_path):
+    """An export of one Bundle per patient repeats the organisation and the staff in every file: each is taken
+    once and the repeats are recognised as unchanged, not refused as a resource written twice."""
+    files = []
+    for i in range(3):
+        entries = [{"fullUrl": urn(), "resource": r} for r in [e["resource"] for e in support_bundle()["entry"]]]
+        entries.append({"fullUrl": urn(), "resource": condition(f"c-pp{i}", identifier=f"d-pp{i}")})
+        files.append(write(tmp_path / f"patient-{i}.json", {"resourceType": "Bundle", "type": "collection",
+                                                            "entry": entries}))
+    report = ingest(store, files)
+    assert report.rejected == []
+    assert set(published(store)) == {"d-pp0", "d-pp1", "d-pp2"}
+    assert report.unchanged == 2 * len(support_bundle()["entry"])
