@@ -6,9 +6,7 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from adapter.intake.unit import ACCEPTED_TYPES
-
-SEARCH_PARAMS = ("identifier", "_id")
+from adapter.intake.unit import ACCEPTED_TYPES, SEARCH_PARAMS
 
 
 def _version() -> str:

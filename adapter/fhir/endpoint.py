@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from adapter.config import Settings
-from adapter.fhir.capability import SEARCH_PARAMS, capability_statement
+from adapter.fhir.capability import capability_statement
 from adapter.fhir.outcome import (
     entry_issue,
     error,
@@ -34,9 +34,8 @@ from adapter.gateway import identity
 from adapter.gateway.body import BodyTooLarge, read_capped
 from adapter.gateway.verify import CertificateRefused
 from adapter.intake.results import Result, shown_ref, shown_type
-from adapter.intake.unit import ACCEPTED_TYPES, Intake
+from adapter.intake.unit import ACCEPTED_TYPES, SEARCH_PARAMS, Intake, matching
 from adapter.intake.writer import Writer
-from adapter.mapping.context import canonical_system
 from adapter.rivta import soap
 from adapter.sources.bundles import entries
 from adapter.sources.files import Item
@@ -232,21 +231,7 @@ def router(engine: Engine, settings: Settings, access: Any) -> APIRouter:
 
         def found() -> list[resources.Stored]:
             with engine.connect() as conn:
-                ids: set[str] | None = None
-                for name, value in params:
-                    if name == "_id":
-                        hits = {value}
-                    else:
-                        system, bar, code = value.rpartition("|")
-                        hits = {rid for _, rid in resources.find(conn, [rtype], canonical_system(system) if bar
-                                                                 else "", code)}
-                    ids = hits if ids is None else ids & hits
-                out = []
-                for rid in sorted(ids or ()):
-                    stored = resources.get(conn, rtype, rid)
-                    if stored is not None and not stored.deleted and writer.may(stored.owner):
-                        out.append(stored)
-                return out
+                return matching(conn, rtype, params, writer)
 
         matches = await asyncio.to_thread(found)
         base = base_of(request)

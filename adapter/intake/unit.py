@@ -57,6 +57,7 @@ log = logging.getLogger("adapter.intake")
 ACCEPTED_TYPES = frozenset(dispatch.MAPPERS) | SUPPORTING_TYPES
 # Referred to by other clinical resources (MedicationStatement.basedOn): indexed ahead like supporting ones.
 REFERENCED_CLINICAL = frozenset({"MedicationRequest"})
+SEARCH_PARAMS = ("identifier", "_id")  # what conditional interactions and search match on
 _VALID_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 WRITE_LOCK = "fhir-intake"
 _PROCESS_WRITERS = threading.Lock()
@@ -90,8 +91,6 @@ class Intake:
     unknown_types: Literal["refuse", "skip"] = "refuse"
     derive_ids: bool = False  # file ingest: an entry without id takes one derived from its fullUrl (stable re-runs)
     touched: set[RecordKey] = field(default_factory=set)
-    rerendered: int = 0
-
     local_base: str | None = None  # this server's FHIR base: absolute references into it are local
 
     def __post_init__(self) -> None:
@@ -296,26 +295,13 @@ class Intake:
         """The id of the one resource the writer may see that matches `query` (None: no match)."""
         if not rtype or not query:
             raise IntakeError(400, "invalid", f"a conditional {what} needs search parameters")
-        candidates: set[str] | None = None
-        for name, value in query:
-            if name == "_id":
-                found = {value}
-            elif name == "identifier":
-                system, bar, code = value.rpartition("|")
-                found = {rid for t, rid in resources.find(self.conn, [rtype], canonical_system(system) if bar
-                                                          else "", code)}
-            else:
-                raise IntakeError(400, "not-supported", f"conditional {what}: only the identifier and _id search "
-                                  "parameters are supported")
-            candidates = found if candidates is None else candidates & found
-        visible = []
-        for rid in sorted(candidates or ()):
-            stored = _live(resources.get(self.conn, rtype, rid))
-            if stored is not None and self.writer.may(stored.owner):
-                visible.append(rid)
+        if any(name not in SEARCH_PARAMS for name, _ in query):
+            raise IntakeError(400, "not-supported", f"conditional {what}: only the identifier and _id search "
+                              "parameters are supported")
+        visible = matching(self.conn, rtype, query, self.writer)
         if len(visible) > 1:
             raise IntakeError(412, "multiple-matches", f"conditional {what}: {len(visible)} resources match")
-        return visible[0] if visible else None
+        return visible[0].resource_id if visible else None
 
     # -- processing ---------------------------------------------------------------------------------------------
     def _one(self, entry: _Entry, upcoming: set[str | None]) -> Result:
@@ -347,9 +333,7 @@ class Intake:
             return Result(200, "skipped", rtype)
         owner = owner_of(model, self.writer, self.ctx.default_source_system)
         live = _live(entry.previous)
-        if live is not None and not self.writer.may(live.owner):
-            raise IntakeError(403, "forbidden", "the stored resource belongs to a source system this writer is not "
-                              "authorised for")
+        self._check_owner(live)
         _check_if_match(entry.item.if_match, live)
         if live is not None and not entry.changed and live.owner == owner:
             if entry.key in self._deferred:  # something it was rendered from changed in this unit
@@ -365,14 +349,14 @@ class Intake:
         stored = Stored(rtype, rid, version, owner, content_hash(raw), False, body, now)
         old_idents = self._identifier_keys(rtype, rid)
         resources.save(self.conn, entry.previous, stored, _identifiers(model, entry.item.full_url))
-        old_targets: set[str] = set()
+        about: set[str] = set()  # a Provenance's targets, before and after
         if rtype == "Provenance":
-            old_targets = resources.links_of(self.conn, rtype, rid, resources.TARGETS)
-            resources.set_links(self.conn, rtype, rid, resources.TARGETS, self._targets(model))
+            targets = self._targets(model)
+            about = resources.links_of(self.conn, rtype, rid, resources.TARGETS) | targets
+            resources.set_links(self.conn, rtype, rid, resources.TARGETS, targets)
         self._written.add(f"{rtype}/{rid}")
         self.view.forget(rtype, rid)
-        self._dependents([f"{rtype}/{rid}", *old_idents, *_identifier_keys(model)],
-                         old_targets | self._targets(model) if rtype == "Provenance" else set(), upcoming)
+        self._dependents([f"{rtype}/{rid}", *old_idents, *_identifier_keys(model)], about, upcoming)
         result.version_id, result.last_modified, result.body = version, now, body
         return result
 
@@ -382,9 +366,7 @@ class Intake:
         live = _live(resources.get(self.conn, rtype, rid))
         if live is None:
             return Result(204, "absent", rtype, rid)
-        if not self.writer.may(live.owner):
-            raise IntakeError(403, "forbidden", "the stored resource belongs to a source system this writer is not "
-                              "authorised for")
+        self._check_owner(live)
         _check_if_match(entry.item.if_match, live)
         withdrew = bool(keys := store.remove(self.conn, rtype, rid))
         self.touched |= keys
@@ -454,7 +436,6 @@ class Intake:
         except (MappingError, InvalidResource, store.DuplicateDocumentId) as exc:
             raise IntakeError(409, "conflict", f"{shown_ref(rtype, rid)}, rendered from this resource, could no "
                               f"longer be published: {exc}") from None
-        self.rerendered += 1
 
     def _rerender_deferred(self, entries: list[_Entry], atomic: bool) -> None:
         pending = sorted(self._deferred - self._written)
@@ -475,6 +456,11 @@ class Intake:
                 log.warning("%s kept its earlier records: %s", shown_ref(rtype, rid), exc.diagnostics)
 
     # -- helpers ------------------------------------------------------------------------------------------------
+    def _check_owner(self, live: Stored | None) -> None:
+        if live is not None and not self.writer.may(live.owner):
+            raise IntakeError(403, "forbidden", "the stored resource belongs to a source system this writer is not "
+                              "authorised for")
+
     def _identifier_keys(self, rtype: str, rid: str) -> list[str]:
         return [identifier_key(s, v) for s, v in resources.identifiers_of(self.conn, rtype, rid)]
 
@@ -511,6 +497,25 @@ def _depth(node: Any) -> int:
         elif isinstance(item, list):
             stack.extend((v, level + 1) for v in item)
     return deepest
+
+
+def matching(conn: Connection, rtype: str, query: list[tuple[str, str]], writer: Writer) -> list[Stored]:
+    """The live resources of `rtype` that match every `identifier` (system|value, or value) and `_id` in `query`
+    and that `writer` may see: what conditional interactions and search find."""
+    candidates: set[str] | None = None
+    for name, value in query:
+        if name == "_id":
+            found = {value}
+        else:
+            system, bar, code = value.rpartition("|")
+            found = {rid for _, rid in resources.find(conn, [rtype], canonical_system(system) if bar else "", code)}
+        candidates = found if candidates is None else candidates & found
+    out = []
+    for rid in sorted(candidates or ()):
+        stored = _live(resources.get(conn, rtype, rid))
+        if stored is not None and writer.may(stored.owner):
+            out.append(stored)
+    return out
 
 
 def _is_fhir_type(name: Any) -> bool:
