@@ -180,9 +180,11 @@ class Context:
     def _literal(self, reference: str) -> Any | None:
         current = self._current[-1] if self._current else None
         if reference.startswith("#"):
-            for contained in (getattr(current, "contained", None) or []) if current is not None else []:
-                if contained.id == reference[1:]:
-                    return contained
+            # into the container: the resource being mapped, or the one holding the contained resource in hand
+            for holder in reversed(self._current):
+                for contained in getattr(holder, "contained", None) or []:
+                    if contained.id == reference[1:]:
+                        return contained
             return self._by_url.get(reference)
         full_url = self._full_url.get(id(current)) if current is not None else None
         forms = self._forms(reference, full_url)
@@ -239,13 +241,14 @@ class Context:
             self.used.add(key)
 
     def _owner(self) -> str | None:
-        """The source system whose stored resources the current resource may refer to."""
-        for resource in reversed(self._current):
-            try:
-                return self.source_system(resource)
-            except MappingError:
-                return None
-        return self.default_source_system
+        """The source system whose stored resources the resource being mapped (the outermost one: a contained
+        resource in hand belongs to it) may refer to."""
+        if not self._current:
+            return self.default_source_system
+        try:
+            return self.source_system(self._current[0])
+        except MappingError:
+            return None
 
     # -- header parts -----------------------------------------------------------------------
     def source_system(self, resource: Any) -> str:

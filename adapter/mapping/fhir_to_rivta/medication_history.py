@@ -537,13 +537,8 @@ def _actor_extension(res: Any, url: str) -> tuple[Any, Any] | None:
 def _actor(ref: Any, time: Any, res: Any, ctx: Context, field: str) -> Professional:
     """A prescriber, evaluator, förskrivare or administering professional: who and their org unit, never a
     care unit or care giver (TKB Övriga regler 1.9). The reference may point into `contained`."""
-    scope = ctx
-    if ref is not None and (ref.reference or "").startswith("#"):
-        scope = Context(lookup=lambda key: ctx.resolve(SimpleNamespace(reference=key)))
-        for c in res.contained or []:
-            if c.id:
-                scope.add(c, full_url=f"#{c.id}")
-    found = scope.professional(ref, time, _UNATTRIBUTED, field)
+    with ctx.mapping(res):  # `#id` resolves into res's container
+        found = ctx.professional(ref, time, _UNATTRIBUTED, field)
     return replace(found, care_unit=None, care_giver=None)
 
 
