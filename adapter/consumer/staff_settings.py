@@ -13,17 +13,17 @@ from pydantic import Field
 from adapter.tomlfile import HttpUrl, Model, Text
 
 
-@dataclass(frozen=True)
-class ClaimNames:
-    """Where the provider puts the employee's identity and assignments (ID token or userinfo)."""
+class ClaimNames(Model):
+    """Where the provider puts the employee's identity and assignments (ID token or userinfo): the
+    `[staff_login.claims]` table as it is, and what sign-in reads."""
 
-    hsa_id: str = "hsa_id"
-    name: str = "name"
-    assignments: str = "medarbetaruppdrag"
-    assignment_name: str = "name"
-    care_unit: str = "care_unit"
-    care_giver: str = "care_giver"
-    purpose: str = "purpose"
+    hsa_id: Text = "hsa_id"
+    name: Text = "name"
+    assignments: Text = "medarbetaruppdrag"
+    assignment_name: Text = "name"
+    care_unit: Text = "care_unit"
+    care_giver: Text = "care_giver"
+    purpose: Text = "purpose"
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class StaffLogin:
     api_audience: str | None = None  # bearer access tokens for machine clients must name it (None: no bearer)
     ca: Path | None = None  # the provider's CA bundle (default: the system's)
     allowed_hosts: tuple[str, ...] = ()  # Host headers accepted (default: public_url's host)
-    claims: ClaimNames = ClaimNames()
+    claims: ClaimNames = field(default_factory=ClaimNames)
     leeway_seconds: int = 30  # clock skew allowed when checking a bearer token's expiry
 
     @property
@@ -72,15 +72,6 @@ class DemoUser:
 
 
 # -- the tables in the consumer's TOML file ----------------------------------------------------------------------
-class ClaimsTable(Model):
-    hsa_id: Text = "hsa_id"
-    name: Text = "name"
-    assignments: Text = "medarbetaruppdrag"
-    assignment_name: Text = "name"
-    care_unit: Text = "care_unit"
-    care_giver: Text = "care_giver"
-    purpose: Text = "purpose"
-
 
 class StaffLoginTable(Model):
     issuer: HttpUrl
@@ -92,7 +83,7 @@ class StaffLoginTable(Model):
     api_audience: Text | None = None
     ca: Text | None = None
     allowed_hosts: list[Text] = []
-    claims: ClaimsTable = ClaimsTable()
+    claims: ClaimNames = ClaimNames()
     leeway_seconds: int = Field(30, ge=0)
 
     def build(self, base: Path, secret: str) -> StaffLogin:
@@ -100,7 +91,7 @@ class StaffLoginTable(Model):
             issuer=self.issuer.rstrip("/"), client_id=self.client_id, client_secret=secret,
             public_url=self.public_url, scopes=self.scopes, api_audience=self.api_audience,
             ca=(base / self.ca) if self.ca else None, allowed_hosts=tuple(self.allowed_hosts),
-            claims=ClaimNames(**self.claims.model_dump()), leeway_seconds=self.leeway_seconds)
+            claims=self.claims, leeway_seconds=self.leeway_seconds)
 
     def secret(self, base: Path) -> str:
         """The client secret: from client_secret_file (OSError when unreadable) or the environment variable."""
