@@ -24,3 +24,4 @@ def setup(level: str = "info") -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(_formatter())
     logging.basicConfig(level=level.upper(), handlers=[handler])
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))  # its plugin lines

@@ -88,7 +88,7 @@ def create_ui_app(config: ConsumerConfig, engine: Engine, *, log_flush_interval:
 
     @app.get("/", include_in_schema=False)
     async def staff_page() -> HTMLResponse:
-        p = page()
+        p = page(demo=config.staff_login is None)
         return HTMLResponse(p.html, headers={"Content-Security-Policy": p.csp})
 
     return app

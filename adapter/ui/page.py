@@ -23,11 +23,15 @@ def _sha256(text: str) -> str:
 
 
 @cache
-def page() -> Page:
+def page(demo: bool = False) -> Page:
+    """The page; in demo mode (no provider) its demo label shows before anyone signs in too."""
     css = (ASSETS / "page.css").read_text(encoding="utf-8")
     js = (ASSETS / "page.js").read_text(encoding="utf-8")
     html = (ASSETS / "page.html").read_text(encoding="utf-8")
     html = html.replace("<!--STYLE-->", f"<style>{css}</style>").replace("<!--SCRIPT-->", f"<script>{js}</script>")
+    if demo:
+        html = html.replace('<p id="demo-banner" class="notice notice-failed" hidden>',
+                            '<p id="demo-banner" class="notice notice-failed">')
     csp = "; ".join([
         "default-src 'none'",
         f"script-src {_sha256(js)}",

@@ -63,6 +63,8 @@ def test_the_demo_mode_on_loopback_signs_in_the_demo_user_and_says_so(pki, tmp_p
     with UiServer(create_ui_app(config, open_store(f"sqlite:///{tmp_path}/ui.db"))) as srv, \
             httpx.Client(base_url=srv.url, trust_env=False, timeout=10) as client:
         assert client.get("/api/session").status_code == 401
+        # labelled before anyone signs in too (a clinician's first look saw only "Du är inte inloggad")
+        assert '<p id="demo-banner" class="notice notice-failed">' in client.get("/").text
         client.get("/login", follow_redirects=True)
         session = client.get("/api/session").json()
         assert session["demo"] is True and session["hsa_id"] == "SE2321000016-DEMO"
