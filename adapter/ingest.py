@@ -58,8 +58,11 @@ def _chunks(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
     chunk: list[Item] = []
     keys: set[tuple[object, object]] = set()
     for item in items:
-        key = (item.raw.get("resourceType"), item.raw.get("id")) if item.raw is not None else (item.method, item.url)
-        if chunk and (len(chunk) >= size or (key[1] is not None and key in keys)):
+        raw = item.raw or {}
+        key = (str(raw.get("resourceType")), raw.get("id")) if item.raw is not None else (item.method, item.url)
+        if not isinstance(key[1], str):  # no id (or not a string: refused later) repeats nothing
+            key = ("", str(id(item)))
+        if chunk and (len(chunk) >= size or key in keys):
             yield chunk
             chunk, keys = [], set()
         chunk.append(item)

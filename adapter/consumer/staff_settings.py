@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -128,7 +129,10 @@ class DemoUserTable(Model):
 
 def reason_problem(reason: str | None, policy: EmergencyPolicy) -> str | None:
     """Why an emergency reason is not accepted, or None."""
-    text = (reason or "").strip()
-    if len(text) < policy.min_reason_length:
+    text = reason or ""
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n" for ch in text):
+        return "skälet för nödåtkomst får inte innehålla styrtecken"
+    # what counts is what a reader sees: letters, digits, punctuation (not spaces or invisible format characters)
+    if sum(1 for ch in text if unicodedata.category(ch)[0] not in "CZ") < policy.min_reason_length:
         return f"skälet för nödåtkomst ska beskriva situationen (minst {policy.min_reason_length} tecken)"
     return None

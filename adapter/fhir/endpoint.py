@@ -116,11 +116,8 @@ def router(engine: Engine, settings: Settings, access: Any) -> APIRouter:
                 results += done
             return results
 
-    async def take(request: Request, items: list[Item], interaction: str, atomic: bool,
+    async def take(request: Request, writer: Writer, items: list[Item], interaction: str, atomic: bool,
                    answer: Callable[[list[Result], Writer], Response]) -> Response:
-        writer = writer_of(request)
-        if isinstance(writer, Response):
-            return writer
         try:
             results = await asyncio.to_thread(apply, items, writer, atomic, base_of(request))
         except SQLAlchemyError as exc:
@@ -171,6 +168,9 @@ def router(engine: Engine, settings: Settings, access: Any) -> APIRouter:
     async def bundle(request: Request) -> Response:
         if (refused := _unacceptable(request)) is not None:
             return refused
+        writer = writer_of(request)  # refused before its body is read (up to 32 MiB)
+        if isinstance(writer, Response):
+            return writer
         body = await body_of(request)
         if isinstance(body, Response):
             return body
@@ -210,7 +210,7 @@ def router(engine: Engine, settings: Settings, access: Any) -> APIRouter:
                 out.append(entry)
             return respond(200, {"resourceType": "Bundle", "type": f"{kind}-response", "entry": out})
 
-        return await take(request, items, kind, atomic, answer)
+        return await take(request, writer, items, kind, atomic, answer)
 
     @api.get("/{rtype}")
     async def search(request: Request, rtype: str) -> Response:
@@ -286,13 +286,16 @@ def router(engine: Engine, settings: Settings, access: Any) -> APIRouter:
                     ) -> Response:
         if (refused := _unacceptable(request) or _unsupported(rtype)) is not None:
             return refused
+        writer = writer_of(request)  # refused before its body is read (up to 32 MiB)
+        if isinstance(writer, Response):
+            return writer
         body = await body_of(request)
         if isinstance(body, Response):
             return body
         item = Item(origin="request", raw=body, method=method, url=url, if_match=request.headers.get("if-match"),
                     if_none_exist=if_none_exist)
         interaction = "create" if method == "POST" else "update"
-        return await take(request, [item], interaction, True, single(request, rtype))
+        return await take(request, writer, [item], interaction, True, single(request, rtype))
 
     @api.delete("/{rtype}")
     async def delete_conditional(request: Request, rtype: str) -> Response:
@@ -307,8 +310,11 @@ def router(engine: Engine, settings: Settings, access: Any) -> APIRouter:
     async def remove(request: Request, rtype: str, url: str) -> Response:
         if (refused := _unsupported(rtype)) is not None:
             return refused
+        writer = writer_of(request)
+        if isinstance(writer, Response):
+            return writer
         item = Item(origin="request", method="DELETE", url=url, if_match=request.headers.get("if-match"))
-        return await take(request, [item], "delete", True, single(request, rtype))
+        return await take(request, writer, [item], "delete", True, single(request, rtype))
 
     return api
 

@@ -7,6 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from adapter.privacy import may_hold_personnummer
+
 
 class IntakeError(Exception):
     """An entry refused: `status` is the HTTP status FHIR assigns, `code` the OperationOutcome issue type,
@@ -44,14 +46,13 @@ class Result:
         return f'W/"{self.version_id}"' if self.version_id else None
 
 
-_PNR_LIKE = re.compile(r"\d{6}[-+]?\d{4}")  # anywhere in an id: "pat-191212121212" is a personnummer too
 
 
 def shown_ref(resource_type: str | None, resource_id: str | None) -> str:
     """`Type/id` for messages and logs; an id that looks like a personnummer is not shown."""
     if not resource_id:
         return f"{resource_type or '?'}/?"
-    rid = "(id not shown)" if _PNR_LIKE.search(resource_id) else resource_id
+    rid = "(id not shown)" if may_hold_personnummer(resource_id) else resource_id
     return f"{resource_type}/{rid}"
 
 

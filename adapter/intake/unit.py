@@ -33,7 +33,7 @@ from adapter.intake.resolver import StoreView
 from adapter.intake.results import IntakeError, Result, shown_ref, shown_type
 from adapter.intake.validation import InvalidResource, validate
 from adapter.intake.writer import Writer, owner_of
-from adapter.mapping import dispatch
+from adapter.mapping import dispatch, timefmt
 from adapter.mapping.context import (
     RELATIVE,
     SUPPORTING_TYPES,
@@ -313,6 +313,8 @@ class Intake:
             return _refused(exc, entry)
         except MappingError as exc:
             return _refused(IntakeError(422, "business-rule", str(exc), exc.field), entry)
+        except timefmt.OutOfRange as exc:  # one such record would make the patient's whole answer schema-invalid
+            return _refused(IntakeError(422, "business-rule", str(exc)), entry)
         except store.DuplicateDocumentId as exc:
             return _refused(IntakeError(409, "duplicate", str(exc), "identifier"), entry)
         except resources.VersionConflict:
@@ -433,7 +435,7 @@ class Intake:
         try:
             model = validate(orjson.loads(stored.body))
             self._render(_Entry(-1, Item(origin="store"), "", rtype, rid), model)
-        except (MappingError, InvalidResource, store.DuplicateDocumentId) as exc:
+        except (MappingError, InvalidResource, store.DuplicateDocumentId, timefmt.OutOfRange) as exc:
             raise IntakeError(409, "conflict", f"{shown_ref(rtype, rid)}, rendered from this resource, could no "
                               f"longer be published: {exc}") from None
 

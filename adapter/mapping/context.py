@@ -269,7 +269,7 @@ class Context:
         if idents is not None and not isinstance(idents, list):  # Composition.identifier is 0..1
             idents = [idents]
         for ident in idents or []:
-            if ident.value:
+            if ident.value and ident.value.strip():  # a blank one would be a documentId the schema refuses
                 return cast(str, ident.value)
         if resource.id:
             return cast(str, resource.id)

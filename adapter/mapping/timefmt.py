@@ -11,8 +11,22 @@ SWEDEN = ZoneInfo("Europe/Stockholm")
 _PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$")
 
 
+class OutOfRange(ValueError):
+    """A time the contracts cannot carry: their time types take the years 1900 to 2099 only."""
+
+
 def to_local(value: datetime | date | str) -> datetime:
     """A FHIR date/dateTime (model value or string, partial dates allowed) as naive Swedish local time."""
+    try:
+        local = _local(value)
+    except OverflowError:  # year 1 or 9999 moved across a day boundary by the zone
+        raise OutOfRange("a time outside the years 1900 to 2099, which the contracts cannot carry") from None
+    if not 1900 <= local.year <= 2099:
+        raise OutOfRange("a time outside the years 1900 to 2099, which the contracts cannot carry")
+    return local
+
+
+def _local(value: datetime | date | str) -> datetime:
     if isinstance(value, str):
         m = _PARTIAL.match(value)
         if m:

@@ -25,6 +25,7 @@ from adapter.gateway import identity
 from adapter.gateway.authorisation import Authorisations
 from adapter.gateway.body import BodyTooLarge, read_capped
 from adapter.gateway.verify import CertificateRefused, ReloadableVerifier
+from adapter.privacy import may_hold_personnummer
 from adapter.producer.requests import Refusal, to_query
 from adapter.rivta import soap, wsdl
 from adapter.rivta.contracts import CONTRACTS, Contract
@@ -57,12 +58,11 @@ _HSA_ID = re.compile(r"^SE[0-9]{10,12}-[A-Za-z0-9._-]{1,31}$")
 def _shown(value: str | None) -> str:
     """Identifiers from the network are echoed only when they look like HSA-ids: a misused field
     (say, a personnummer as LogicalAddress) must not reach a fault or a log line."""
-    return value if value and _HSA_ID.match(value) else "(not shown)"
+    return value if value and _HSA_ID.match(value) and not may_hold_personnummer(value) else "(not shown)"
 
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
-_PNR_LIKE = re.compile(r"\d{6}(?:\d{2})?[-+]?\d{4}")
 
 
 def _correlation(request: Request) -> str:
@@ -70,7 +70,7 @@ def _correlation(request: Request) -> str:
     value = request.headers.get(CORRELATION_HEADER)
     if value is None:
         return "-"
-    if _UUID.match(value) or (_TOKEN.match(value) and not _PNR_LIKE.search(value)):
+    if _UUID.match(value) or (_TOKEN.match(value) and not may_hold_personnummer(value)):
         return value
     return "(not shown)"
 

@@ -50,7 +50,7 @@ def run(config: Path, store: str, *extra: str):
                                     "SE2321000016-AKUT", "--config", str(config), "--store", store, *extra])
 
 
-@pytest.mark.parametrize("reason", ["", "   ", "x", "akut"])
+@pytest.mark.parametrize("reason", ["", "   ", "x", "akut", "\u200b" * 20, "akut\u2060\u200b" * 3])
 def test_emergency_without_a_reason_of_substance_is_refused(tmp_path, pki, reason):
     store = f"sqlite:///{tmp_path}/cli.db"
     result = run(consumer_toml(tmp_path, pki), store, "--emergency", reason)
@@ -59,6 +59,14 @@ def test_emergency_without_a_reason_of_substance_is_refused(tmp_path, pki, reaso
     assert "--emergency" in output and "minst 15 tecken" in output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert access_log.count(open_store(store)) == 0
+
+
+def test_an_emergency_reason_with_control_characters_is_refused_not_a_crash():
+    """The attacker's NUL characters reached the access log writer and ended in a 500 (and used up an emergency)."""
+    from adapter.consumer.staff_settings import EmergencyPolicy, reason_problem
+
+    assert "styrtecken" in (reason_problem("Medvetslös\x00 patient i chock", EmergencyPolicy()) or "")
+    assert reason_problem("Medvetslös patient i chock", EmergencyPolicy()) is None
 
 
 def test_consent_with_the_consent_service_down_is_a_clear_refusal(tmp_path, pki):

@@ -13,6 +13,7 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 
 from adapter.intake.unit import ACCEPTED_TYPES
 from tests.fhir.helpers import (
+    DIAGNOSIS,
     GIVER,
     HOME,
     HOUSING,
@@ -34,6 +35,7 @@ from tests.fhir.helpers import (
     transaction,
     urn,
 )
+from tests.samples import call, document_ids
 
 HSA_REF = lambda value: {"identifier": {"system": HSA, "value": value}}  # noqa: E731
 
@@ -453,3 +455,24 @@ def test_ids_holding_a_personnummer_stay_out_of_the_log(fhir, caplog):
     lines = [r.getMessage() for r in caplog.records if r.name == "adapter.fhir"]
     assert lines and not any(PNR in line for line in lines)
     assert any("Patient/(id not shown) 201" in line for line in lines)
+
+
+def test_a_time_the_contracts_cannot_carry_is_refused_and_the_answer_stays_valid(store, fhir):
+    """The attacker's finding: one accepted Condition dated 9999 (or year 1) made the patient's whole GetDiagnosis
+    answer fail the schema, so NPÖ showed none of their diagnoses; year 1 in a far zone answered 500."""
+    from tests.samples import official_schema
+
+    assert fhir.put("Condition/c-ok", condition("c-ok", identifier="d-ok")).status_code == 201
+    for rid, field, value in (("c-9999", "recordedDate", "9999-12-31T12:00:00+01:00"),
+                              ("c-0001", "recordedDate", "0001-01-01T00:00:00-12:00"),
+                              ("c-0001b", "recordedDate", "0001-01-01T00:00:00+14:00"),
+                              ("c-onset", "onsetDateTime", "9999-12-31T23:59:59-12:00")):
+        r = fhir.put(f"Condition/{rid}", {**condition(rid, identifier=f"d-{rid}"), field: value})
+        assert r.status_code == 422, (rid, r.text)
+        assert "1900 to 2099" in issues(r)[0]["diagnostics"]
+    blank = condition("c-blank", identifier="d-blank")
+    blank["identifier"] = [{"value": " "}]
+    assert fhir.put("Condition/c-blank", blank).status_code == 201  # the documentId falls back to the id
+    status, root, _ = call(fhir.url, DIAGNOSIS)
+    assert status == 200 and official_schema(DIAGNOSIS).validate(root.find(".//{*}Body")[0])
+    assert sorted(document_ids(root, DIAGNOSIS)) == ["c-blank", "d-ok"]

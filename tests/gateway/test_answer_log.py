@@ -49,3 +49,16 @@ def test_a_personnummer_smuggled_into_the_headers_is_not_logged(gateway, pki, ca
     [line] = answer_lines(caplog)
     assert "correlation id (not shown)" in line and "original consumer (not shown)" in line
     assert not [r for r in caplog.records if r.levelno >= logging.INFO and PNR in r.getMessage()]
+
+
+def test_personnummer_with_other_separators_never_reach_the_log():
+    """The attacker's spellings of a personnummer in correlation ids, HSA-ids and resource ids."""
+    from adapter.intake.results import shown_ref
+    from adapter.privacy import may_hold_personnummer
+
+    for text in ("19121212.1212", "191212:121212", "1912-12-12-1212", "SE191212121212-TOLVAN", "197010632391"):
+        assert may_hold_personnummer(text), text
+        assert "1212" not in shown_ref("Condition", text)
+    for text in ("SE165565594230-1000", "SE2120001231-SYS1", "SE2321000016-9KHR", "c-123",
+                 "0b7e9a4e-6f0d-4a39-9a7e-3c1f6f1a2b10"):
+        assert not may_hold_personnummer(text), text
