@@ -105,7 +105,7 @@ async def fetch_all(client: httpx.AsyncClient, sources: list[Source], patient_id
 
 async def _fetch_one(client: httpx.AsyncClient, source: Source, contract: Contract, patient_id: str,
                      patient_type: str, settings: FetchSettings, faults: FaultMemory) -> SourceResult:
-    key = (source.url, source.logical_address, contract.name, patient_id)
+    key = (source.url, source.logical_address, contract.key, patient_id)
     if faults.quiet(key):
         return SourceResult(source, contract, Outcome.FAILED,
                             "not asked again: it answered with a SOAP fault less than 5 minutes ago")
@@ -154,18 +154,18 @@ def _interpret(source: Source, contract: Contract, resp: httpx.Response, setting
 def document_key(contract: Contract, record: etree._Element) -> tuple[str, str]:
     ns = contract.core_ns
     header = record.find(f"{{{ns}}}{contract.header_element}")
-    source_el = "sourceSystemHSAid" if contract.name == "GetCareDocumentation" else "sourceSystemHSAId"
-    return (header.findtext(f"{{{ns}}}documentId") or "", header.findtext(f"{{{ns}}}{source_el}") or "")
+    return (header.findtext(f"{{{ns}}}documentId") or "",
+            header.findtext(f"{{{ns}}}{contract.header_source_system_element}") or "")
 
 
 def merge(results: list[SourceResult]) -> dict[str, list[etree._Element]]:
-    """Records per contract from all sources, deduplicated on documentId + sourceSystem."""
-    merged: dict[str, list[etree._Element]] = {c.name: [] for c in CONTRACTS}
+    """Records per contract (key) from all sources, deduplicated on documentId + sourceSystem."""
+    merged: dict[str, list[etree._Element]] = {c.key: [] for c in CONTRACTS}
     seen: set[tuple[str, str, str]] = set()
     for r in results:
         for rec in r.records:
             doc, system = document_key(r.contract, rec)
-            if (r.contract.name, doc, system) not in seen:
-                seen.add((r.contract.name, doc, system))
-                merged[r.contract.name].append(rec)
+            if (r.contract.key, doc, system) not in seen:
+                seen.add((r.contract.key, doc, system))
+                merged[r.contract.key].append(rec)
     return merged

@@ -108,9 +108,7 @@ def record_root(contract: Contract) -> tuple[_Element, Builder]:
 def header(b: Builder, parent: _Element, contract: Contract, h: Header) -> _Element:
     el = b.node(parent, contract.header_element)
     b.text(el, "documentId", h.document_id)
-    # GetCareDocumentation 2 spells the header's source system with a lower-case "id".
-    b.text(el, "sourceSystemHSAid" if contract.name == "GetCareDocumentation" else "sourceSystemHSAId",
-           h.source_system)
+    b.text(el, contract.header_source_system_element, h.source_system)
     b.text(el, "documentTitle", h.document_title)
     b.text(el, "documentTime", h.document_time)
     pid = b.node(el, "patientId")

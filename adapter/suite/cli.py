@@ -30,9 +30,9 @@ def tls_context(cert: Path | None, key: Path | None, ca: Path | None) -> ssl.SSL
 
 
 def contract_test(
-    contract: str = typer.Option("all", "--contract", help="GetDiagnosis, GetMedicationHistory, GetCarePlans, "
-                                 "GetFunctionalStatus, GetCareDocumentation (comma-separated), or all: every "
-                                 "contract the declaration covers"),
+    contract: str = typer.Option("all", "--contract", help="Contracts by name (GetDiagnosis), or name and major "
+                                 "version where several are served (GetCareDocumentation:3), comma-separated; or "
+                                 "all: every contract the declaration covers"),
     endpoint: str | None = typer.Option(None, "--endpoint", help="The producer: a base URL (the contract's "
                                         "standard path is added) or a service address ending in /rivtabp21. "
                                         "Default: url / webServiceUrl of the declaration"),

@@ -143,7 +143,7 @@ def problems(answer: Answer, contract: Contract, patient: Patient | None) -> lis
     schema = wsdl.request_schema(contract)
     if not schema.validate(answer.response):
         errors = [f"line {e.line}: {e.message}" for e in list(schema.error_log)[:3]]
-        out.append(f"not valid against the {contract.name} {contract.version} schema: " + "; ".join(errors))
+        out.append(f"not valid against the {contract.title} schema: " + "; ".join(errors))
     if answer.result_code is None:
         out.append("result (resultCode, logId) missing: the TKB makes it 1..1")
     out.extend(str(p) for p in rules.find_problems(answer.response, contract) if p.rule not in OWNED_RULES)

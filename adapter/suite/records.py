@@ -55,8 +55,7 @@ def care_contact(rec: etree._Element, contract: Contract) -> str | None:
 
 
 def source_system(rec: etree._Element, contract: Contract) -> str | None:
-    return header_text(rec, contract, contract.source_system_element) or header_text(rec, contract,
-                                                                                    "sourceSystemHSAId")
+    return header_text(rec, contract, contract.header_source_system_element)
 
 
 def chain_id(rec: etree._Element, contract: Contract) -> tuple[str, str | None] | None:

@@ -15,10 +15,10 @@ from lxml import etree
 from adapter.mapping import codes, profile, rivta_xml, timefmt
 from adapter.mapping.context import NOPATIENT_CODE, NOPATIENT_SYSTEM, PATIENT_ID_PATTERN, Context
 from adapter.mapping.errors import MappingError
-from adapter.mapping.record import Header, Record, Signer
+from adapter.mapping.record import Header, Map, Record, Signer
 from adapter.rivta.contracts import GET_CARE_DOCUMENTATION
 
-CATEGORY = "voo"
+(CATEGORY,) = GET_CARE_DOCUMENTATION.ei_categorizations
 NOTE_CODE_OID = "1.2.752.129.2.2.2.11"  # KV Anteckningstyp
 NOTE_CODES = frozenset({"utr", "atb", "sam", "sao", "ins", "slu", "auf", "sva", "bes"})
 # MediaTypeEnum of the 2.1 schema (healthcond description enums)
@@ -130,7 +130,7 @@ def _record(*, res: Any, ctx: Context, document_id: str, author_ref: Any, time: 
         _write_opinion(b, note, op)
 
     return Record(
-        contract=GET_CARE_DOCUMENTATION.name,
+        contract=GET_CARE_DOCUMENTATION.key,
         header=header,
         fragment=rivta_xml.serialise(root),
         times={
@@ -410,3 +410,6 @@ def _write_opinion(b: rivta_xml.Builder, note: Any, op: dict[str, Any]) -> None:
     b.text(pid, "id", op["personId"][0])
     b.text(pid, "type", op["personId"][1])
     b.text(el, "personName", op["personName"])
+
+
+MAPS = (Map("DocumentReference", map_document_reference), Map("Composition", map_composition))
