@@ -189,7 +189,9 @@ async def _transfer(client: httpx.AsyncClient, ex: Exchange, timeout: float | No
             # leaving the block unread closes the connection: what was not read is never read
     except httpx.TimeoutException as exc:
         raise Timeout(type(exc).__name__, ex.status) from exc
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, ssl.SSLError, ConnectionError) as exc:
+        # a TLS 1.3 alert after the handshake (no or a refused client certificate) reaches here as a bare
+        # ssl.SSLError from the first read: httpx does not wrap it
         detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
         raise Unreachable(type(exc).__name__, detail, ex.status) from exc
 
