@@ -252,7 +252,6 @@ def redact(text: str, limit: int = 500) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-
 def parse_update_response(data: bytes) -> UpdateResult:
     """Read the index's answer. Raises EiFault for a SOAP fault, EiUnavailable for anything unreadable."""
     try:

@@ -81,7 +81,8 @@ class Caller:
         elif isinstance(sent.error, rivta.Unreachable):
             ex.error = f"could not call the producer ({sent.error.detail or sent.error.cause})"
         elif sent.error is not None:  # an answer began but was not read whole (too large, undecodable)
-            ex.cut = sent.error.reason
+            too_large = isinstance(sent.error, rivta.TooLarge)
+            ex.cut = f"answer {sent.error.reason}" if too_large else sent.error.reason
         return ex
 
 
@@ -91,7 +92,7 @@ def read(ex: Exchange, contract: Contract) -> Answer:
         answer.unreadable = ex.error
         return answer
     if ex.cut:
-        answer.unreadable = f"HTTP {ex.status}, not readable as XML (answer {ex.cut})"
+        answer.unreadable = f"HTTP {ex.status}, not readable as XML ({ex.cut})"
         return answer
     try:
         root = xml.parse(ex.answer, max_bytes=MAX_ANSWER_BYTES, max_depth=MAX_DEPTH)
