@@ -20,7 +20,7 @@ def tls_context(cert: Path | None, key: Path | None, ca: Path | None) -> ssl.SSL
     if key is not None and cert is None:
         raise ValueError("--key needs --cert")
     if cert is not None and key is not None and ca is not None:
-        from adapter.consumer.fetch import client_context
+        from adapter.rivta.client import client_context
 
         return client_context(str(cert), str(key), str(ca))
     ctx = ssl.create_default_context(cafile=str(ca) if ca else None)
