@@ -58,6 +58,7 @@ async def run_contract(decl: ContractDeclaration, options: RunOptions, load: Loa
                        progress: Progress | None = None, starting: Starting | None = None) -> None:
     url = service_url(decl, options.endpoint)
     result.endpoints[decl.contract.key] = url
+    result.contract_started[decl.contract.key] = datetime.now().astimezone()
     connections = max(load.ramp_to, load.basic_threads, load.endurance_threads) + 5
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     async with httpx.AsyncClient(verify=options.verify, trust_env=False, limits=limits,
@@ -76,7 +77,7 @@ async def run_contract(decl: ContractDeclaration, options: RunOptions, load: Loa
 
 
 async def _run_case(case: Case, session: Session, options: RunOptions) -> CaseResult:
-    out = CaseResult(session.contract, case.number, case.title, case.description, Status.PASSED)
+    out = CaseResult(session.contract, case.number, case.title, case.described(session.load), Status.PASSED)
     declared = session.decl.skip.get(case.number)
     if declared or _matches(case.number, options.skip):
         out.status = Status.SKIPPED
@@ -92,7 +93,7 @@ async def _run_case(case: Case, session: Session, options: RunOptions) -> CaseRe
     except Exception as exc:  # a defect in the suite must not end the run: the case reports it
         ctx.fail(f"the suite could not run this case ({type(exc).__name__}: {exc})")
     out.seconds = time.perf_counter() - started
-    out.exchanges, out.notes = ctx.exchanges, ctx.notes
+    out.exchanges, out.notes, out.load = ctx.exchanges, ctx.notes, ctx.load_run
     if ctx.failures and out.status is not Status.SKIPPED:
         out.status = Status.FAILED
         out.reasons.extend(ctx.failures)
@@ -109,7 +110,7 @@ async def run_async(declaration: Declaration, contract: str = "all", options: Ru
         "load": f"{load.basic_threads} threads {load.basic_seconds:g} s; {load.endurance_threads} threads "
                 f"{load.endurance_seconds:g} s; ramp {load.ramp_from}→{load.ramp_to} threads {load.ramp_seconds:g} s",
         "seed": str(options.seed),
-    })
+    }, quick=options.quick, not_for_declaration=load.shortfalls())
     for decl in chosen:
         service_url(decl, options.endpoint)  # refuse a missing address before any case runs
     for decl in chosen:
