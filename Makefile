@@ -34,7 +34,8 @@ test: $(VENV)/.installed $(OIDC)/node_modules/.installed
 	$(BIN)/python -m pytest
 
 # Benchmarks: figures and ratios against baselines measured in the same run (bench/README.md); exits
-# non-zero when a target is missed. NPO_BENCH_SCALE=0.1 for a quick run.
+# non-zero when a target is missed; each writes bench/results/<name>.json and its chart <name>.png
+# (`python -m bench.charts` redraws the charts from the JSON). NPO_BENCH_SCALE=0.1 for a quick run.
 bench: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	status=0; for b in producer_throughput large_answers ingest_rate fanout intake; do \
