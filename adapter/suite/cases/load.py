@@ -126,19 +126,22 @@ async def _drive(ctx: CaseContext, targets: list[Target], threads_at: Callable[[
             low, high = load.think_seconds
             if high > 0:
                 await asyncio.sleep(rng.uniform(low, high))
+        running[0] -= 1  # the thread has finished its last round after the stop
+        stats.run.threads.append((time.monotonic() - started, running[0]))
 
     tasks: list[asyncio.Task] = []
+    running = [0]
     while time.monotonic() < stop:
         wanted = threads_at(time.monotonic() - started)
         if len(tasks) < wanted:
             stats.run.threads.append((time.monotonic() - started, wanted))
         while len(tasks) < wanted:
             tasks.append(asyncio.create_task(user()))
+            running[0] += 1
         stats.threads = max(stats.threads, len(tasks))
         await asyncio.sleep(0.05)
     await asyncio.gather(*tasks)
     stats.run.elapsed = time.monotonic() - started
-    stats.run.threads.append((stats.run.elapsed, 0))
     return stats
 
 
