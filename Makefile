@@ -2,7 +2,8 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
-STORE  ?= sqlite:///var/demo.db
+# The store: every command's default (NPO_STORE_URL, else sqlite:///var/npo-adapter.db); STORE=URL for another.
+STORE  ?=
 HOST   ?= 127.0.0.1
 PORT   ?= 8443
 
@@ -19,8 +20,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	test -f certs/dev/pki.json || $(BIN)/npo-adapter certs init
 	$(BIN)/npo-adapter demo generate
-	$(BIN)/npo-adapter ingest demo-data --store $(STORE)
-	$(BIN)/npo-adapter serve --store $(STORE) --host $(HOST) --port $(PORT)
+	$(BIN)/npo-adapter ingest demo-data $(if $(STORE),--store '$(STORE)')
+	$(BIN)/npo-adapter serve $(if $(STORE),--store '$(STORE)') --host $(HOST) --port $(PORT)
 
 # The tests' OpenID provider (oidc-provider from npm, exactly as locked in package-lock.json).
 OIDC := tests/oidc

@@ -3,21 +3,39 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from adapter.config import Settings
+from adapter.console import stderr_console
 
+
+def _flags_show_no_value() -> None:
+    """typer's rich help prints a value type after every option, so a flag read `--quick <bool>`, and then
+    `--quick true` was refused. A flag takes no value: show none (every command, --help included)."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "flags_show_no_value", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich.flags_show_no_value = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_show_no_value()
 app = typer.Typer(help="HL7 FHIR <-> RIVTA adapter for Sweden's national patient overview (NPÖ).",
                   no_args_is_help=True, add_completion=False)
 demo_app = typer.Typer(help="The bundled synthetic demo data.", no_args_is_help=True)
 app.add_typer(demo_app, name="demo")
-console = Console(stderr=True)
+console = stderr_console()
 
 StoreOpt = typer.Option(None, "--store", help="Store URL (default: NPO_STORE_URL or sqlite:///var/npo-adapter.db)")
 
@@ -151,24 +169,47 @@ def serve(
             reload = verifier.reload
     except (OSError, ValueError) as exc:
         _fail(f"TLS material: {exc}")
-    sock = None
+    settings = _settings(store)
+    if settings.ei_url:
+        _check_ei_files(settings)
+    app_ = create_app(_open(store), settings, Access(source, rules, verifier))
     if uds is not None:
         try:
             sock = server.bind_unix_socket(uds, socket_group)
         except (OSError, ValueError) as exc:
             _fail(f"--uds {uds}: {exc}")
-
-    settings = _settings(store)
-    app_ = create_app(_open(store), settings, Access(source, rules, verifier))
+    else:
+        sock = _bind(host, port)
     config = server.uvicorn_config(app_, host=host, port=port, uds=str(uds) if uds else None, tls=tls,
                                    log_level=log_level.lower())
     where = f"unix:{uds}" if uds else f"{'https' if tls else 'http'}://{host}:{port}"
-    console.print(f"serving NPÖ contracts on {where} ({source.value} callers; store {settings.store_url})")
+    console.print(f"serving NPÖ contracts on {where} ({source.value} callers)")
     if settings.ei_url:
         _start_ei_sender(app_.state.engine, settings)
     else:
         console.print("engagement index updates: not configured (NPO_EI_URL); changes wait in the outbox")
     server.run(config, reload, sock)
+
+
+def _bind(host: str, port: int):
+    """The listening socket, bound before the command says it serves (exit 2 naming the port when it is taken)."""
+    from adapter.gateway import server
+
+    try:
+        return server.bind_tcp(host, port)
+    except server.PortInUse as exc:
+        _fail(f"{exc.strerror}: stop it, or choose another port with --port (`make run PORT=8444` for the demo)")
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+
+
+def _check_ei_files(settings: Settings) -> None:
+    """The engagement index's certificate, key and CA are files, or exit 2 naming the variable and the path."""
+    for variable, value in (("NPO_EI_CERT", settings.ei_cert), ("NPO_EI_KEY", settings.ei_key),
+                            ("NPO_EI_CA", settings.ei_ca)):
+        if not Path(value).is_file():
+            _fail(f"{variable}: no such file {value}" + (" (dev: `npo-adapter certs init`)"
+                                                           if value.startswith(str(DEV_PKI)) else ""))
 
 
 def _start_ei_sender(engine, settings: Settings) -> None:
@@ -198,6 +239,7 @@ def ei_sync(store: str | None = StoreOpt,
     settings = _settings(store)
     if not settings.ei_url:
         _fail("no engagement index configured: set NPO_EI_URL (and NPO_EI_LOGICAL_ADDRESS)")
+    _check_ei_files(settings)
     engine = _open(store)
 
     async def run():
@@ -379,7 +421,7 @@ def _consumer_config(path: Path):
 
 def _print_overview(ov, assignment_name: str) -> None:
     from adapter.consumer.fetch import Outcome
-    from adapter.consumer.summary import summarise
+    from adapter.consumer.summary import newest_first
     from adapter.rivta.contracts import INFORMATION_TYPES
 
     console.print(f"[bold]Patientöversikt[/bold] {ov.patient_id} - {assignment_name}"
@@ -390,8 +432,7 @@ def _print_overview(ov, assignment_name: str) -> None:
         table = Table(title=contract.label, title_justify="left")
         for col in ("Datum", "Uppgift", "Vårdenhet", "Källa", "Åtkomst"):
             table.add_column(col)
-        for r in ov.records[contract.key]:
-            s = summarise(r)
+        for s in newest_first(ov.records[contract.key]):
             table.add_row(s["date"], s["text"], s["unit"], s["source"], s["basis"])
         if not ov.records[contract.key]:
             table.add_row("-", "inga uppgifter", "", "", "")
@@ -437,13 +478,13 @@ def ui(
         _fail(f"{config_path} names no [[assignment]] for the demo user: nothing to choose")
     if config.staff_login is not None and not config.staff_login.client_secret:
         _fail("[staff_login] has no client secret (client_secret_file, or the variable named by client_secret_env)")
-    settings = _settings(store)
     app_ = create_ui_app(config, _open(store), log_flush_interval=log_flush_interval)
+    sock = _bind(host, port)
     mode = (f"sign-in through {config.staff_login.issuer}" if config.staff_login
             else "DEMO MODE without sign-in, loopback only")
-    console.print(f"staff page on {'https' if tls_cert else 'http'}://{host}:{port}/ ({mode}; store "
-                  f"{settings.store_url}; access logs to {config.services.log_url} every {log_flush_interval:g} s)")
-    run_ui(app_, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, log_level=log_level.lower())
+    console.print(f"staff page on {'https' if tls_cert else 'http'}://{host}:{port}/ ({mode}; access logs to "
+                  f"{config.services.log_url} every {log_flush_interval:g} s)")
+    run_ui(app_, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, log_level=log_level.lower(), sock=sock)
 
 
 audit_app = typer.Typer(help="The PDL access log.", no_args_is_help=True)
@@ -487,11 +528,32 @@ def audit_send(store: str | None = StoreOpt, config_path: Path = ConsumerOpt) ->
         raise typer.Exit(code=1)
 
 
+def store_label(url: str) -> str:
+    """The store as people should see it: a PostgreSQL URL without its password, a SQLite file with its full path
+    (a relative one depends on the folder the command ran in)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "(an unreadable store URL)"
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        shown += f" ({Path(parsed.database).resolve()})"
+    return shown
+
+
+def _name_store(settings: Settings) -> None:
+    console.print(f"store: {escape(store_label(settings.store_url))}", highlight=False)
+
+
 def _open(store: str | None):
     from adapter.store.engine import open_store
     from adapter.store.migrate import SchemaOutOfDate
 
     settings = _settings(store)
+    _name_store(settings)
     try:
         return open_store(settings.store_url, upgrade=settings.auto_migrate)
     except SchemaOutOfDate as exc:
@@ -508,7 +570,9 @@ def db_upgrade(store: str | None = StoreOpt) -> None:
     from adapter.store import migrate
     from adapter.store.engine import open_store
 
-    engine = open_store(_settings(store).store_url, upgrade=True)
+    settings = _settings(store)
+    _name_store(settings)
+    engine = open_store(settings.store_url, upgrade=True)
     console.print(f"schema at {migrate.current(engine)} (head {migrate.head()})")
 
 
@@ -518,7 +582,9 @@ def db_current(store: str | None = StoreOpt) -> None:
     from adapter.store import migrate
     from adapter.store.engine import create_store_engine
 
-    engine = create_store_engine(_settings(store).store_url)
+    settings = _settings(store)
+    _name_store(settings)
+    engine = create_store_engine(settings.store_url)
     have, want = migrate.current(engine), migrate.head()
     console.print(f"schema at {have or 'nothing'}; this version needs {want}"
                   + ("" if have == want else " - run `npo-adapter db upgrade`"))

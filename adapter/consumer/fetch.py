@@ -104,7 +104,7 @@ async def _fetch_one(client: httpx.AsyncClient, source: Source, contract: Contra
     except rivta.Timeout:
         return SourceResult(source, contract, Outcome.FAILED, f"no answer within {settings.per_source_timeout:g} s")
     except rivta.Unreachable as exc:
-        return SourceResult(source, contract, Outcome.FAILED, f"could not connect ({exc.cause})")
+        return SourceResult(source, contract, Outcome.FAILED, f"could not connect: {exc.why}")
     except rivta.Fault as fault:
         faults.remember(key)
         return SourceResult(source, contract, Outcome.FAILED,

@@ -214,7 +214,31 @@ def load_config(path: Path, *, check_files: bool = False) -> ConsumerConfig:
             if file is not None and not file.is_file():
                 raise fail(ConsumerConfigError, path, key, f"no such file {file}"
                            + (" (dev: `npo-adapter certs init`)" if key[0] == "client" else ""))
+        _check_tls_files(path, config, staff_login)
     return config
+
+
+def _check_tls_files(path: Path, config: ConsumerConfig, staff_login: StaffLogin | None) -> None:
+    """Each certificate, key, CA and CRL file loads as what its key says, or the error names the key and the file
+    (ssl's own errors name neither)."""
+    def refuse(key: tuple[str | int, ...], file: Path, what: str, exc: Exception) -> ConsumerConfigError:
+        why = exc.strerror if isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError) else \
+            getattr(exc, "reason", None) or type(exc).__name__
+        return fail(ConsumerConfigError, path, key, f"{file} is not {what} ({why})")
+
+    cas = [(("client", "ca"), config.ca), *([(("staff_login", "ca"), staff_login.ca)] if staff_login and
+                                            staff_login.ca else [])]
+    for key, file in [*cas, *((("client", "crls", i), c) for i, c in enumerate(config.crls))]:
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=str(file))
+        except (OSError, ValueError) as exc:
+            raise refuse(key, file, "a readable PEM file of CA certificates" if key[-1] == "ca" else
+                         "a readable PEM CRL", exc) from None
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(str(config.client_cert), str(config.client_key))
+    except (OSError, ValueError) as exc:
+        raise refuse(("client", "cert"), config.client_cert, f"a readable PEM certificate matching client.key "
+                     f"{config.client_key}", exc) from None
 
 
 @dataclass

@@ -12,6 +12,7 @@ from datetime import datetime
 
 import httpx
 
+from adapter.rivta import client as rivta
 from adapter.suite import cases as suite_cases
 from adapter.suite.cases import Case, CaseContext, Session, Skipped
 from adapter.suite.declaration import ContractDeclaration, Declaration, DeclarationError, LoadProfile, covered
@@ -43,6 +44,28 @@ def service_url(decl: ContractDeclaration, endpoint: str | None) -> str:
         raise DeclarationError(f"{url!r} is not an http(s) URL")
     url = url.rstrip("/")
     return url if url.endswith("/rivtabp21") else url + decl.contract.url_path
+
+
+class ConnectionProblem(Exception):
+    """The producer cannot be reached at all (refused, unknown host, TLS refused either way): one error for the run
+    instead of every case failing alike."""
+
+    def __init__(self, url: str, why: str) -> None:
+        super().__init__(f"{url}: {why}")
+        self.url, self.why = url, why
+
+
+async def check_connections(urls: Sequence[str], options: RunOptions) -> None:
+    """Connect once to each producer (scheme, host and port) before the first case: `ConnectionProblem` if one
+    cannot be reached."""
+    origins: dict[tuple[str, str, int | None], str] = {}
+    for url in urls:
+        u = httpx.URL(url)
+        origins.setdefault((u.scheme, u.host, u.port), url)
+    for url in origins.values():
+        why = await rivta.check_connection(url, options.verify, timeout=options.timeout)
+        if why is not None:
+            raise ConnectionProblem(url, why)
 
 
 def _matches(number: str, prefixes: Sequence[str]) -> bool:
@@ -113,6 +136,7 @@ async def run_async(declaration: Declaration, contract: str = "all", options: Ru
     }, quick=options.quick, not_for_declaration=load.shortfalls())
     for decl in chosen:
         service_url(decl, options.endpoint)  # refuse a missing address before any case runs
+    await check_connections([service_url(decl, options.endpoint) for decl in chosen], options)
     for decl in chosen:
         await run_contract(decl, options, load, result, progress, starting)
     result.finished = datetime.now().astimezone()

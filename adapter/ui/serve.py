@@ -4,6 +4,7 @@ plain HTTP only for that demo."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import uvicorn
@@ -43,5 +44,6 @@ def uvicorn_config(app: FastAPI, *, host: str = "127.0.0.1", port: int = 8700, t
                           ssl_keyfile=str(tls_key) if tls_key else None)
 
 
-def run_ui(app: FastAPI, **options) -> None:
-    uvicorn.Server(uvicorn_config(app, **options)).run()
+def run_ui(app: FastAPI, sock: socket.socket | None = None, **options) -> None:
+    """Serve until stopped; on `sock` when given (bound before the command said where it serves)."""
+    uvicorn.Server(uvicorn_config(app, **options)).run(sockets=[sock] if sock is not None else None)
