@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -38,6 +39,13 @@ app.add_typer(demo_app, name="demo")
 console = stderr_console()
 
 StoreOpt = typer.Option(None, "--store", help="Store URL (default: NPO_STORE_URL or sqlite:///var/npo-adapter.db)")
+LogFormatOpt = typer.Option(None, "--log-format", envvar="NPO_LOG_FORMAT",
+                            help="text, or json: one JSON object per line (time, level, logger, event, log_id, "
+                                 "contract, consumer, correlation_id) [default: text]")
+MetricsPortOpt = typer.Option(None, "--metrics-port", help="Serve /metrics (Prometheus) and /health/live, "
+                              "/health/ready on this port, plain HTTP, without client certificates [off]")
+MetricsHostOpt = typer.Option("127.0.0.1", "--metrics-host", help="Address of the metrics listener (it shows no "
+                              "personal data; keep it on the operations network)")
 
 
 def _settings(store: str | None) -> Settings:
@@ -55,6 +63,9 @@ def ingest(
     source_system: str | None = typer.Option(None, "--source-system",
                                              help="Source-system HSA-id for resources whose meta.source "
                                                   "names none (default NPO_SOURCE_SYSTEM_HSAID)"),
+    metrics_file: Path | None = typer.Option(None, "--metrics-file", envvar="NPO_INGEST_METRICS_FILE",
+                                             help="Write the run's counters here in Prometheus text format "
+                                                  "(node_exporter's textfile collector)"),
 ) -> None:
     """Validate, map and store FHIR journal data so the producer can serve it."""
     from adapter.ingest import count_items
@@ -82,6 +93,13 @@ def ingest(
     for rej in report.rejected:
         console.print(f"[red]rejected[/red] {rej.origin} {rej.resource}: {rej.reason}", markup=True,
                       highlight=False)
+    if metrics_file is not None:
+        from adapter.metrics import write_textfile
+
+        try:
+            write_textfile(metrics_file)
+        except OSError as exc:
+            _fail(f"--metrics-file {metrics_file}: {exc.strerror or exc}")
     if report.rejected:
         raise typer.Exit(code=2)
 
@@ -112,12 +130,16 @@ def serve(
     plain_http: bool = typer.Option(False, "--plain-http", help="No TLS and no caller authentication "
                                     "(loopback or Unix socket only; development)"),
     log_level: str = typer.Option("info", help="Log level"),
+    log_format: str | None = LogFormatOpt,
+    metrics_port: int | None = MetricsPortOpt,
+    metrics_host: str = MetricsHostOpt,
 ) -> None:
     """Serve the NPÖ service contracts: mutual TLS with SITHS-style function certificates by default.
 
     Given none of --tls-cert, --tls-key, --client-ca, --crl and --authorisations, the development PKI
     (certs/dev) and authorisations are used, and said so; given any of them, every one the mode needs
     must be given."""
+    from adapter import ops
     from adapter.gateway import authorisation, server
     from adapter.gateway.identity import CertSource
     from adapter.gateway.pki import load_pki
@@ -125,7 +147,7 @@ def serve(
     from adapter.gateway.verify import ReloadableVerifier
     from adapter.producer.app import Access, create_app
 
-    _logging(log_level)
+    _logging(log_level, log_format)
     if behind_proxy and plain_http:
         _fail("--behind-proxy and --plain-http exclude each other")
     if behind_proxy and uds is None:
@@ -152,8 +174,8 @@ def serve(
         pki = load_pki(DEV_PKI)
         tls_cert, tls_key, client_ca, crl = pki.server_cert, pki.server_key, pki.ca_bundle, [pki.crl_root,
                                                                                                pki.crl_function]
-        console.print(f"[bold red]DEVELOPMENT:[/bold red] trusting the development PKI in {DEV_PKI} and "
-                      f"{DEV_AUTHORISATIONS}; never use these outside development", highlight=False)
+        _say(f"[bold red]DEVELOPMENT:[/bold red] trusting the development PKI in {DEV_PKI} and "
+             f"{DEV_AUTHORISATIONS}; never use these outside development", logging.WARNING)
     try:
         rules = authorisation.load(authorisations or DEV_AUTHORISATIONS)
     except authorisation.AuthorisationError as exc:
@@ -172,7 +194,9 @@ def serve(
     settings = _settings(store)
     if settings.ei_url:
         _check_ei_files(settings)
-    app_ = create_app(_open(store), settings, Access(source, rules, verifier))
+    engine = _open(store)
+    probe, readiness, certificates = ops.producer_health(engine, settings, tls, verifier)
+    app_ = create_app(engine, settings, Access(source, rules, verifier), readiness)
     if uds is not None:
         try:
             sock = server.bind_unix_socket(uds, socket_group)
@@ -182,13 +206,30 @@ def serve(
         sock = _bind(host, port)
     config = server.uvicorn_config(app_, host=host, port=port, uds=str(uds) if uds else None, tls=tls,
                                    log_level=log_level.lower())
+    _start_metrics(metrics_host, metrics_port, readiness, probe, certificates)
     where = f"unix:{uds}" if uds else f"{'https' if tls else 'http'}://{host}:{port}"
-    console.print(f"serving NPÖ contracts on {where} ({source.value} callers)")
+    _say(f"serving NPÖ contracts on {where} ({source.value} callers)")
     if settings.ei_url:
         _start_ei_sender(app_.state.engine, settings)
     else:
-        console.print("engagement index updates: not configured (NPO_EI_URL); changes wait in the outbox")
+        _say("engagement index updates: not configured (NPO_EI_URL); changes wait in the outbox")
     server.run(config, reload, sock)
+
+
+def _start_metrics(host: str, port: int | None, readiness, probe, certificates) -> None:
+    """The metrics listener (adapter/ops.py), when a port is given."""
+    if port is None:
+        return
+    from adapter import ops
+    from adapter.gateway.server import is_loopback
+    from adapter.metrics import StateCollector
+
+    try:
+        listener = ops.start(host, port, readiness, StateCollector(probe, certificates))
+    except OSError as exc:
+        _fail(f"--metrics-port {port}: {exc}")
+    note = "" if is_loopback(host) else " (not loopback: keep it on the operations network)"
+    _say(f"metrics and health on {listener.url}/metrics, /health/live, /health/ready{note}")
 
 
 def _bind(host: str, port: int):
@@ -224,7 +265,7 @@ def _start_ei_sender(engine, settings: Settings) -> None:
             await sender.run(asyncio.Event())
 
     threading.Thread(target=asyncio.run, args=(loop(),), name="ei-sender", daemon=True).start()
-    console.print(f"engagement index updates: sending to {settings.ei_url}")
+    _say(f"engagement index updates: sending to {settings.ei_url}")
 
 
 @app.command("ei-sync")
@@ -326,6 +367,7 @@ def stubs(
     pki_dir: Path = typer.Option(DEV_PKI, "--pki", help="Dev PKI for mutual TLS (npo-adapter certs init)"),
     plain_http: bool = typer.Option(False, "--plain-http", help="No TLS (loopback only; development)"),
     log_level: str = typer.Option("info", help="Log level"),
+    log_format: str | None = LogFormatOpt,
 ) -> None:
     """Serve local stand-ins of the national consent, block, log and engagement-index services (development,
     demos and tests only)."""
@@ -333,7 +375,7 @@ def stubs(
     from adapter.stubs.run import DEV_SEED, serve_stubs, tls_from_dev_pki
     from adapter.stubs.seed import SeedError, load_seed
 
-    _logging(log_level)
+    _logging(log_level, log_format)
     if plain_http and not server.is_loopback(host):
         _fail("plain HTTP is refused on anything but loopback")
     seed = seed or DEV_SEED
@@ -459,6 +501,9 @@ def ui(
     log_flush_interval: float = typer.Option(30.0, min=1.0, help="Seconds between sending queued access-log "
                                              "entries to the national log service"),
     log_level: str = typer.Option("info", help="Log level"),
+    log_format: str | None = LogFormatOpt,
+    metrics_port: int | None = MetricsPortOpt,
+    metrics_host: str = MetricsHostOpt,
 ) -> None:
     """The staff web page and its REST API: patient overviews with PDL applied, every access logged. Staff sign in
     through the hospital's OpenID provider ([staff_login]) over HTTPS; without one, only a labelled demo mode on
@@ -466,7 +511,7 @@ def ui(
     from adapter.ui import create_ui_app
     from adapter.ui.serve import listen_refusal, run_ui
 
-    _logging(log_level)
+    _logging(log_level, log_format)
     if not config_path.is_file():
         _fail(f"no consumer configuration at {config_path}")
     config = _consumer_config(config_path)
@@ -478,12 +523,17 @@ def ui(
         _fail(f"{config_path} names no [[assignment]] for the demo user: nothing to choose")
     if config.staff_login is not None and not config.staff_login.client_secret:
         _fail("[staff_login] has no client secret (client_secret_file, or the variable named by client_secret_env)")
-    app_ = create_ui_app(config, _open(store), log_flush_interval=log_flush_interval)
+    from adapter import ops
+
+    engine = _open(store)
+    probe, readiness, certificates = ops.consumer_health(engine, config, tls_cert)
+    app_ = create_ui_app(config, engine, log_flush_interval=log_flush_interval, readiness=readiness)
     sock = _bind(host, port)
+    _start_metrics(metrics_host, metrics_port, readiness, probe, certificates)
     mode = (f"sign-in through {config.staff_login.issuer}" if config.staff_login
             else "DEMO MODE without sign-in, loopback only")
-    console.print(f"staff page on {'https' if tls_cert else 'http'}://{host}:{port}/ ({mode}; access logs to "
-                  f"{config.services.log_url} every {log_flush_interval:g} s)")
+    _say(f"staff page on {'https' if tls_cert else 'http'}://{host}:{port}/ ({mode}; access logs to "
+         f"{config.services.log_url} every {log_flush_interval:g} s)")
     run_ui(app_, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, log_level=log_level.lower(), sock=sock)
 
 
@@ -545,7 +595,7 @@ def store_label(url: str) -> str:
 
 
 def _name_store(settings: Settings) -> None:
-    console.print(f"store: {escape(store_label(settings.store_url))}", highlight=False)
+    _say(f"store: {escape(store_label(settings.store_url))}")
 
 
 def _open(store: str | None):
@@ -601,18 +651,39 @@ def _register_contract_test() -> None:
 _register_contract_test()
 
 
-def _logging(level: str) -> None:
+def _logging(level: str, fmt: str | None = None) -> None:
+    """The one logging set-up; the format is `fmt` (--log-format), else NPO_LOG_FORMAT, else text."""
     from adapter import logs
 
+    global _json_logs
     try:
-        logs.setup(level)
+        fmt = logs.log_format(fmt)
+    except ValueError as exc:
+        _fail(f"--log-format: {exc}")
+    try:
+        logs.setup(level, fmt)
     except ValueError as exc:
         _fail(f"--log-level: {exc}")
+    _json_logs = fmt == "json"
 
 
 def _fail(message: str) -> NoReturn:
-    console.print(f"[red]refused:[/red] {escape(message)}", highlight=False)
+    _say(f"[red]refused:[/red] {escape(message)}", logging.ERROR)
     raise typer.Exit(code=2)
+
+
+_json_logs = False  # set by _logging: the operator's messages of a serving command become log events
+
+
+def _say(message: str, level: int = logging.INFO) -> None:
+    """A message to the operator (rich markup): on the console, or with --log-format json as one more JSON log
+    line, so that standard error stays one JSON object a line."""
+    if _json_logs:
+        from rich.text import Text
+
+        logging.getLogger("adapter.cli").log(level, "%s", Text.from_markup(message).plain)
+    else:
+        console.print(message, highlight=False)
 
 
 @demo_app.command("generate")

@@ -17,6 +17,7 @@ from enum import StrEnum
 import httpx
 from lxml import etree
 
+from adapter import metrics
 from adapter.rivta import client as rivta
 from adapter.rivta import wsdl
 from adapter.rivta.client import client_context as client_context  # where overview and the tests find it
@@ -83,18 +84,26 @@ async def fetch_all(client: httpx.AsyncClient, sources: list[Source], patient_id
         if task in done and not task.cancelled() and task.exception() is None:
             results.append(task.result())
         elif task in done and task.exception() is not None:
+            metrics.observe_consumer(s.name, c.key, metrics.INTERNAL, settings.deadline)
             results.append(SourceResult(s, c, Outcome.FAILED, f"internal error ({type(task.exception()).__name__})"))
         else:
+            metrics.observe_consumer(s.name, c.key, metrics.DEADLINE, settings.deadline)
             results.append(SourceResult(s, c, Outcome.FAILED, f"no answer within the {settings.deadline:g} s deadline"))
     return results
 
 
 async def _fetch_one(client: httpx.AsyncClient, source: Source, contract: Contract, patient_id: str,
                      patient_type: str, settings: FetchSettings, faults: FaultMemory) -> SourceResult:
+    timer = metrics.Timer()
+
+    def counted(outcome: str, result: SourceResult) -> SourceResult:
+        metrics.observe_consumer(source.name, contract.key, outcome, timer.seconds)
+        return result
+
     key = (source.url, source.logical_address, contract.key, patient_id)
     if faults.quiet(key):
-        return SourceResult(source, contract, Outcome.FAILED,
-                            "not asked again: it answered with a SOAP fault less than 5 minutes ago")
+        return counted(metrics.NOT_ASKED, SourceResult(
+            source, contract, Outcome.FAILED, "not asked again: it answered with a SOAP fault less than 5 minutes ago"))
     body = build_request(contract, source.logical_address, patient_id, patient_type)
     try:
         reply = await rivta.call(client, source.url.rstrip("/") + contract.url_path, body,
@@ -102,21 +111,25 @@ async def _fetch_one(client: httpx.AsyncClient, source: Source, contract: Contra
                                  deadline=settings.per_source_timeout, max_bytes=settings.max_answer_bytes,
                                  max_depth=64)
     except rivta.Timeout:
-        return SourceResult(source, contract, Outcome.FAILED, f"no answer within {settings.per_source_timeout:g} s")
+        return counted(metrics.C_TIMEOUT, SourceResult(source, contract, Outcome.FAILED,
+                                                       f"no answer within {settings.per_source_timeout:g} s"))
     except rivta.Unreachable as exc:
-        return SourceResult(source, contract, Outcome.FAILED, f"could not connect: {exc.why}")
+        return counted(metrics.UNREACHABLE, SourceResult(source, contract, Outcome.FAILED,
+                                                         f"could not connect: {exc.why}"))
     except rivta.Fault as fault:
         faults.remember(key)
-        return SourceResult(source, contract, Outcome.FAILED,
-                            "SOAP fault" + (f" (log id {fault.log_id})" if fault.log_id else ""))
+        return counted(metrics.FAULT, SourceResult(source, contract, Outcome.FAILED, "SOAP fault" + (
+            f" (log id {fault.log_id})" if fault.log_id else "")))
     except rivta.RivtaCallError as exc:  # TooLarge, NotSoap, HttpStatus
-        return SourceResult(source, contract, Outcome.FAILED, f"unreadable answer (HTTP {exc.status})")
-    return _interpret(source, contract, reply.answer)
+        return counted(metrics.INVALID_ANSWER, SourceResult(source, contract, Outcome.FAILED,
+                                                            f"unreadable answer (HTTP {exc.status})"))
+    return counted(*_interpret(source, contract, reply.answer))
 
 
-def _interpret(source: Source, contract: Contract, answer: etree._Element) -> SourceResult:
-    def failed(reason: str) -> SourceResult:
-        return SourceResult(source, contract, Outcome.FAILED, reason)
+def _interpret(source: Source, contract: Contract, answer: etree._Element) -> tuple[str, SourceResult]:
+    """The result and its outcome for the metrics (adapter/metrics.py: CONSUMER_OUTCOMES)."""
+    def failed(reason: str, outcome: str = metrics.INVALID_ANSWER) -> tuple[str, SourceResult]:
+        return outcome, SourceResult(source, contract, Outcome.FAILED, reason)
 
     if answer.tag != f"{{{contract.responder_ns}}}{contract.response_element}":
         return failed(f"not a {contract.name} answer (HTTP 200)")
@@ -127,9 +140,11 @@ def _interpret(source: Source, contract: Contract, answer: etree._Element) -> So
     code = result.findtext(f"{{{inner}}}resultCode") if result is not None else "OK"
     if code == "ERROR":
         error = result.findtext(f"{{{inner}}}errorCode") or "ERROR"
-        return failed(f"the producer answered {error} (log id {result.findtext(f'{{{inner}}}logId')})")
+        return failed(f"the producer answered {error} (log id {result.findtext(f'{{{inner}}}logId')})",
+                      metrics.ERROR_RESULT)
     recs = answer.findall(f"{{{contract.responder_ns}}}{contract.record_element}")
-    return SourceResult(source, contract, Outcome.DATA if recs else Outcome.NONE, records=recs)
+    return (metrics.DATA if recs else metrics.NONE), SourceResult(source, contract,
+                                                                  Outcome.DATA if recs else Outcome.NONE, records=recs)
 
 
 def document_key(contract: Contract, record: etree._Element) -> tuple[str, str]:

@@ -8,6 +8,7 @@ Bundle, CLI table, web page) shows the result with a status per source and the n
 from __future__ import annotations
 
 import contextlib
+import logging
 import ssl
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from lxml import etree
 from pydantic import Field
 from sqlalchemy.engine import Engine
 
+from adapter import correlation, metrics
 from adapter.consumer.fetch import (
     FaultMemory,
     FetchSettings,
@@ -63,6 +65,8 @@ from adapter.consumer.staff_settings import (
 from adapter.mapping import codes, timefmt
 from adapter.rivta.contracts import CONTRACTS, Contract
 from adapter.tomlfile import HttpUrl, Model, Text, TomlFileError, fail, read, validate
+
+log = logging.getLogger("adapter.consumer")
 
 
 @dataclass(frozen=True)
@@ -323,7 +327,25 @@ async def build_overview(config: ConsumerConfig, engine: Engine, user: UserConte
                          faults: FaultMemory | None = None, client: httpx.AsyncClient | None = None,
                          origin: AccessOrigin | None = None) -> Overview:
     """`emergency_reason`: emergency access, registered with the consent service for the configured duration
-    (`config.emergency`); callers check the reason against the policy first (`staff_settings.reason_problem`)."""
+    (`config.emergency`); callers check the reason against the policy first (`staff_settings.reason_problem`).
+
+    One correlation id for the whole overview (the request's, on the staff page, else a new one): it goes with
+    every call to the producers and the national services (adapter/rivta/client.py) and is in the log line."""
+    timer = metrics.Timer()
+    with correlation.scope(correlation.current()) as correlation_id:
+        overview = await _build_overview(config, engine, user, patient_id, patient_type,
+                                         emergency_reason=emergency_reason, faults=faults, client=client,
+                                         origin=origin)
+        failed = sum(1 for r in overview.sources if r.outcome is Outcome.FAILED)
+        log.info("overview: %d calls to %d sources, %d failed, %d access-log entries (correlation id %s)",
+                 len(overview.sources), len(config.sources), failed, len(overview.log_seqs), correlation_id)
+    metrics.OVERVIEW_SECONDS.observe(timer.seconds)
+    return overview
+
+
+async def _build_overview(config: ConsumerConfig, engine: Engine, user: UserContext, patient_id: str,
+                          patient_type: str, *, emergency_reason: str | None, faults: FaultMemory | None,
+                          client: httpx.AsyncClient | None, origin: AccessOrigin | None) -> Overview:
     emergency_reason = (emergency_reason or "").strip() or None
     actor = AccessingActor(user.employee_hsa_id, user.care_giver_hsa_id, user.care_unit_hsa_id)
     notices: list[str] = []

@@ -34,8 +34,9 @@ def is_loopback(host: str) -> bool:
 def uvicorn_config(app, *, host: str = "127.0.0.1", port: int = 8443, uds: str | None = None,
                    tls: TlsContexts | None = None, log_level: str = "warning") -> uvicorn.Config:
     """A loaded uvicorn config; with `tls`, our SSL context and the peer-certificate protocol."""
-    config = uvicorn.Config(app, host=host, port=port, uds=uds, log_level=log_level, access_log=False,
-                            lifespan="off", http=tls.protocol_class if tls else "auto",
+    # log_config=None: uvicorn's own lines go through adapter/logs.py (text or JSON) like everything else
+    config = uvicorn.Config(app, host=host, port=port, uds=uds, log_level=log_level, log_config=None,
+                            access_log=False, lifespan="off", http=tls.protocol_class if tls else "auto",
                             timeout_keep_alive=30)
     config.load()
     if tls is not None:

@@ -1,11 +1,12 @@
 """The one RIVTA BP 2.1 SOAP client: the consumer's fan-out, the PDL services, the engagement-index sender and
 the contract suite all call other services through it.
 
-* `exchange` POSTs an envelope (SOAPAction, Content-Type, extra headers; the caller's httpx.AsyncClient carries
-  mTLS, see `client_context`, and its default timeouts) and streams the answer, stopping at a byte cap: a
-  declared Content-Length over the cap is refused before the body is read, and a body is never read past the
-  cap (compressed answers are inflated in bounded steps). It returns the raw exchange (bytes, status, timing)
-  with the transport error, if any, recorded in it: the suite reports exchanges as they were.
+* `exchange` POSTs an envelope (SOAPAction, Content-Type, the platform's `x-skltp-correlation-id`, extra headers;
+  the caller's httpx.AsyncClient carries mTLS, see `client_context`, and its default timeouts) and streams the
+  answer, stopping at a byte cap: a declared Content-Length over the cap is refused before the body is read, and
+  a body is never read past the cap (compressed answers are inflated in bounded steps). It returns the raw
+  exchange (bytes, status, timing) with the transport error, if any, recorded in it: the suite reports exchanges
+  as they were.
 * `read_answer` parses an answer with the hardened parser (adapter/rivta/xml.py) and returns the Body's
   element, or raises `Fault` (faultcode, faultstring, a RIVTA VPnnn/EInnn code, a log id), `NotSoap` or
   `HttpStatus`. RIVTA answers with HTTP 200, and faults with 500; any other status is the HTTP layer failing.
@@ -32,6 +33,7 @@ from pathlib import Path
 import httpx
 from lxml import etree
 
+from adapter import correlation
 from adapter.rivta import xml
 from adapter.rivta.contracts import REGISTRY_NS, SOAP_NS
 
@@ -160,11 +162,14 @@ async def exchange(client: httpx.AsyncClient, url: str, request: bytes, *, soap_
                    max_bytes: int = DEFAULT_MAX_BYTES) -> Exchange:
     """POST `request` and read the answer up to `max_bytes`. `timeout` is httpx's per-operation timeout (connect,
     each read; default: the client's), `deadline` a limit on the whole exchange. Never raises a transport error:
-    it is recorded in `Exchange.error`."""
+    it is recorded in `Exchange.error`. The platform's correlation id goes with every call: the one of the
+    overview or request in hand (adapter/correlation.py), else a new one, unless `headers` name one."""
     sent = {"Content-Type": content_type, "Accept-Encoding": "identity"}
     if soap_action is not None:
         sent["SOAPAction"] = f'"{soap_action}"'
     sent.update(headers or {})
+    if not any(name.lower() == correlation.HEADER for name in sent):
+        sent[correlation.HEADER] = correlation.current() or correlation.new()
     ex = Exchange(url, request, sent)
     started = time.perf_counter()
     try:
