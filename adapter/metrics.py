@@ -168,7 +168,7 @@ class StateCollector(Collector):
                                 value=1 if state.schema_current else 0)
         rows = GaugeMetricFamily("npo_ei_outbox_rows", "Engagement-index outbox rows per state (pending, sent, "
                                  "failed)", labels=["state"])
-        for name in ("pending", "sent", "failed"):
+        for name in sorted({"pending", "sent", "failed", *state.ei_rows}):  # the usual three, and any other
             rows.add_metric([name], state.ei_rows.get(name, 0))
         yield rows
         yield GaugeMetricFamily("npo_ei_outbox_oldest_pending_age_seconds", "Age of the oldest engagement change "
