@@ -5,7 +5,8 @@ these descriptions; adding a contract version means adding one entry to CONTRACT
 `module` slug names:
 
 - adapter/mapping/fhir_to_rivta/<module>.py  MAPS: which FHIR resources publish records of the contract
-- adapter/mapping/rivta_to_fhir/<module>.py  convert (record -> FHIR), summary (one line for people) and,
+- adapter/mapping/rivta_to_fhir/<module>.py  convert (record -> FHIR), summary (for people: the
+                                             record's whole text and its date; views shorten it) and,
                                              optionally, rules (what the schema cannot say)
 - adapter/demo/<module>.py                   resources (demo data), optional
 
