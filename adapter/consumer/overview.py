@@ -384,12 +384,12 @@ async def _client(config: ConsumerConfig, client: httpx.AsyncClient | None):
 async def build_overview(config: ConsumerConfig, engine: Engine, user: UserContext, patient_id: str,
                          patient_type: str = codes.PERSONNUMMER, *, emergency_reason: str | None = None,
                          faults: FaultMemory | None = None, client: httpx.AsyncClient | None = None,
-                         origin: AccessOrigin | None = None) -> Overview:
+                         origin: AccessOrigin | None = None, only_document: str | None = None) -> Overview:
     """The whole overview, once every source answered or the deadline passed (see `overview_stream`)."""
     last = None
     async for snapshot in overview_stream(config, engine, user, patient_id, patient_type,
                                           emergency_reason=emergency_reason, faults=faults, client=client,
-                                          origin=origin):
+                                          origin=origin, only_document=only_document):
         last = snapshot
     assert last is not None and last.complete
     return last
@@ -398,7 +398,8 @@ async def build_overview(config: ConsumerConfig, engine: Engine, user: UserConte
 async def overview_stream(config: ConsumerConfig, engine: Engine, user: UserContext, patient_id: str,
                           patient_type: str = codes.PERSONNUMMER, *, emergency_reason: str | None = None,
                           faults: FaultMemory | None = None, client: httpx.AsyncClient | None = None,
-                          origin: AccessOrigin | None = None) -> AsyncIterator[Overview]:
+                          origin: AccessOrigin | None = None,
+                          only_document: str | None = None) -> AsyncIterator[Overview]:
     """The overview as it grows: first with every source pending, then again each time a source has answered
     (all its contracts, see `fetch_by_source`) and its records were decided by PDL and logged, last `complete`.
     The same object is yielded each time; read it before asking for the next.
@@ -410,9 +411,12 @@ async def overview_stream(config: ConsumerConfig, engine: Engine, user: UserCont
     shown. A failure to log ends the stream with the exception: nothing of that source is shown.
 
     `emergency_reason`: emergency access, registered with the consent service for the configured duration
-    (`config.emergency`); callers check the reason against the policy first (`staff_settings.reason_problem`)."""
+    (`config.emergency`); callers check the reason against the policy first (`staff_settings.reason_problem`).
+    `only_document`: only the record(s) with this document id are decided, shown and logged (`overview --record`).
+    """
     emergency_reason = (emergency_reason or "").strip() or None
     state = _Progress(config, engine, user, patient_id, patient_type, emergency_reason, origin)
+    state.only_document = only_document
     ov = state.overview
     async with _client(config, client) as client:
         _explain(ov)
@@ -444,6 +448,7 @@ class _Progress:
         self.seen: set[tuple[str, str, str]] = set()  # contract key, document id, source system
         self.consent: bool | None = None  # asked once, when the first other care giver's information arrives
         self.logged: set[tuple[str, str, str]] = set()  # care giver, unit, contract key
+        self.only_document: str | None = None
 
     async def add(self, client: httpx.AsyncClient, batch: SourceBatch) -> None:
         ov, user = self.overview, self.user
@@ -458,6 +463,8 @@ class _Progress:
                 if key in self.seen:  # the same record from another source
                     continue
                 self.seen.add(key)
+                if self.only_document is not None and h["document_id"] != self.only_document:
+                    continue
                 if h["care_giver"] and h["care_unit"]:
                     by_group[Group(h["care_giver"], h["care_unit"], contract.block_kind)].append((contract, rec, h))
         if not by_group:
