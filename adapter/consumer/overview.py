@@ -413,24 +413,42 @@ async def overview_stream(config: ConsumerConfig, engine: Engine, user: UserCont
     `emergency_reason`: emergency access, registered with the consent service for the configured duration
     (`config.emergency`); callers check the reason against the policy first (`staff_settings.reason_problem`).
     `only_document`: only the record(s) with this document id are decided, shown and logged (`overview --record`).
+
+    One correlation id for the whole overview (the request's, on the staff page, else a new one): it goes with
+    every call to the producers and the national services (adapter/rivta/client.py) and is in the log line.
     """
     emergency_reason = (emergency_reason or "").strip() or None
+    timer = metrics.Timer()
+    correlation_id = correlation.current() or correlation.new()
     state = _Progress(config, engine, user, patient_id, patient_type, emergency_reason, origin)
     state.only_document = only_document
     ov = state.overview
     async with _client(config, client) as client:
         _explain(ov)
         yield ov
-        async for batch in fetch_by_source(client, list(config.sources), patient_id, patient_type, config.fetch,
-                                           faults):
-            await state.add(client, batch)
-            ov.pending = [s for s in ov.pending if s != batch.source]
-            _explain(ov)
-            if ov.pending:
-                yield ov
+        batches = fetch_by_source(client, list(config.sources), patient_id, patient_type, config.fetch, faults)
+        try:
+            while True:
+                # the scope never spans a yield: the fetches (started by the first step) and PDL calls carry it
+                with correlation.scope(correlation_id):
+                    try:
+                        batch = await anext(batches)
+                    except StopAsyncIteration:
+                        break
+                    await state.add(client, batch)
+                ov.pending = [s for s in ov.pending if s != batch.source]
+                _explain(ov)
+                if ov.pending:
+                    yield ov
+        finally:
+            await batches.aclose()
     state.finish()
     ov.complete = True
     _explain(ov)
+    failed = sum(1 for r in ov.sources if r.outcome is Outcome.FAILED)
+    log.info("overview: %d calls to %d sources, %d failed, %d access-log entries (correlation id %s)",
+             len(ov.sources), len(config.sources), failed, len(ov.log_seqs), correlation_id)
+    metrics.OVERVIEW_SECONDS.observe(timer.seconds)
     yield ov
 
 
