@@ -103,7 +103,7 @@ NOTES_SOURCE = "SE2120001231-SYS2"  # the municipality's second journal system
 PNG_1X1 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 PDF = "JVBERi0xLjQKJSBhIHRlc3QgZmlsZQo="  # "%PDF-1.4\n% a test file\n"
 LONG_NOTE = ("Hembesök: patienten uppger yrsel på morgonen. <script>alert('x')</script> ska stå som text.\n"
-             + "Blodtryck 135/85 sittande, 118/70 stående efter en minut. " * 8
+             + " ".join(["Blodtryck 135/85 sittande, 118/70 stående efter en minut."] * 8)
              + "\nPlan: följ upp om en vecka. SLUTET AV ANTECKNINGEN")
 
 
