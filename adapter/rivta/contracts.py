@@ -263,12 +263,70 @@ GET_CARE_PLANS = Contract(
     label="Vårdplan",
 )
 
+_GVH_ADM = ".//c:vaccinationMedicalRecordBody/c:administrationRecord"
+_GVH_REG = ".//c:vaccinationMedicalRecordBody/c:registrationRecord"
+
+GET_VACCINATION_HISTORY = Contract(
+    name="GetVaccinationHistory",
+    version="2.0",
+    domain=_AA,
+    core_ns=ACTOUTCOME_CORE,
+    record_element="vaccinationMedicalRecord",
+    header_element="vaccinationMedicalRecordHeader",
+    body_element="vaccinationMedicalRecordBody",
+    # the request spells these with a lower-case "id"; timePeriod is a DatePeriodType (start and end 0..1)
+    period_element="timePeriod",
+    care_unit_element="careUnitHSAid",
+    source_system_element="sourceSystemHSAid",
+    # TKB 7.1.4: documentTime, authorTime, signatureTime or registrationRecord.date within the period
+    filter_times=("documentTime", "authorTime", "signatureTime", "date"),
+    # TKB: nullified is 1..1 here (nullifiedReason only with nullified true, rules() checks both); no record
+    # element is 0..0 (gender's originalText is, also checked by rules())
+    forbidden=(),
+    ei_service_domain=f"riv:{_AA}",
+    ei_categorizations=("caa-gvh",),
+    module="vaccination_history",
+    label="Vaccinationer",
+    suite_cases=(
+        ContentCase("5.1", "signed", "En signerad post / a signed record (legalAuthenticator)",
+                    ".//c:legalAuthenticator/c:signatureTime", "a legalAuthenticator"),
+        ContentCase("5.2", "unsigned", "En osignerad post / an unsigned record (no legalAuthenticator)",
+                    "not(.//c:legalAuthenticator)", "no legalAuthenticator"),
+        ContentCase("5.4", "IsDoseComplete_true", "Full dos uppnådd / a complete dose (isDoseComplete true)",
+                    f"{_GVH_ADM}/c:isDoseComplete[normalize-space(.)='true' or normalize-space(.)='1']",
+                    "isDoseComplete true"),
+        ContentCase("5.5", "IsDoseComplete_false", "Delvaccination / an incomplete dose (isDoseComplete false)",
+                    f"{_GVH_ADM}/c:isDoseComplete[normalize-space(.)='false' or normalize-space(.)='0']",
+                    "isDoseComplete false"),
+        ContentCase("5.6", "VaccinationUnstructuredNote", "Ostrukturerad vaccinationsinformation / an "
+                    "unstructured note", f"{_GVH_REG}/c:vaccinationUnstructuredNote",
+                    "vaccinationUnstructuredNote"),
+        ContentCase("5.7", "vaccineName", "Vaccinets produktnamn / the vaccine's product name",
+                    f"{_GVH_ADM}/c:vaccineName", "vaccineName"),
+        ContentCase("5.8", "patientAdverseEffect", "Reaktion hos patienten / an adverse effect",
+                    f"{_GVH_REG}/c:patientAdverseEffect | {_GVH_ADM}/c:patientAdverseEffect",
+                    "patientAdverseEffect"),
+        ContentCase("5.9", "vaccineTargetDisease", "Sjukdom som vaccinet skyddar mot / a target disease",
+                    f"{_GVH_ADM}/c:vaccineTargetDisease", "vaccineTargetDisease"),
+        ContentCase("5.11", "IsNullified_false", "Ej makulerad post / a record not nullified (nullified false)",
+                    ".//c:vaccinationMedicalRecordHeader/c:nullified[normalize-space(.)='false' or "
+                    "normalize-space(.)='0']", "nullified false"),
+        ContentCase("5.12", "Performer", "Vem som vaccinerat / who administered the vaccination",
+                    f"{_GVH_ADM}/c:performer", "performer"),
+        ContentCase("5.13", "riskCategory", "Riskgrupp / a risk category", f"{_GVH_REG}/c:riskCategory",
+                    "riskCategory"),
+    ),
+    suite_note="5.10 IsNullified_true is not run: a FHIR Immunization marked entered-in-error withdraws its "
+    "record, so a record with nullified true is never served.",
+)
+
 CONTRACTS: tuple[Contract, ...] = (  # in the order NPÖ shows the information types
     GET_DIAGNOSIS,
     GET_MEDICATION_HISTORY,
     GET_CARE_PLANS,
     GET_FUNCTIONAL_STATUS,
     GET_CARE_DOCUMENTATION,
+    GET_VACCINATION_HISTORY,
 )
 
 BY_KEY: dict[str, Contract] = {c.key: c for c in CONTRACTS}
