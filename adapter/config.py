@@ -33,7 +33,8 @@ class Settings(BaseSettings):
     ei_batch_size: int = 1000
     ei_min_interval: float = 5.0  # seconds between calls (initial load pacing)
     ei_per_key_interval: float = 300.0  # the same engagement at most every 5 minutes
-    ei_timeout: float = 27.0
+    ei_timeout: float = 27.0  # seconds to wait for the index's answer to one Update call
+    ei_retention_days: float = 7.0  # sent outbox rows are purged after this many days
 
     # The PDL access log's chain key and checkpoints, kept outside the database (adapter/consumer/pdl/audit_seal.py).
     audit_key_file: str = "var/audit.key"
