@@ -269,3 +269,11 @@ def test_the_per_key_interval_outlasts_a_short_retention(new_store):
         clock.now += timedelta(minutes=1)
         report = drain(sender(engine, ei.url, clock, retention=0))
         assert report.purged == 0 and report.calls == 0  # the last send still counts for the 5 minutes
+
+
+def test_the_readme_table_lists_every_ei_setting():
+    rows = [line for line in (REPO / "README.md").read_text(encoding="utf-8").splitlines()
+            if line.startswith("| `NPO_EI_")]
+    listed = {name for line in rows for name in line.split("|")[1].replace("`", "").replace(",", " ").split()}
+    settings = {f"NPO_{name.upper()}" for name in Settings.model_fields if name.startswith("ei_")}
+    assert settings == listed
