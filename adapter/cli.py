@@ -245,7 +245,10 @@ def _bind(host: str, port: int):
 
 
 def _check_ei_files(settings: Settings) -> None:
-    """The engagement index's certificate, key and CA are files, or exit 2 naming the variable and the path."""
+    """The engagement index's certificate, key and CA are files, or exit 2 naming the variable and the path
+    (only for an https index: over plain http, in development and tests, they are not used)."""
+    if not (settings.ei_url or "").startswith("https:"):
+        return
     for variable, value in (("NPO_EI_CERT", settings.ei_cert), ("NPO_EI_KEY", settings.ei_key),
                             ("NPO_EI_CA", settings.ei_ca)):
         if not Path(value).is_file():

@@ -1,8 +1,9 @@
 """Cross-process locks for work that must happen once at a time across replicas.
 
-PostgreSQL: session advisory locks (`pg_try_advisory_lock`). SQLite: a POSIX record lock (`fcntl.lockf`) on one
-byte of the database file itself, at an offset derived from the lock's name far past SQLite's own lock bytes
-(at 1 GiB), so nothing is created beside the store and a crashed holder's lock goes with its process.
+PostgreSQL: session advisory locks (`pg_try_advisory_lock`), keyed by the store's schema and the name. SQLite: a
+POSIX record lock (`fcntl.lockf`) on one byte of the database file itself, at an offset derived from the lock's
+name far past SQLite's own lock bytes (at 1 GiB), so nothing is created beside the store and a crashed holder's
+lock goes with its process.
 
 POSIX record locks belong to the process, and closing *any* descriptor of a file drops every lock the process
 holds on it, SQLite's own included. So each process opens the database file once for locking and keeps that
@@ -78,13 +79,15 @@ def try_lock(engine: Engine, name: str) -> Iterator[bool]:
     """Yields True while this process holds the lock `name`, False if another one holds it (no waiting)."""
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
-            got = bool(conn.execute(select(func.pg_try_advisory_lock(_key(name)))).scalar())
+            # advisory locks span the whole database: stores in other schemas of it are other deployments
+            key = _key(f"{conn.execute(select(func.current_schema())).scalar()}:{name}")
+            got = bool(conn.execute(select(func.pg_try_advisory_lock(key))).scalar())
             conn.commit()
             try:
                 yield got
             finally:
                 if got:
-                    conn.execute(select(func.pg_advisory_unlock(_key(name))))
+                    conn.execute(select(func.pg_advisory_unlock(key)))
                     conn.commit()
         return
     database = engine.url.database
