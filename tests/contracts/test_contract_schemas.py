@@ -56,6 +56,7 @@ CONTRACTS = [
     ("GetDiagnosis", "2.0"),
     ("GetFunctionalStatus", "2.0"),
     ("GetCareDocumentation", "2.1"),
+    ("GetCareDocumentation", "3.0"),
     ("GetMedicationHistory", "2.2"),
     ("GetCarePlans", "2.0"),
 ]
