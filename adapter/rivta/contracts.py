@@ -18,6 +18,8 @@ REGISTRY_NS = "urn:riv:itintegration:registry:1"
 HEALTHCOND_CORE = "urn:riv:clinicalprocess:healthcond:description:2"
 ACTOUTCOME_CORE = "urn:riv:clinicalprocess:activityprescription:actoutcome:2"
 LOGISTICS_CORE = "urn:riv:clinicalprocess:logistics:logistics:3"
+HEALTHCOND_CORE_3 = "urn:riv:clinicalprocess:healthcond:description:3"
+HSA_ROOT = "1.2.752.129.2.1.4.1"  # IIType root of HSA-ids (care units, care givers, source systems, people)
 
 
 class DateRule(StrEnum):
@@ -25,6 +27,75 @@ class DateRule(StrEnum):
 
     ANY_TIME_WITHIN = "any-time-within"  # any of the listed record times lies in [start, end]
     OVERLAP = "overlap"  # the record's [start, end?] interval overlaps [start?, end?]
+
+
+class HeaderModel(StrEnum):
+    """Which record header a contract's records carry."""
+
+    PATIENT_SUMMARY = "patient-summary"  # <x>Header: documentId, sourceSystemHSAId, patientId (id, type), ...
+    JOL = "jol"  # header: accessControlHeader, sourceSystemId, record, author, signature (IITypes)
+
+
+class IdForm(StrEnum):
+    """How a request writes patients, care units, care givers and source systems."""
+
+    STRING = "string"  # patientId (id, type) and HSA-ids as text
+    II = "ii"  # IITypes: patientId (root = type OID, extension = id), HSA-ids as root HSA_ROOT + extension
+
+
+class ResultModel(StrEnum):
+    """What a response's `result` holds."""
+
+    LOG_ID = "log-id"  # resultCode, errorCode (INVALID_REQUEST), logId, message
+    TEXT = "text"  # resultCode and resultText only (a logical error is ERROR + resultText)
+
+
+@dataclass(frozen=True)
+class RecordPaths:
+    """Where a record's identity and access-control facts live: XPaths relative to the record element,
+    prefix `c:` = the contract's core namespace; the first non-empty match counts."""
+
+    document_id: tuple[str, ...]
+    source_system: tuple[str, ...]
+    patient_id: tuple[str, ...]
+    patient_type: tuple[str, ...]
+    care_unit: tuple[str, ...]
+    care_giver: tuple[str, ...]
+    author_time: tuple[str, ...]
+    unit_name: tuple[str, ...]
+    approved_for_patient: tuple[str, ...]
+
+
+def _patient_summary_paths(header: str, source_system: str) -> RecordPaths:
+    h, prof = f"c:{header}", f"c:{header}/c:accountableHealthcareProfessional"
+    return RecordPaths(
+        document_id=(f"{h}/c:documentId",),
+        source_system=(f"{h}/c:{source_system}",),
+        patient_id=(f"{h}/c:patientId/c:id",),
+        patient_type=(f"{h}/c:patientId/c:type",),
+        care_unit=(f"{prof}/c:healthcareProfessionalCareUnitHSAId",),
+        care_giver=(f"{prof}/c:healthcareProfessionalCareGiverHSAId",),
+        author_time=(f"{prof}/c:authorTime",),
+        unit_name=(f"{prof}/c:healthcareProfessionalOrgUnit/c:orgUnitName",),
+        approved_for_patient=(f"{h}/c:approvedForPatient",),
+    )
+
+
+def _jol_paths(header: str) -> RecordPaths:
+    h, acl = f"c:{header}", f"c:{header}/c:accessControlHeader"
+    return RecordPaths(
+        # TKB: record.id carries the earlier major versions' documentId as root, without extension
+        document_id=(f"{h}/c:record/c:id/c:root",),
+        source_system=(f"{h}/c:sourceSystemId/c:extension",),
+        patient_id=(f"{acl}/c:patientId/c:extension",),
+        patient_type=(f"{acl}/c:patientId/c:root",),
+        care_unit=(f"{acl}/c:accountableCareUnit/c:extension",),
+        care_giver=(f"{acl}/c:accountableHealthcareProvider/c:extension",),
+        # author is 0..1: the record's own time stands in
+        author_time=(f"{h}/c:author/c:timestamp", f"{h}/c:record/c:timestamp"),
+        unit_name=(f"{h}/c:author/c:orgUnit/c:orgUnitName",),
+        approved_for_patient=(f"{acl}/c:approvedForPatient",),
+    )
 
 
 @dataclass(frozen=True)
@@ -103,6 +174,13 @@ class Contract(Interaction):
     forbidden: tuple[str, ...] = ("nullified", "nullifiedReason")
     # GetCareDocumentation 2.1 takes `result` (and its children) from the 2.1 extension namespace
     result_ns_override: str = ""
+    header_model: HeaderModel = HeaderModel.PATIENT_SUMMARY
+    header_source_system_element: str = "sourceSystemHSAId"  # PATIENT_SUMMARY header spelling
+    id_form: IdForm = IdForm.STRING
+    care_giver_element: str = "careGiverHSAId"  # with has_care_giver_filter
+    result_model: ResultModel = ResultModel.LOG_ID
+    # TKB partial answers: the response may hold hasMore (logicalAddress, reference), the request hasMoreReference
+    has_more: bool = False
 
     @property
     def key(self) -> str:
@@ -118,6 +196,12 @@ class Contract(Interaction):
         if self.result_ns_override:
             return self.result_ns_override, self.result_ns_override
         return self.responder_ns, self.core_ns
+
+    @property
+    def paths(self) -> RecordPaths:
+        if self.header_model is HeaderModel.JOL:
+            return _jol_paths(self.header_element)
+        return _patient_summary_paths(self.header_element, self.header_source_system_element)
 
 
 _HC = "clinicalprocess:healthcond:description"
@@ -163,8 +247,33 @@ GET_CARE_DOCUMENTATION = Contract(
     care_unit_element="careUnitHSAid",
     source_system_element="sourceSystemHSAid",
     result_ns_override="urn:riv:clinicalprocess:healthcond:description:2.1",
+    header_source_system_element="sourceSystemHSAid",
     filter_times=("documentTime", "authorTime", "signatureTime", "dissentingOpinionTime"),
     forbidden=("nullified", "nullifiedReason", "clinicalDocumentTypeCode"),
+    ei_service_domain=f"riv:{_HC}",
+    ei_categorizations=("voo",),
+)
+
+GET_CARE_DOCUMENTATION_3 = Contract(
+    name="GetCareDocumentation",
+    version="3.0",
+    domain=_HC,
+    core_ns=HEALTHCOND_CORE_3,
+    record_element="careDocumentation",
+    header_element="header",
+    body_element="body",
+    period_element="datePeriod",
+    care_unit_element="careUnit",
+    source_system_element="sourceSystemId",
+    header_model=HeaderModel.JOL,
+    id_form=IdForm.II,
+    has_care_giver_filter=True,
+    care_giver_element="healthcareProvider",
+    result_model=ResultModel.TEXT,
+    has_more=True,
+    # TKB 3.0.5 datePeriod: record.timestamp, author.timestamp, signature.timestamp, dissentingOpinion.authorTime
+    filter_times=("recordTime", "authorTime", "signatureTime", "dissentingOpinionTime"),
+    forbidden=(),
     ei_service_domain=f"riv:{_HC}",
     ei_categorizations=("voo",),
 )
