@@ -167,7 +167,8 @@ class Contract(Interaction):
     # engagement index
     ei_service_domain: str = ""
     ei_categorizations: tuple[str, ...] = ()
-    has_care_giver_filter: bool = False  # GetMedicationHistory only
+    has_care_giver_filter: bool = False  # GetMedicationHistory, GetCareDocumentation 3
+    has_care_contact_filter: bool = True  # request careContactId (GetCareDocumentation 3 has none)
     has_prescription_filters: bool = False  # GetMedicationHistory only
     soap_action_override: str = ""
     # element names that must never appear in a record of this contract (TKB 0..0, schematron)
@@ -269,6 +270,7 @@ GET_CARE_DOCUMENTATION_3 = Contract(
     id_form=IdForm.II,
     has_care_giver_filter=True,
     care_giver_element="healthcareProvider",
+    has_care_contact_filter=False,
     result_model=ResultModel.TEXT,
     has_more=True,
     # TKB 3.0.5 datePeriod: record.timestamp, author.timestamp, signature.timestamp, dissentingOpinion.authorTime
