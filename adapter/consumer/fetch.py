@@ -21,8 +21,9 @@ import httpx
 from lxml import etree
 
 from adapter.rivta import soap, wsdl, xml
-from adapter.rivta.contracts import CONTRACTS, SOAP_NS, Contract
+from adapter.rivta.contracts import CONTRACTS, SOAP_NS, Contract, ResultModel
 from adapter.rivta.request_builder import build_request
+from adapter.rivta.rules import first_text
 
 FAULT_QUIET_SECONDS = 300.0
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -48,6 +49,9 @@ class SourceResult:
     outcome: Outcome
     reason: str = ""
     records: list[etree._Element] = field(default_factory=list)
+    pages: int = 1  # answers fetched (more than one when the producer answered in parts: hasMore)
+    # where a partial answer can be continued (logical address, reference) when the page limit stopped us
+    has_more: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,9 @@ class FetchSettings:
     per_source_timeout: float = 27.0  # TKB: a producer answers within 27 s
     deadline: float = 20.0  # the whole overview; shorter than 27 s so staff are not kept waiting
     max_answer_bytes: int = 50 * 1024 * 1024
+    # partial answers (hasMore): at most this many answers per source and contract, so a producer that keeps
+    # answering hasMore cannot hold the overview (the deadline bounds the time as well)
+    max_pages: int = 20
 
 
 class FaultMemory:
@@ -105,20 +112,46 @@ async def fetch_all(client: httpx.AsyncClient, sources: list[Source], patient_id
 
 async def _fetch_one(client: httpx.AsyncClient, source: Source, contract: Contract, patient_id: str,
                      patient_type: str, settings: FetchSettings, faults: FaultMemory) -> SourceResult:
+    """One source's answer for one contract; a partial answer (hasMore) is followed to its end, directly
+    addressed to the logical address it names and with otherwise identical parameters (TKB), at most
+    `settings.max_pages` answers. Records repeated on a later page (a record changed meanwhile) count once."""
     key = (source.url, source.logical_address, contract.name, patient_id)
     if faults.quiet(key):
         return SourceResult(source, contract, Outcome.FAILED,
                             "not asked again: it answered with a SOAP fault less than 5 minutes ago")
-    body = build_request(contract, source.logical_address, patient_id, patient_type)
-    try:
-        resp = await client.post(source.url.rstrip("/") + contract.url_path, content=body,
-                                 timeout=settings.per_source_timeout,
-                                 headers={"Content-Type": soap.CONTENT_TYPE, "SOAPAction": f'"{contract.soap_action}"'})
-    except httpx.TimeoutException:
-        return SourceResult(source, contract, Outcome.FAILED, f"no answer within {settings.per_source_timeout:g} s")
-    except httpx.HTTPError as exc:
-        return SourceResult(source, contract, Outcome.FAILED, f"could not connect ({type(exc).__name__})")
-    return _interpret(source, contract, resp, settings, faults, key)
+    address, reference = source.logical_address, None
+    records: list[etree._Element] = []
+    seen: set[tuple[str, str]] = set()
+    pages = 0
+    while True:
+        body = build_request(contract, address, patient_id, patient_type, has_more_reference=reference)
+        try:
+            resp = await client.post(source.url.rstrip("/") + contract.url_path, content=body,
+                                     timeout=settings.per_source_timeout,
+                                     headers={"Content-Type": soap.CONTENT_TYPE,
+                                              "SOAPAction": f'"{contract.soap_action}"'})
+        except httpx.TimeoutException:
+            return SourceResult(source, contract, Outcome.FAILED,
+                                f"no answer within {settings.per_source_timeout:g} s", pages=pages + 1)
+        except httpx.HTTPError as exc:
+            return SourceResult(source, contract, Outcome.FAILED, f"could not connect ({type(exc).__name__})",
+                                pages=pages + 1)
+        pages += 1
+        page = _interpret(source, contract, resp, settings, faults, key)
+        if page.outcome is Outcome.FAILED:
+            page.reason += f" (answer {pages})" if pages > 1 else ""
+            page.pages = pages
+            return page
+        for rec in page.records:
+            doc = document_key(contract, rec)
+            if doc not in seen:  # TKB: the consumer drops repeated records (same record.id)
+                seen.add(doc)
+                records.append(rec)
+        if page.has_more is None or pages >= settings.max_pages:
+            return SourceResult(source, contract, Outcome.DATA if records else Outcome.NONE, records=records,
+                                pages=pages, has_more=page.has_more,
+                                reason=f"stopped after {pages} partial answers" if page.has_more else "")
+        address, reference = page.has_more
 
 
 def _interpret(source: Source, contract: Contract, resp: httpx.Response, settings: FetchSettings,
@@ -145,17 +178,29 @@ def _interpret(source: Source, contract: Contract, resp: httpx.Response, setting
     result = answer.find(f"{{{outer}}}result")
     code = result.findtext(f"{{{inner}}}resultCode") if result is not None else "OK"
     if code == "ERROR":
+        if contract.result_model is ResultModel.TEXT:
+            # resultText is the producer's own words: only a log id is passed on, never the text
+            log_id = _UUID.search(result.findtext(f"{{{inner}}}resultText") or "")
+            return failed("the producer answered ERROR" + (f" (log id {log_id.group(0)})" if log_id else ""))
         error = result.findtext(f"{{{inner}}}errorCode") or "ERROR"
         return failed(f"the producer answered {error} (log id {result.findtext(f'{{{inner}}}logId')})")
     recs = answer.findall(f"{{{contract.responder_ns}}}{contract.record_element}")
-    return SourceResult(source, contract, Outcome.DATA if recs else Outcome.NONE, records=recs)
+    more = None
+    if contract.has_more:
+        r = contract.responder_ns
+        el = answer.find(f"{{{r}}}hasMore")
+        address = (el.findtext(f"{{{r}}}logicalAddress") or "").strip() if el is not None else ""
+        reference = (el.findtext(f"{{{r}}}reference") or "").strip() if el is not None else ""
+        if address and reference:
+            more = (address, reference)
+    return SourceResult(source, contract, Outcome.DATA if recs else Outcome.NONE, records=recs, has_more=more)
 
 
 def document_key(contract: Contract, record: etree._Element) -> tuple[str, str]:
-    ns = contract.core_ns
-    header = record.find(f"{{{ns}}}{contract.header_element}")
-    source_el = "sourceSystemHSAid" if contract.name == "GetCareDocumentation" else "sourceSystemHSAId"
-    return (header.findtext(f"{{{ns}}}documentId") or "", header.findtext(f"{{{ns}}}{source_el}") or "")
+    """A record's identity across answers and major versions: document id (3.0: record.id) and source system."""
+    paths = contract.paths
+    return (first_text(record, contract, paths.document_id) or "",
+            first_text(record, contract, paths.source_system) or "")
 
 
 def merge(results: list[SourceResult]) -> dict[str, list[etree._Element]]:

@@ -62,6 +62,7 @@ from adapter.consumer.staff_settings import (
 )
 from adapter.mapping import codes, timefmt
 from adapter.rivta.contracts import CONTRACTS, Contract
+from adapter.rivta.rules import first_text
 from adapter.tomlfile import HttpUrl, Model, Text, TomlFileError, fail, read, validate
 
 INFORMATION_TYPES = {  # the tabs of the overview, in the order NPÖ shows them
@@ -256,17 +257,15 @@ class Overview:
 
 
 def _header(contract: Contract, rec: etree._Element) -> dict[str, str | None]:
-    ns = contract.core_ns
-    h = rec.find(f"{{{ns}}}{contract.header_element}")
-    prof = f"{{{ns}}}accountableHealthcareProfessional/{{{ns}}}"
-    source = "sourceSystemHSAid" if contract.name == "GetCareDocumentation" else "sourceSystemHSAId"
+    """The header facts the overview needs, wherever the contract's header model keeps them."""
+    paths = contract.paths
     return {
-        "document_id": h.findtext(f"{{{ns}}}documentId"),
-        "source_system": h.findtext(f"{{{ns}}}{source}"),
-        "care_giver": h.findtext(prof + "healthcareProfessionalCareGiverHSAId"),
-        "care_unit": h.findtext(prof + "healthcareProfessionalCareUnitHSAId"),
-        "author_time": h.findtext(prof + "authorTime"),
-        "unit_name": h.findtext(prof + f"healthcareProfessionalOrgUnit/{{{ns}}}orgUnitName"),
+        "document_id": first_text(rec, contract, paths.document_id),
+        "source_system": first_text(rec, contract, paths.source_system),
+        "care_giver": first_text(rec, contract, paths.care_giver),
+        "care_unit": first_text(rec, contract, paths.care_unit),
+        "author_time": first_text(rec, contract, paths.author_time),
+        "unit_name": first_text(rec, contract, paths.unit_name),
     }
 
 
