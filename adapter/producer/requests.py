@@ -67,8 +67,10 @@ def _hsa_ids(contract: Contract, body: Any, name: str) -> tuple[str, ...]:
 
 
 def has_more_reference(contract: Contract, body: Any) -> str | None:
-    """The continuation reference of a paging contract's request (None when the request starts afresh)."""
-    return _text(body, contract.responder_ns, "hasMoreReference") if contract.has_more else None
+    """The continuation reference of a paging contract's request: None when the request starts afresh, ""
+    for a blank one (which no answer gave)."""
+    el = body.find(f"{{{contract.responder_ns}}}hasMoreReference") if contract.has_more else None
+    return None if el is None else (el.text or "").strip()
 
 
 def to_query(contract: Contract, body: Any, logical_address: str) -> RecordQuery | Refusal:
