@@ -164,6 +164,8 @@ class Contract(Interaction):
     date_rule: DateRule = DateRule.ANY_TIME_WITHIN
     # names of the record times that the date filter looks at (ANY_TIME_WITHIN)
     filter_times: tuple[str, ...] = ()
+    # where those times are in a record (XPaths, prefix c:); empty: every element named like one of them
+    filter_time_paths: tuple[str, ...] = ()
     # engagement index
     ei_service_domain: str = ""
     ei_categorizations: tuple[str, ...] = ()
@@ -275,6 +277,8 @@ GET_CARE_DOCUMENTATION_3 = Contract(
     has_more=True,
     # TKB 3.0.5 datePeriod: record.timestamp, author.timestamp, signature.timestamp, dissentingOpinion.authorTime
     filter_times=("recordTime", "authorTime", "signatureTime", "dissentingOpinionTime"),
+    filter_time_paths=("c:header/c:record/c:timestamp", "c:header/c:author/c:timestamp",
+                       "c:header/c:signature/c:timestamp", "c:body/c:dissentingOpinion/c:authorTime"),
     forbidden=(),
     ei_service_domain=f"riv:{_HC}",
     ei_categorizations=("voo",),

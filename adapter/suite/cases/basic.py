@@ -7,7 +7,7 @@ import re
 from datetime import date, datetime, timedelta
 
 from adapter.mapping.codes import PERSONNUMMER
-from adapter.rivta.contracts import DateRule
+from adapter.rivta.contracts import DateRule, ResultModel
 from adapter.suite import records as R
 from adapter.suite.cases.base import Case, CaseContext
 from adapter.suite.declaration import Patient
@@ -309,7 +309,9 @@ async def _invalid(ctx: CaseContext, label: str, **filters) -> None:
     if not answer.usable:
         ctx.fail(f"{label}: {answer.unreadable}")
         return
-    if (answer.result_code, answer.error_code) != ("ERROR", "INVALID_REQUEST"):
+    # a ResultType without errorCode (GetCareDocumentation 3) says INVALID_REQUEST by resultCode ERROR alone
+    expected_error = "INVALID_REQUEST" if ctx.contract.result_model is ResultModel.LOG_ID else None
+    if (answer.result_code, answer.error_code) != ("ERROR", expected_error):
         ctx.fail(f"{label}: result {answer.result_code or '-'}/{answer.error_code or '-'} and "
                  f"{len(answer.records)} records; expected ERROR/INVALID_REQUEST and no records")
     elif answer.records:
