@@ -18,6 +18,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 run: $(VENV)/.installed
 	test -f certs/dev/pki.json || $(BIN)/npo-adapter certs init
+	$(BIN)/npo-adapter demo generate
 	$(BIN)/npo-adapter ingest demo-data --store $(STORE)
 	$(BIN)/npo-adapter serve --store $(STORE) --host $(HOST) --port $(PORT)
 

@@ -379,21 +379,21 @@ def _consumer_config(path: Path):
 
 def _print_overview(ov, assignment_name: str) -> None:
     from adapter.consumer.fetch import Outcome
-    from adapter.consumer.overview import INFORMATION_TYPES
     from adapter.consumer.summary import summarise
+    from adapter.rivta.contracts import INFORMATION_TYPES
 
     console.print(f"[bold]Patientöversikt[/bold] {ov.patient_id} - {assignment_name}"
                   + (" - [red]NÖDÅTKOMST[/red]" if ov.emergency else ""))
     for notice in ov.notices:
         console.print(f"[yellow]![/yellow] {notice}", highlight=False)
-    for contract, title in INFORMATION_TYPES.items():
-        table = Table(title=title, title_justify="left")
+    for contract in INFORMATION_TYPES:
+        table = Table(title=contract.label, title_justify="left")
         for col in ("Datum", "Uppgift", "Vårdenhet", "Källa", "Åtkomst"):
             table.add_column(col)
-        for r in ov.records[contract]:
+        for r in ov.records[contract.key]:
             s = summarise(r)
             table.add_row(s["date"], s["text"], s["unit"], s["source"], s["basis"])
-        if not ov.records[contract]:
+        if not ov.records[contract.key]:
             table.add_row("-", "inga uppgifter", "", "", "")
         console.print(table)
     status = Table(title="Källor", title_justify="left")
@@ -401,7 +401,7 @@ def _print_overview(ov, assignment_name: str) -> None:
         status.add_column(col)
     for r in ov.sources:
         colour = {Outcome.DATA: "green", Outcome.NONE: "white", Outcome.FAILED: "red"}[r.outcome]
-        status.add_row(r.source.name, INFORMATION_TYPES[r.contract.name], f"[{colour}]{r.outcome.value}[/{colour}]",
+        status.add_row(r.source.name, r.contract.label, f"[{colour}]{r.outcome.value}[/{colour}]",
                        r.reason)
     console.print(status)
 

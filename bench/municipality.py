@@ -9,7 +9,6 @@ demo's care giver, care units and staff, and the demo's clinical generators run 
 from __future__ import annotations
 
 import copy
-import importlib
 import random
 import sys
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from adapter.demo.generate import KINDS, organisation, patient_resource
+from adapter.demo.generate import clinical_resources, organisation, patient_resource
 from adapter.demo.world import PNR_SYSTEM, DemoPatient, World, default_world
 
 RESOURCES_PER_PATIENT = 31  # measured on the demo generators; used only to size the world
@@ -54,10 +53,7 @@ def world(patients: int) -> World:
 
 def patient_resources(w: World, patient: DemoPatient, seed: int = 8) -> list[dict]:
     rng = random.Random(f"{seed}-{patient.id}")
-    out = [patient_resource(patient)]
-    for kind in KINDS:
-        out.extend(importlib.import_module(f"adapter.demo.{kind}").resources(w, patient, rng))
-    return out
+    return [patient_resource(patient), *clinical_resources(w, patient, rng)]
 
 
 class _IndexedPatients(tuple):

@@ -136,7 +136,9 @@ def test_ui_and_audit_send_refuse_a_bad_consumer_file(tmp_path):
 # -- the authorisations -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("old", "new", "key", "problem"), [
     ('consumer = "SE2321000016-9KHR"', 'consumer = "se2321000016-9khr"', "allow[1].consumer", "canonical form"),
-    ('contracts = ["*"]', 'contracts = ["GetEverything"]', "allow[0].contracts[0]", "unknown contract 'GetEverything'"),
+    ('contracts = ["*"]', 'contracts = ["GetEverything"]', "allow[0].contracts[0]", "'GetEverything' is not a served"),
+    ('contracts = ["*"]', 'contracts = ["GetDiagnosis"]', "allow[0].contracts[0]",
+     "write urn:riv:clinicalprocess:healthcond:description:GetDiagnosisResponder:2"),
     ('care_units = ["SE2120001231-SB01"]', "care_units = []", "hide[0].care_units", "must not be empty"),
     ('source_systems = ["SE2120001231-SYS1"]', 'source_systems = ["*"]', "writer[0]", "no \"*\""),
     ('logical_addresses = ["SE2120001231-SYS1"]\n', "", "allow[1].logical_addresses", "is required"),

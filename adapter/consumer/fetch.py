@@ -1,6 +1,7 @@
 """Fetching a patient's records from producers: every contract from every source, concurrently, over mTLS.
 
-Answers are parsed with lxml (hardened) rather than zeep: measured in STACK.md, zeep parses a 1000-record
+Calls go through the one RIVTA client (adapter/rivta/client.py: per-source timeout, size cap, fault reading);
+answers are parsed with lxml (hardened) rather than zeep: measured in STACK.md, zeep parses a 1000-record
 answer ~30x slower (303 ms vs 9 ms). One failing or slow producer never hides the others: each source and
 contract gets its own outcome (data, none, failed + a reason without personal data). No retry after a
 result ERROR; after a SOAP fault the same call is not repeated for 5 minutes (RIVTA BP 2.1 rule 22).
@@ -10,18 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import re
-import ssl
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 
 import httpx
 from lxml import etree
 
-from adapter.rivta import soap, wsdl, xml
-from adapter.rivta.contracts import CONTRACTS, SOAP_NS, Contract, ResultModel
+from adapter.rivta import client as rivta
+from adapter.rivta import wsdl
+from adapter.rivta.client import client_context as client_context  # where overview and the tests find it
+from adapter.rivta.contracts import CONTRACTS, INFORMATION_TYPES, Contract, ResultModel
 from adapter.rivta.request_builder import build_request
 from adapter.rivta.rules import first_text
 
@@ -78,21 +78,9 @@ class FaultMemory:
         self._at[key] = time.monotonic()
 
 
-def client_context(cert: str, key: str, ca: str, crls: Sequence[str | Path] = ()) -> ssl.SSLContext:
-    """mTLS to producers and national services; with `crls` (one for every CA in the chain) a revoked server
-    certificate, or a CRL past its nextUpdate, fails the handshake."""
-    ctx = ssl.create_default_context(cafile=ca)
-    ctx.load_cert_chain(cert, key)
-    for crl in crls:
-        ctx.load_verify_locations(cafile=str(crl))
-    if crls:
-        ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_CHAIN
-    return ctx
-
-
 async def fetch_all(client: httpx.AsyncClient, sources: list[Source], patient_id: str, patient_type: str,
                     settings: FetchSettings = FetchSettings(), faults: FaultMemory | None = None,
-                    contracts: tuple[Contract, ...] = CONTRACTS) -> list[SourceResult]:
+                    contracts: tuple[Contract, ...] = INFORMATION_TYPES) -> list[SourceResult]:
     faults = faults or FaultMemory()
     jobs = {(s, c): asyncio.create_task(_fetch_one(client, s, c, patient_id, patient_type, settings, faults))
             for s in sources for c in contracts}
@@ -115,7 +103,7 @@ async def _fetch_one(client: httpx.AsyncClient, source: Source, contract: Contra
     """One source's answer for one contract; a partial answer (hasMore) is followed to its end, directly
     addressed to the logical address it names and with otherwise identical parameters (TKB), at most
     `settings.max_pages` answers. Records repeated on a later page (a record changed meanwhile) count once."""
-    key = (source.url, source.logical_address, contract.name, patient_id)
+    key = (source.url, source.logical_address, contract.key, patient_id)
     if faults.quiet(key):
         return SourceResult(source, contract, Outcome.FAILED,
                             "not asked again: it answered with a SOAP fault less than 5 minutes ago")
@@ -124,20 +112,9 @@ async def _fetch_one(client: httpx.AsyncClient, source: Source, contract: Contra
     seen: set[tuple[str, str]] = set()
     pages = 0
     while True:
-        body = build_request(contract, address, patient_id, patient_type, has_more_reference=reference)
-        try:
-            resp = await client.post(source.url.rstrip("/") + contract.url_path, content=body,
-                                     timeout=settings.per_source_timeout,
-                                     headers={"Content-Type": soap.CONTENT_TYPE,
-                                              "SOAPAction": f'"{contract.soap_action}"'})
-        except httpx.TimeoutException:
-            return SourceResult(source, contract, Outcome.FAILED,
-                                f"no answer within {settings.per_source_timeout:g} s", pages=pages + 1)
-        except httpx.HTTPError as exc:
-            return SourceResult(source, contract, Outcome.FAILED, f"could not connect ({type(exc).__name__})",
-                                pages=pages + 1)
         pages += 1
-        page = _interpret(source, contract, resp, settings, faults, key)
+        page = await _fetch_page(client, source, contract, address, reference, patient_id, patient_type, settings,
+                                 faults, key)
         if page.outcome is Outcome.FAILED:
             page.reason += f" (answer {pages})" if pages > 1 else ""
             page.pages = pages
@@ -154,24 +131,34 @@ async def _fetch_one(client: httpx.AsyncClient, source: Source, contract: Contra
         address, reference = page.has_more
 
 
-def _interpret(source: Source, contract: Contract, resp: httpx.Response, settings: FetchSettings,
-               faults: FaultMemory, key: tuple[str, str, str, str]) -> SourceResult:
+async def _fetch_page(client: httpx.AsyncClient, source: Source, contract: Contract, address: str,
+                      reference: str | None, patient_id: str, patient_type: str, settings: FetchSettings,
+                      faults: FaultMemory, key: tuple[str, str, str, str]) -> SourceResult:
+    body = build_request(contract, address, patient_id, patient_type, has_more_reference=reference)
+    try:
+        reply = await rivta.call(client, source.url.rstrip("/") + contract.url_path, body,
+                                 soap_action=contract.soap_action, timeout=settings.per_source_timeout,
+                                 deadline=settings.per_source_timeout, max_bytes=settings.max_answer_bytes,
+                                 max_depth=64)
+    except rivta.Timeout:
+        return SourceResult(source, contract, Outcome.FAILED, f"no answer within {settings.per_source_timeout:g} s")
+    except rivta.Unreachable as exc:
+        return SourceResult(source, contract, Outcome.FAILED, f"could not connect ({exc.cause})")
+    except rivta.Fault as fault:
+        faults.remember(key)
+        return SourceResult(source, contract, Outcome.FAILED,
+                            "SOAP fault" + (f" (log id {fault.log_id})" if fault.log_id else ""))
+    except rivta.RivtaCallError as exc:  # TooLarge, NotSoap, HttpStatus
+        return SourceResult(source, contract, Outcome.FAILED, f"unreadable answer (HTTP {exc.status})")
+    return _interpret(source, contract, reply.answer)
+
+
+def _interpret(source: Source, contract: Contract, answer: etree._Element) -> SourceResult:
     def failed(reason: str) -> SourceResult:
         return SourceResult(source, contract, Outcome.FAILED, reason)
 
-    try:
-        root = xml.parse(resp.content, max_bytes=settings.max_answer_bytes, max_depth=64)
-    except xml.UnsafeXml:
-        return failed(f"unreadable answer (HTTP {resp.status_code})")
-    body = root.find(f"{{{SOAP_NS}}}Body")
-    fault = body.find(f"{{{SOAP_NS}}}Fault") if body is not None else None
-    if fault is not None:
-        faults.remember(key)
-        log_id = _UUID.search(fault.findtext("faultstring") or "")
-        return failed("SOAP fault" + (f" (log id {log_id.group(0)})" if log_id else ""))
-    answer = body.find(f"{{{contract.responder_ns}}}{contract.response_element}") if body is not None else None
-    if answer is None:
-        return failed(f"not a {contract.name} answer (HTTP {resp.status_code})")
+    if answer.tag != f"{{{contract.responder_ns}}}{contract.response_element}":
+        return failed(f"not a {contract.name} answer (HTTP 200)")
     if not wsdl.request_schema(contract).validate(answer):
         return failed(f"the answer does not follow the {contract.name} schema")
     outer, inner = contract.result_ns
@@ -204,13 +191,13 @@ def document_key(contract: Contract, record: etree._Element) -> tuple[str, str]:
 
 
 def merge(results: list[SourceResult]) -> dict[str, list[etree._Element]]:
-    """Records per contract from all sources, deduplicated on documentId + sourceSystem."""
-    merged: dict[str, list[etree._Element]] = {c.name: [] for c in CONTRACTS}
+    """Records per contract (key) from all sources, deduplicated on documentId + sourceSystem."""
+    merged: dict[str, list[etree._Element]] = {c.key: [] for c in CONTRACTS}
     seen: set[tuple[str, str, str]] = set()
     for r in results:
         for rec in r.records:
             doc, system = document_key(r.contract, rec)
-            if (r.contract.name, doc, system) not in seen:
-                seen.add((r.contract.name, doc, system))
-                merged[r.contract.name].append(rec)
+            if (r.contract.key, doc, system) not in seen:
+                seen.add((r.contract.key, doc, system))
+                merged[r.contract.key].append(rec)
     return merged

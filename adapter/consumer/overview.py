@@ -61,17 +61,9 @@ from adapter.consumer.staff_settings import (
     StaffLoginTable,
 )
 from adapter.mapping import codes, timefmt
-from adapter.rivta.contracts import CONTRACTS, Contract
+from adapter.rivta.contracts import CONTRACTS, INFORMATION_TYPES, Contract
 from adapter.rivta.rules import first_text
 from adapter.tomlfile import HttpUrl, Model, Text, TomlFileError, fail, read, validate
-
-INFORMATION_TYPES = {  # the tabs of the overview, in the order NPÖ shows them
-    "GetDiagnosis": "Diagnoser",
-    "GetMedicationHistory": "Läkemedel",
-    "GetCarePlans": "Vårdplan",
-    "GetFunctionalStatus": "Funktionstillstånd & ADL",
-    "GetCareDocumentation": "Anteckningar",
-}
 
 
 @dataclass(frozen=True)
@@ -317,12 +309,11 @@ async def build_overview(config: ConsumerConfig, engine: Engine, user: UserConte
 
         # Records without care giver and care unit cannot be checked for blocks: never shown (TKB Regel 1).
         by_group: dict[Group, list[tuple[Contract, etree._Element, dict]]] = defaultdict(list)
-        for contract in CONTRACTS:
-            for rec in merged[contract.name]:
+        for contract in INFORMATION_TYPES:  # one version of each contract: the newest served
+            for rec in merged[contract.key]:
                 h = _header(contract, rec)
                 if h["care_giver"] and h["care_unit"]:
-                    kind = blocks.MEDICATION if contract.name == "GetMedicationHistory" else None
-                    by_group[Group(h["care_giver"], h["care_unit"], kind)].append((contract, rec, h))
+                    by_group[Group(h["care_giver"], h["care_unit"], contract.block_kind)].append((contract, rec, h))
         groups = list(by_group)
         others = [g for g in groups if not is_own_care_giver(user, g)]
 
@@ -351,11 +342,11 @@ async def build_overview(config: ConsumerConfig, engine: Engine, user: UserConte
 
     decisions = decide(user, groups, consent=has_consent, emergency_reason=emergency_reason, blocks=block_status)
     overview = Overview(patient_id, patient_type, user, emergency_reason,
-                        {c.name: [] for c in CONTRACTS}, results, decisions, notices)
+                        {c.key: [] for c in CONTRACTS}, results, decisions, notices)
     for d in decisions:
         if d.shown:
             for contract, rec, h in by_group[d.group]:
-                overview.records[contract.name].append(ShownRecord(
+                overview.records[contract.key].append(ShownRecord(
                     contract, rec, d.group, d.basis, h["document_id"], h["source_system"], h["author_time"],
                     h["unit_name"]))
     for recs in overview.records.values():
@@ -410,7 +401,7 @@ def _log_access(engine: Engine, overview: Overview, origin: AccessOrigin | None)
     basis: dict[Group, Basis] = {}
     for recs in overview.records.values():
         for r in recs:
-            shown[r.group].add(r.contract.name)
+            shown[r.group].add(r.contract.key)
             basis[r.group] = r.basis
     owners = list(shown) or [Group(user.care_giver_hsa_id, user.care_unit_hsa_id)]
     # one entry per information owner (care giver and unit), whatever the kinds of information read

@@ -5,15 +5,14 @@ Run `npo-adapter demo generate [DIR]`; the output is deterministic for a given s
 
 from __future__ import annotations
 
-import importlib
 import random
 from pathlib import Path
 
 import orjson
 
 from adapter.demo.world import HSA_SYSTEM, ROLE_SYSTEM, World, default_world
+from adapter.rivta.contracts import CONTRACTS
 
-KINDS = ("diagnosis", "medication_history", "care_plans", "functional_status", "care_documentation")
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "demo-data"
 
 
@@ -48,16 +47,23 @@ def bundle(resources: list[dict]) -> dict:
             "entry": [{"resource": r} for r in resources]}
 
 
+def clinical_resources(world: World, patient, rng: random.Random) -> list[dict]:
+    """A patient's journal: every contract's demo module (where it has one), in registry order."""
+    out: list[dict] = []
+    for contract in CONTRACTS:
+        module = contract.code("demo")
+        if module is not None:
+            out.extend(module.resources(world, patient, rng))
+    return out
+
+
 def generate(target: Path = DEFAULT_DIR, seed: int = 20261121, world: World | None = None) -> list[Path]:
     world = world or default_world()
     target.mkdir(parents=True, exist_ok=True)
     written = [_write(target / "00-organisation.json", bundle(organisation(world)))]
     for n, patient in enumerate(world.patients, start=1):
         rng = random.Random(f"{seed}-{patient.id}")
-        resources = [patient_resource(patient)]
-        for kind in KINDS:
-            module = importlib.import_module(f"adapter.demo.{kind}")
-            resources.extend(module.resources(world, patient, rng))
+        resources = [patient_resource(patient), *clinical_resources(world, patient, rng)]
         written.append(_write(target / f"{n:02d}-{patient.id}.json", bundle(resources)))
     return written
 

@@ -21,7 +21,7 @@ from functools import cache
 
 from lxml import etree
 
-from adapter.rivta import xml
+from adapter.rivta import client as rivta
 from adapter.rivta.contracts import CONTRACTS_DIR, REGISTRY_NS, SOAP_NS
 
 UPDATE_RESPONDER_NS = "urn:riv:itintegration:engagementindex:UpdateResponder:1"
@@ -252,24 +252,19 @@ def redact(text: str, limit: int = 500) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-_CODE = re.compile(r"\b((?:EI|VP)[0-9]{3})\b")
-
-
 def parse_update_response(data: bytes) -> UpdateResult:
     """Read the index's answer. Raises EiFault for a SOAP fault, EiUnavailable for anything unreadable."""
     try:
-        root = xml.parse(data)
-    except xml.UnsafeXml as exc:
-        raise EiUnavailable(f"unreadable answer: {exc}") from None
-    body = root.find(f"{{{SOAP_NS}}}Body") if root.tag == f"{{{SOAP_NS}}}Envelope" else None
-    children = [c for c in body if isinstance(c.tag, str)] if body is not None else []
-    if len(children) != 1:
-        raise EiUnavailable("unreadable answer: not a SOAP 1.1 envelope with one body element")
-    answer = children[0]
-    if answer.tag == f"{{{SOAP_NS}}}Fault":
-        text = answer.findtext("faultstring") or answer.findtext("faultcode") or "SOAP fault without text"
-        match = _CODE.search(text)
-        raise EiFault(match.group(1) if match else None, redact(text))
+        answer = rivta.read_answer(rivta.ANSWER_STATUS, data)
+    except rivta.Fault as fault:
+        raise ei_fault(fault) from None
+    except rivta.RivtaCallError as exc:
+        raise EiUnavailable(f"unreadable answer: {exc.reason}") from None
+    return update_result(answer)
+
+
+def update_result(answer: etree._Element) -> UpdateResult:
+    """The result in the element of an answer's Body; raises EiUnavailable when it is no valid UpdateResponse."""
     if answer.tag != f"{{{UPDATE_RESPONDER_NS}}}UpdateResponse":
         raise EiUnavailable("unreadable answer: the body is not an UpdateResponse")
     if not update_schema().validate(answer):
@@ -277,3 +272,9 @@ def parse_update_response(data: bytes) -> UpdateResult:
     comment = answer.findtext(f"{{{UPDATE_RESPONDER_NS}}}comment")
     return UpdateResult(ResultCode(answer.findtext(f"{{{UPDATE_RESPONDER_NS}}}ResultCode")),
                         redact(comment) if comment is not None else None)
+
+
+def ei_fault(fault: rivta.Fault) -> EiFault:
+    """The index's view of a SOAP fault: its EI/VP code and its text, redacted."""
+    text = fault.faultstring or fault.code or "SOAP fault without text"
+    return EiFault(fault.rivta_code, redact(text))

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from adapter.ei.messages import Engagement, engagement_problems
 from adapter.mapping import codes, timefmt
-from adapter.rivta.contracts import BY_NAME
+from adapter.rivta.contracts import BY_KEY, CONTRACTS
 from adapter.store.keys import RecordKey
 from adapter.store.tables import ei_outbox, records
 
@@ -33,7 +33,12 @@ def engages(key: RecordKey) -> bool:
 
 
 def categorization(key: RecordKey) -> str:
-    return key.category or BY_NAME[key.contract].ei_categorizations[0]
+    return key.category or BY_KEY[key.contract].ei_categorizations[0]
+
+
+def _same_engagement(contract_key: str) -> list[str]:
+    domain = BY_KEY[contract_key].ei_service_domain
+    return [c.key for c in CONTRACTS if c.ei_service_domain == domain]
 
 
 def note_changes(conn: Connection, keys: Iterable[RecordKey], now: datetime | None = None) -> int:
@@ -45,7 +50,8 @@ def note_changes(conn: Connection, keys: Iterable[RecordKey], now: datetime | No
             select(func.count()).select_from(records).where(
                 records.c.patient_id == key.patient_id,
                 records.c.patient_type == key.patient_type,
-                records.c.contract == key.contract,
+                # every version of a contract (GetCareDocumentation 2.1 and 3.0) registers the same engagement
+                records.c.contract.in_(_same_engagement(key.contract)),
                 records.c.category.is_(None) if key.category is None else records.c.category == key.category,
                 records.c.source_system == key.source_system,
                 records.c.care_giver == key.care_giver,
@@ -57,7 +63,7 @@ def note_changes(conn: Connection, keys: Iterable[RecordKey], now: datetime | No
 
 
 def _upsert(conn: Connection, key: RecordKey, *, delete_flag: bool, now: datetime) -> None:
-    contract = BY_NAME[key.contract]
+    contract = BY_KEY[key.contract]
     ident = {
         "resident": key.patient_id,
         "service_domain": contract.ei_service_domain,

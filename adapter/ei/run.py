@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from adapter.config import Settings
 from adapter.ei.sender import Sender, SenderSettings
+from adapter.rivta.client import client_context
 from adapter.store.tables import ei_outbox
 
 
@@ -26,11 +27,8 @@ def sender_settings(s: Settings) -> SenderSettings:
 async def sender_for(engine: Engine, s: Settings):
     settings = sender_settings(s)
     verify: ssl.SSLContext | bool = True
-    cert = None
     if settings.url.startswith("https:"):
-        verify = ssl.create_default_context(cafile=s.ei_ca)
-        cert = (s.ei_cert, s.ei_key)
-        verify.load_cert_chain(*cert)
+        verify = client_context(s.ei_cert, s.ei_key, s.ei_ca)
     async with httpx.AsyncClient(verify=verify, trust_env=False, timeout=s.ei_timeout) as client:
         yield Sender(engine, settings, client)
 

@@ -8,7 +8,8 @@ call for which logical addresses, and which care units are hidden from which con
 
     [[allow]]
     consumer = "SE165565594230-1000"          # the national platform
-    contracts = ["*"]                          # or e.g. ["GetDiagnosis", "GetCarePlans"]
+    contracts = ["*"]                          # or responder namespaces, as the TAK keys contracts, e.g.
+                        # ["urn:riv:clinicalprocess:healthcond:description:GetDiagnosisResponder:2"]
     logical_addresses = ["*"]                  # or the source systems' HSA-ids
 
     [[hide]]
@@ -37,7 +38,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, model_validator
 
 from adapter.gateway.pki import is_canonical_hsa_id
-from adapter.rivta.contracts import BY_NAME
+from adapter.rivta.contracts import BY_NAMESPACE, lookup
 from adapter.tomlfile import Model, Text, TomlFileError, read, validate
 
 ANY = "*"
@@ -50,6 +51,7 @@ class Allow:
     logical_addresses: frozenset[str]
 
     def permits(self, consumer: str, contract: str, logical_address: str) -> bool:
+        """`contract`: the responder namespace of the contract called."""
         return (
             self.consumer == consumer
             and (ANY in self.contracts or contract in self.contracts)
@@ -111,9 +113,13 @@ def _canonical(value: str) -> str:
 
 
 def _contract(value: str) -> str:
-    if value != ANY and value not in BY_NAME:
-        raise ValueError(f"unknown contract {value!r} (known: {', '.join(BY_NAME)}, or \"*\")")
-    return value
+    if value == ANY or value in BY_NAMESPACE:
+        return value
+    try:  # a name or key: say which namespace is meant, rather than guess a version
+        hint = f"; write {lookup(value).responder_ns}"
+    except ValueError:
+        hint = f" (known: {', '.join(BY_NAMESPACE)}, or \"*\")"
+    raise ValueError(f"{value!r} is not a served contract's responder namespace{hint}")
 
 
 HsaId = Annotated[str, AfterValidator(_canonical)]

@@ -54,7 +54,7 @@ from adapter.store.resources import Stored
 log = logging.getLogger("adapter.intake")
 
 # What the endpoint keeps: the clinical resources NPÖ's contracts are rendered from, and what they refer to.
-ACCEPTED_TYPES = frozenset(dispatch.MAPPERS) | SUPPORTING_TYPES
+ACCEPTED_TYPES = frozenset(dispatch.MAPS) | SUPPORTING_TYPES
 # Referred to by other clinical resources (MedicationStatement.basedOn): indexed ahead like supporting ones.
 REFERENCED_CLINICAL = frozenset({"MedicationRequest"})
 SEARCH_PARAMS = ("identifier", "_id")  # what conditional interactions and search match on
@@ -343,7 +343,7 @@ class Intake:
                 self._written.add(entry.key)
             return _stored_result(200, "unchanged", live)
         result = Result(201 if live is None else 200, "created" if live is None else "updated", rtype, rid)
-        if rtype in dispatch.MAPPERS:
+        if rtype in dispatch.MAPS:
             result.published, result.withdrew = self._render(entry, model)
         now = datetime.now(UTC)
         version = (entry.previous.version_id + 1) if entry.previous else 1
@@ -419,7 +419,7 @@ class Intake:
         found = {f"{t}/{i}" for t, i in resources.linking(self.conn, resources.USES, targets)} | about
         for key in sorted(found):
             rtype, _, rid = key.partition("/")
-            if rtype not in dispatch.MAPPERS or key in self._written:
+            if rtype not in dispatch.MAPS or key in self._written:
                 continue
             if key in upcoming:
                 self._deferred.add(key)

@@ -2,41 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import defaultdict
 from typing import Any
 
 from adapter.mapping.context import Context
-from adapter.mapping.fhir_to_rivta import (
-    care_documentation,
-    care_plans,
-    diagnosis,
-    functional_status,
-    medication_history,
-)
-from adapter.mapping.record import Record
-
-Mapper = Callable[[Any, Context], list[Record]]
+from adapter.mapping.record import Map, Record
+from adapter.rivta.contracts import CONTRACTS
 
 
-def _condition(cond: Any, ctx: Context) -> list[Record]:
-    if functional_status.is_functional_condition(cond):
-        return functional_status.map_condition(cond, ctx)
-    return diagnosis.map_condition(cond, ctx)
+def _maps() -> dict[str, list[Map]]:
+    by_type: dict[str, list[Map]] = defaultdict(list)
+    for contract in CONTRACTS:
+        module = contract.code("mapping.fhir_to_rivta")
+        for m in getattr(module, "MAPS", ()):
+            by_type[m.resource_type].append(m)
+    return dict(by_type)
 
 
-MAPPERS: dict[str, Mapper] = {
-    "Condition": _condition,
-    "Observation": functional_status.map_observation,
-    "MedicationStatement": medication_history.map_medication_statement,
-    "MedicationRequest": medication_history.map_medication_request,
-    "CarePlan": care_plans.map_care_plan,
-    "DocumentReference": care_documentation.map_document_reference,
-    "Composition": care_documentation.map_composition,
-}
+MAPS: dict[str, list[Map]] = _maps()  # resource type -> the contracts' mappings of it, in registry order
 
 
 def is_clinical(resource_type: str) -> bool:
-    return resource_type in MAPPERS
+    return resource_type in MAPS
 
 
 def withdraws(resource: Any) -> bool:
@@ -58,4 +45,9 @@ def withdraws(resource: Any) -> bool:
 def map_resource(resource: Any, ctx: Context) -> list[Record]:
     """Records published by a clinical resource ([] when it carries nothing for NPÖ, e.g. a
     non-ADL Observation)."""
-    return MAPPERS[resource.get_resource_type()](resource, ctx)
+    maps = MAPS[resource.get_resource_type()]
+    chosen = [m for m in maps if m.claims is not None and m.claims(resource)]
+    out: list[Record] = []
+    for m in chosen or [m for m in maps if m.claims is None]:
+        out.extend(m.mapper(resource, ctx))
+    return out

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ class Record:
     contracts `period` is the record's (start, end?) in days.
     """
 
-    contract: str  # Contract.name
+    contract: str  # Contract.key
     header: Header
     fragment: bytes  # the serialised record element, namespaces declared on it
     times: dict[str, str | list[str] | None] = field(default_factory=dict)  # YYYYMMDD... strings
@@ -72,3 +74,16 @@ class Record:
     category: str | None = None  # EI categorization, e.g. "pad-pad"
     chain_id: str | None = None  # GetMedicationHistory prescriptionChainId (root/extension)
     status: str | None = None  # GetMedicationHistory prescriptionStatus
+
+
+@dataclass(frozen=True)
+class Map:
+    """A FHIR resource type a contract publishes records from (a contract module's MAPS).
+
+    A resource goes to every Map of its type whose `claims` is true; when none claims it, to every Map of its type
+    without `claims` (a Condition is a functional status when that mapping claims it, else a diagnosis).
+    """
+
+    resource_type: str
+    mapper: Callable[[Any, Any], list[Record]]  # (resource model, Context) -> records
+    claims: Callable[[Any], bool] | None = None

@@ -153,7 +153,7 @@ def _add_routes(app: FastAPI, contract: Contract, engine: Engine, settings: Sett
             if consumer is None:
                 log.warning("VP002 %s refused: the caller's certificate carries no HSA-id", contract.name)
                 return _fault("VP002 No sender id (HSA-id in subject serialNumber) found in the certificate")
-            if not access.authorisations.permits(consumer, contract.name, req.logical_address):
+            if not access.authorisations.permits(consumer, contract.responder_ns, req.logical_address):
                 shown = _shown(consumer), _shown(req.logical_address)
                 log.warning("VP007 %s refused for consumer %s at logical address %s", contract.name, *shown)
                 return _fault(f"VP007 Authorization missing for serviceConsumerHsaId: {shown[0]}, "

@@ -123,7 +123,7 @@ def to_query(contract: Contract, body: Any, logical_address: str) -> RecordQuery
         status = _text(body, r, "prescriptionStatus")
 
     return RecordQuery(
-        contract=contract.name,
+        contract=contract.key,
         source_system=logical_address,
         patient_id=patient_id,
         patient_type=patient_type,

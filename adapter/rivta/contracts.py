@@ -1,14 +1,25 @@
-"""One declarative description per service contract.
+"""One declarative description per service contract: the registry.
 
-The producer, the consumer, the engagement-index sender and the contract suite all read
-these descriptions; adding a contract version means adding one entry here plus its mapping.
+The producer, the consumer, the engagement-index sender, the FHIR intake and the contract suite all read
+these descriptions; adding a contract version means adding one entry to CONTRACTS plus the modules its
+`module` slug names:
+
+- adapter/mapping/fhir_to_rivta/<module>.py  MAPS: which FHIR resources publish records of the contract
+- adapter/mapping/rivta_to_fhir/<module>.py  convert (record -> FHIR), summary (one line for people) and,
+                                             optionally, rules (what the schema cannot say)
+- adapter/demo/<module>.py                   resources (demo data), optional
+
+A contract is keyed by name and major version (`Contract.key`, e.g. "GetCareDocumentation:3"), as the
+platform keys it by its responder namespace: two versions of one contract are served side by side.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from types import ModuleType
 
 CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
 
@@ -99,6 +110,18 @@ def _jol_paths(header: str) -> RecordPaths:
 
 
 @dataclass(frozen=True)
+class ContentCase:
+    """A contract's own content case of the certification suite (family 5): the declared patients' answers hold
+    at least one record matching `xpath` (prefix c: = the contract's core namespace)."""
+
+    number: str  # the official TF number, e.g. "5.3"
+    title: str
+    description: str
+    xpath: str
+    what: str  # what the record shows, e.g. "a dose given", for the case's message
+
+
+@dataclass(frozen=True)
 class Interaction:
     """A RIVTA BP 2.1 service interaction: names, namespaces, URL path and schema files all follow from the
     interaction's name, version and service domain (the national naming rules)."""
@@ -173,14 +196,21 @@ class Contract(Interaction):
     has_care_contact_filter: bool = True  # request careContactId (GetCareDocumentation 3 has none)
     has_prescription_filters: bool = False  # GetMedicationHistory only
     soap_action_override: str = ""
+    # the record header's spelling of its source system (GetCareDocumentation 2.1: "sourceSystemHSAid")
+    header_source_system_element: str = "sourceSystemHSAId"
     # element names that must never appear in a record of this contract (TKB 0..0, schematron)
     forbidden: tuple[str, ...] = ("nullified", "nullifiedReason")
     # GetCareDocumentation 2.1 takes `result` (and its children) from the 2.1 extension namespace
     result_ns_override: str = ""
-    header_model: HeaderModel = HeaderModel.PATIENT_SUMMARY
-    header_source_system_element: str = "sourceSystemHSAId"  # PATIENT_SUMMARY header spelling
-    id_form: IdForm = IdForm.STRING
-    care_giver_element: str = "careGiverHSAId"  # with has_care_giver_filter
+    module: str = ""  # the slug naming the contract's code (see the module docstring)
+    label: str = ""  # the information type's tab on the staff page and in `overview`
+    block_kind: str | None = None  # the kind of information a CheckBlocks block may leave out ("lak", "upp")
+    suite_cases: tuple[ContentCase, ...] = ()
+    suite_note: str = ""  # shown in the suite report, e.g. where the contract's cases come from
+    # -- what varies between the patient-summary contracts and the JoL-header contract (GetCareDocumentation 3)
+    header_model: HeaderModel = HeaderModel.PATIENT_SUMMARY  # where record facts live: see `paths`
+    id_form: IdForm = IdForm.STRING  # how a request writes patients and HSA-ids
+    care_giver_element: str = "careGiverHSAId"  # the request's care-giver filter (with has_care_giver_filter)
     result_model: ResultModel = ResultModel.LOG_ID
     # TKB partial answers: the response may hold hasMore (logicalAddress, reference), the request hasMoreReference
     has_more: bool = False
@@ -188,6 +218,22 @@ class Contract(Interaction):
     @property
     def key(self) -> str:
         return f"{self.name}:{self.major}"
+
+    @property
+    def title(self) -> str:
+        """How people read the contract: "GetCareDocumentation 3.0"."""
+        return f"{self.name} {self.version}"
+
+    def code(self, part: str) -> ModuleType | None:
+        """The contract's module in `part` ("mapping.fhir_to_rivta", "mapping.rivta_to_fhir", "demo"), by the
+        naming convention above; None when the contract has none there."""
+        name = f"adapter.{part}.{self.module}"
+        try:
+            return importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                return None
+            raise
 
     @property
     def soap_action(self) -> str:
@@ -222,6 +268,8 @@ GET_DIAGNOSIS = Contract(
     forbidden=("nullified", "nullifiedReason", "documentTitle", "documentTime"),
     ei_service_domain=f"riv:{_HC}",
     ei_categorizations=("dia",),
+    module="diagnosis",
+    label="Diagnoser",
 )
 
 GET_FUNCTIONAL_STATUS = Contract(
@@ -236,6 +284,8 @@ GET_FUNCTIONAL_STATUS = Contract(
     forbidden=("nullified", "nullifiedReason", "documentTitle", "codeSystemName", "codeSystemVersion"),
     ei_service_domain=f"riv:{_HC}",
     ei_categorizations=("pad-pad", "fun-fun"),
+    module="functional_status",
+    label="Funktionstillstånd & ADL",
 )
 
 GET_CARE_DOCUMENTATION = Contract(
@@ -249,12 +299,14 @@ GET_CARE_DOCUMENTATION = Contract(
     period_element="timePeriod",
     care_unit_element="careUnitHSAid",
     source_system_element="sourceSystemHSAid",
-    result_ns_override="urn:riv:clinicalprocess:healthcond:description:2.1",
     header_source_system_element="sourceSystemHSAid",
+    result_ns_override="urn:riv:clinicalprocess:healthcond:description:2.1",
     filter_times=("documentTime", "authorTime", "signatureTime", "dissentingOpinionTime"),
     forbidden=("nullified", "nullifiedReason", "clinicalDocumentTypeCode"),
     ei_service_domain=f"riv:{_HC}",
     ei_categorizations=("voo",),
+    module="care_documentation",
+    label="Anteckningar",
 )
 
 GET_CARE_DOCUMENTATION_3 = Contract(
@@ -282,6 +334,34 @@ GET_CARE_DOCUMENTATION_3 = Contract(
     forbidden=(),
     ei_service_domain=f"riv:{_HC}",
     ei_categorizations=("voo",),
+    module="care_documentation_v3",
+    label="Anteckningar",
+    # the official suite (TK-testsvit GetCareDocumentation 3.0), family 5; 5.15 DocBook-extended is manual and
+    # 5.18 Delsvar belongs to every contract with hasMore (adapter/suite/cases/paging.py)
+    suite_cases=(
+        ContentCase("5.1", "signed", "En signerad post / a signed record (signature)",
+                    "c:header/c:signature/c:timestamp", "a signature"),
+        ContentCase("5.2", "unsigned", "En osignerad post / an unsigned record (no signature)",
+                    "not(c:header/c:signature)", "no signature"),
+        ContentCase("5.4", "DissentingOpinion", "Avvikande åsikt / a dissenting opinion",
+                    "c:body/c:dissentingOpinion/c:opinion", "a dissenting opinion"),
+        *(ContentCase(number, f"ClinicalDocumentNoteCode_{title}", f"Anteckningstyp {code} ({title})",
+                      f"c:body/c:clinicalDocumentNoteCode[normalize-space(c:code)='{code}']",
+                      f"clinicalDocumentNoteCode {code}")
+          for number, code, title in (
+              ("5.5", "utr", "Utredning"), ("5.6", "atb", "Behandling"), ("5.7", "sam", "Sammanfattning"),
+              ("5.8", "sao", "Samordning"), ("5.9", "ins", "Inskrivning"), ("5.10", "slu", "Slutanteckning"),
+              ("5.11", "auf", "AnteckningUtanFysisktMöte"), ("5.12", "sva", "Slutenvårdsanteckning"),
+              ("5.13", "bes", "Besöksanteckning"))),
+        ContentCase("5.14", "ClinicalDocumentNoteText-DocBook", "Anteckningstext som DocBook / a DocBook note text",
+                    "c:body/c:clinicalDocumentNoteText[starts-with(normalize-space(.), '<') and "
+                    "(contains(., '<article') or contains(., '<section') or contains(., '<para'))]",
+                    "a clinicalDocumentNoteText in DocBook"),
+        ContentCase("5.16", "MultimediaEntryValue", "Inbäddad fil / an embedded file",
+                    "c:body/c:multimediaEntry/c:value", "multimediaEntry.value"),
+        ContentCase("5.17", "MultimediaEntryReference", "Länkad fil / a linked file",
+                    "c:body/c:multimediaEntry/c:reference", "multimediaEntry.reference"),
+    ),
 )
 
 _AA = "clinicalprocess:activityprescription:actoutcome"
@@ -300,6 +380,9 @@ GET_MEDICATION_HISTORY = Contract(
     ei_categorizations=("caa-gmh",),
     has_care_giver_filter=True,
     has_prescription_filters=True,
+    module="medication_history",
+    label="Läkemedel",
+    block_kind="lak",
 )
 
 GET_CARE_PLANS = Contract(
@@ -315,15 +398,54 @@ GET_CARE_PLANS = Contract(
     filter_times=("documentTime",),
     ei_service_domain="riv:clinicalprocess:logistics:logistics",
     ei_categorizations=("cll-cp",),
+    suite_note="No official test suite exists for GetCarePlans: its cases are derived from TKB "
+    "clinicalprocess:logistics:logistics 3.0.13 and the families the other contracts share.",
+    module="care_plans",
+    label="Vårdplan",
 )
 
-CONTRACTS: tuple[Contract, ...] = (
+CONTRACTS: tuple[Contract, ...] = (  # in the order NPÖ shows the information types
     GET_DIAGNOSIS,
     GET_MEDICATION_HISTORY,
     GET_CARE_PLANS,
     GET_FUNCTIONAL_STATUS,
     GET_CARE_DOCUMENTATION,
+    GET_CARE_DOCUMENTATION_3,
 )
 
-BY_NAME: dict[str, Contract] = {c.name: c for c in CONTRACTS}
+BY_KEY: dict[str, Contract] = {c.key: c for c in CONTRACTS}
 BY_PATH: dict[str, Contract] = {c.url_path: c for c in CONTRACTS}
+BY_NAMESPACE: dict[str, Contract] = {c.responder_ns: c for c in CONTRACTS}
+
+
+def _newest_of_each_name() -> tuple[Contract, ...]:
+    newest: dict[str, Contract] = {}
+    for c in CONTRACTS:
+        held = newest.get(c.name)
+        if held is None or int(c.major) > int(held.major):
+            newest[c.name] = c
+    return tuple(c for c in CONTRACTS if newest[c.name] is c)
+
+
+# What a consumer asks each producer for: one version of each contract (the newest served), in tab order.
+INFORMATION_TYPES: tuple[Contract, ...] = _newest_of_each_name()
+
+
+def lookup(text: str) -> Contract:
+    """A contract as people and files name it: its key ("GetCareDocumentation:3"), its name and version
+    ("GetCareDocumentation 3.0", as the official suites' <id>), or its bare name when one version is served.
+    Raises ValueError naming the choices."""
+    text = text.strip()
+    if text in BY_KEY:
+        return BY_KEY[text]
+    name, _, version = text.partition(" ")
+    if version:
+        found = BY_KEY.get(f"{name}:{version.strip().split('.')[0]}")
+        if found is not None:
+            return found
+    versions = [c for c in CONTRACTS if c.name == name]
+    if len(versions) == 1 and not version:
+        return versions[0]
+    if versions:
+        raise ValueError(f"{text!r}: say which version ({', '.join(c.key for c in versions)})")
+    raise ValueError(f"unknown contract {text!r} (known: {', '.join(BY_KEY)})")

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, exists, f
 from sqlalchemy.engine import Connection, RowMapping
 
 from adapter.mapping.record import Record
-from adapter.rivta.contracts import BY_NAME, DateRule
+from adapter.rivta.contracts import BY_KEY, DateRule
 from adapter.store.keys import RecordKey
 from adapter.store.tables import record_days, records
 
@@ -28,7 +28,7 @@ def _day(value: str | None) -> str | None:
 def _days(rec: Record) -> set[str]:
     """The days the contract's date filter looks at (each named time may hold one value or several)."""
     out: set[str] = set()
-    for name in BY_NAME[rec.contract].filter_times:
+    for name in BY_KEY[rec.contract].filter_times:
         value = rec.times.get(name)
         for v in value if isinstance(value, list | tuple) else [value]:
             if v:
@@ -199,7 +199,7 @@ def _params(q: RecordQuery) -> dict[str, Any]:
 @lru_cache(maxsize=512)
 def _statement(contract_name: str, care_units: bool, hidden: bool, care_givers: bool, care_contacts: bool,
                chain_id: bool, status: bool, start: bool, end: bool) -> Select[Any]:
-    contract = BY_NAME[contract_name]
+    contract = BY_KEY[contract_name]
     where = [
         records.c.contract == bindparam("contract"),
         records.c.source_system == bindparam("source_system"),

@@ -20,7 +20,7 @@ def tls_context(cert: Path | None, key: Path | None, ca: Path | None) -> ssl.SSL
     if key is not None and cert is None:
         raise ValueError("--key needs --cert")
     if cert is not None and key is not None and ca is not None:
-        from adapter.consumer.fetch import client_context
+        from adapter.rivta.client import client_context
 
         return client_context(str(cert), str(key), str(ca))
     ctx = ssl.create_default_context(cafile=str(ca) if ca else None)
@@ -30,9 +30,9 @@ def tls_context(cert: Path | None, key: Path | None, ca: Path | None) -> ssl.SSL
 
 
 def contract_test(
-    contract: str = typer.Option("all", "--contract", help="GetDiagnosis, GetMedicationHistory, GetCarePlans, "
-                                 "GetFunctionalStatus, GetCareDocumentation (comma-separated), or all: every "
-                                 "contract the declaration covers"),
+    contract: str = typer.Option("all", "--contract", help="Contracts by name (GetDiagnosis), or name and major "
+                                 "version where several are served (GetCareDocumentation:3), comma-separated; or "
+                                 "all: every contract the declaration covers"),
     endpoint: str | None = typer.Option(None, "--endpoint", help="The producer: a base URL (the contract's "
                                         "standard path is added) or a service address ending in /rivtabp21. "
                                         "Default: url / webServiceUrl of the declaration"),

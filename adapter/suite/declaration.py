@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Annotated
 
 from lxml import etree
-from pydantic import AfterValidator, Field, PlainValidator, Strict
+from pydantic import AfterValidator, Field, PlainValidator, Strict, model_validator
 
 from adapter.mapping.codes import PERSONNUMMER, SAMORDNINGSNUMMER
 from adapter.rivta import xml
-from adapter.rivta.contracts import BY_NAME, Contract
+from adapter.rivta.contracts import BY_KEY, CONTRACTS, Contract, lookup
 from adapter.tomlfile import Model, Stripped, Text, TomlFileError, read, validate
 
 _DAY = re.compile(r"^[0-9]{8}$")
@@ -138,10 +138,10 @@ def load(paths: Sequence[Path]) -> Declaration:
         else:
             found = [_from_data_xml(path)]
         for decl in found:
-            if decl.contract.name in contracts:
-                raise DeclarationError(f"{path}: {decl.contract.name} is declared twice "
-                                       f"(also in {contracts[decl.contract.name].origin})")
-            contracts[decl.contract.name] = decl
+            if decl.contract.key in contracts:
+                raise DeclarationError(f"{path}: {decl.contract.title} is declared twice "
+                                       f"(also in {contracts[decl.contract.key].origin})")
+            contracts[decl.contract.key] = decl
     return Declaration(contracts, load_profile, tuple(str(p) for p in paths))
 
 
@@ -156,8 +156,7 @@ def _toml_period(value: object) -> tuple[str, str]:
 
 
 def _contract_name(name: str) -> str:
-    if name not in BY_NAME:
-        raise ValueError(f"unknown contract (known: {', '.join(BY_NAME)})")
+    lookup(name)  # a served contract, as the file names it
     return name
 
 
@@ -203,6 +202,7 @@ class _ContractKeys(Model):
     case_patients: dict[str, Stripped] | None = None  # case number -> patient
     skip: dict[str, Stripped] | None = None  # case number -> why
     intervals: Annotated[int, Strict(), Field(ge=1, le=1000)] | None = None
+    part_wait_seconds: Annotated[float, Field(ge=0, le=3600)] | None = None  # 5.18 (data.xml sleepingSeconds)
 
 
 class _LoadTable(Model):
@@ -218,28 +218,34 @@ class _LoadTable(Model):
     max_call_seconds: PositiveSeconds = LoadProfile.max_call_seconds
 
 
-def _some_contract(tables: dict[str, _ContractKeys]) -> dict[str, _ContractKeys]:
-    if not tables:
-        raise ValueError("no [contracts.<Name>] table: which contracts does the producer serve?")
-    return tables
-
-
 class _DeclarationFile(_ContractKeys):
-    contracts: Annotated[dict[Annotated[str, AfterValidator(_contract_name)], _ContractKeys],
-                         AfterValidator(_some_contract)] = Field(default={}, validate_default=True)
+    # every_contract: the producer serves every contract the adapter knows (a [contracts.<Name>] table may still
+    # override keys for one); otherwise the tables say which contracts are covered.
+    every_contract: bool = False
+    contracts: dict[Annotated[str, AfterValidator(_contract_name)], _ContractKeys] = {}
     load: _LoadTable = _LoadTable()
+
+    @model_validator(mode="after")
+    def _some_contract(self) -> _DeclarationFile:
+        if not self.contracts and not self.every_contract:
+            raise ValueError("no [contracts.<Name>] table and no every_contract = true: which contracts does the "
+                             "producer serve?")
+        return self
 
 
 def _from_toml(path: Path) -> tuple[list[ContractDeclaration], LoadProfile]:
     data = validate(_DeclarationFile, read(path, DeclarationError), path, DeclarationError)
-    common = data.model_dump(exclude_none=True, exclude={"contracts", "load"})
+    common = data.model_dump(exclude_none=True, exclude={"contracts", "load", "every_contract"})
+    tables = {lookup(name).key: (name, table) for name, table in data.contracts.items()}
+    if data.every_contract:
+        tables = {c.key: tables.get(c.key, (c.key, _ContractKeys())) for c in CONTRACTS}
     out = []
-    for name, own_table in data.contracts.items():
+    for name, own_table in tables.values():
         own = own_table.model_dump(exclude_none=True)
         merged = {**common, **own}
         for table in ("case_patients", "skip"):  # tables add up: top level for every contract, plus the contract's own
             merged[table] = {**common.get(table, {}), **own.get(table, {})}
-        out.append(_contract_from_toml(BY_NAME[name], merged, path, name))
+        out.append(_contract_from_toml(lookup(name), merged, path, name))
     return out, LoadProfile(**data.load.model_dump())
 
 
@@ -278,6 +284,7 @@ def _contract_from_toml(contract: Contract, d: dict, path: Path, name: str) -> C
         blacklisted_consumer=d.get("blacklisted_consumer"),
         other_consumer=d.get("other_consumer"),
         chain=(chain_root, d.get("chain_extension")) if chain_root else None,
+        part_wait_seconds=d.get("part_wait_seconds", 5.0),
         case_patients={k: Patient.national(v) for k, v in d["case_patients"].items()},
         skip=dict(d["skip"]),
         origin=where,
@@ -319,9 +326,13 @@ def _from_data_xml(path: Path) -> ContractDeclaration:
     if root.tag != "testsuite":
         raise DeclarationError(f"{path}: not a test-suite data.xml (root <{root.tag}>) nor a .toml file")
     name = (root.findtext("contractName") or "").strip()
-    contract = BY_NAME.get(name)
-    if contract is None:
-        raise DeclarationError(f"{path}: contractName {name!r} is not one of {', '.join(BY_NAME)}")
+    try:  # <id> names the version ("GetCareDocumentation 3.0"); a version not served falls back to the name
+        contract = lookup((root.findtext("id") or "").strip())
+    except ValueError:
+        try:
+            contract = lookup(name)
+        except ValueError as exc:
+            raise DeclarationError(f"{path}: contractName: {exc}") from None
     glob = _params(root.find("globaldata"))
     cases: dict[str, dict[str, str]] = {}
     for tc in root.iter("testcase"):
@@ -389,15 +400,18 @@ def _from_data_xml(path: Path) -> ContractDeclaration:
 
 
 def covered(declaration: Declaration, wanted: str) -> list[ContractDeclaration]:
-    """The declarations to run for `--contract` (a contract name or `all`)."""
+    """The declarations to run for `--contract` (contracts as `lookup` reads them, comma-separated, or `all`)."""
     if wanted.lower() == "all":
-        return [declaration.contracts[c] for c in BY_NAME if c in declaration.contracts]
+        return [declaration.contracts[c] for c in BY_KEY if c in declaration.contracts]
     names: Iterable[str] = [w.strip() for w in wanted.split(",") if w.strip()]
     out = []
     for name in names:
-        if name not in BY_NAME:
-            raise DeclarationError(f"unknown contract {name!r} (known: {', '.join(BY_NAME)}, or all)")
-        if name not in declaration.contracts:
-            raise DeclarationError(f"the declaration does not cover {name}")
-        out.append(declaration.contracts[name])
+        declared = [d for d in declaration.contracts.values() if d.contract.name == name]
+        try:  # a bare name picks the version declared, when the declaration holds one
+            contract = declared[0].contract if len(declared) == 1 else lookup(name)
+        except ValueError as exc:
+            raise DeclarationError(f"{exc}, or all") from None
+        if contract.key not in declaration.contracts:
+            raise DeclarationError(f"the declaration does not cover {contract.title}")
+        out.append(declaration.contracts[contract.key])
     return out

@@ -1,6 +1,7 @@
 """One call to the producer under test and what came back, read as untrusted XML.
 
-`Caller.post` sends a request and records the exchange; `read` parses the answer with the hardened
+`Caller.post` sends a request through the one RIVTA client (adapter/rivta/client.py: streamed, capped, timed)
+and records the exchange; `read` parses the answer with the hardened
 parser and finds the fault, the response element, `result` and the records; `problems` checks an answer
 against the contract schema and the certification rules (adapter.rivta.rules).
 """
@@ -8,12 +9,12 @@ against the contract schema and the certification rules (adapter.rivta.rules).
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass, field
 
 import httpx
 from lxml import etree
 
+from adapter.rivta import client as rivta
 from adapter.rivta import rules, wsdl, xml
 from adapter.rivta.contracts import SOAP_NS, Contract, ResultModel
 from adapter.suite.declaration import Patient
@@ -39,6 +40,7 @@ class Exchange:
     answer: bytes = b""
     seconds: float = 0.0
     error: str = ""  # transport failure (no HTTP answer)
+    cut: str = ""  # why an answer that began was not read (larger than the cap, say)
 
 
 @dataclass
@@ -67,28 +69,21 @@ class Caller:
         self.client, self.url, self.contract = client, url, contract
         self.consumer, self.timeout = consumer, timeout
 
-    def headers(self, content_type: str, consumer: str | None) -> dict[str, str]:
-        headers = {"Content-Type": content_type, "SOAPAction": f'"{self.contract.soap_action}"'}
-        if consumer:
-            headers[CONSUMER_HEADER] = consumer
-        return headers
-
     async def post(self, label: str, body: bytes, *, content_type: str = "text/xml; charset=UTF-8",
                    consumer: str | None = None, timeout: float | None = None) -> Exchange:
-        headers = self.headers(content_type, consumer)
-        ex = Exchange(label, self.url, body, headers)
-        started = time.perf_counter()
-        try:
-            resp = await self.client.post(self.url, content=body, headers=headers, timeout=timeout or self.timeout)
-        except httpx.TimeoutException:
-            ex.error = f"no answer within {timeout or self.timeout:g} s"
-        except httpx.HTTPError as exc:
-            ex.error = f"could not call the producer ({type(exc).__name__}: {exc})"
-        else:
-            ex.status = resp.status_code
-            ex.content_type = resp.headers.get("content-type", "")
-            ex.answer = resp.content
-        ex.seconds = time.perf_counter() - started
+        limit = timeout or self.timeout
+        extra = {CONSUMER_HEADER: consumer} if consumer else None
+        sent = await rivta.exchange(self.client, self.url, body, soap_action=self.contract.soap_action,
+                                    content_type=content_type, headers=extra, timeout=limit, deadline=limit,
+                                    max_bytes=MAX_ANSWER_BYTES)
+        ex = Exchange(label, self.url, body, sent.headers, sent.status, sent.content_type, sent.answer, sent.seconds)
+        if isinstance(sent.error, rivta.Timeout):
+            ex.error = f"no answer within {limit:g} s"
+        elif isinstance(sent.error, rivta.Unreachable):
+            ex.error = f"could not call the producer ({sent.error.detail or sent.error.cause})"
+        elif sent.error is not None:  # an answer began but was not read whole (too large, undecodable)
+            too_large = isinstance(sent.error, rivta.TooLarge)
+            ex.cut = f"answer {sent.error.reason}" if too_large else sent.error.reason
         return ex
 
 
@@ -96,6 +91,9 @@ def read(ex: Exchange, contract: Contract) -> Answer:
     answer = Answer(ex)
     if ex.error:
         answer.unreadable = ex.error
+        return answer
+    if ex.cut:
+        answer.unreadable = f"HTTP {ex.status}, not readable as XML ({ex.cut})"
         return answer
     try:
         root = xml.parse(ex.answer, max_bytes=MAX_ANSWER_BYTES, max_depth=MAX_DEPTH)
@@ -110,7 +108,8 @@ def read(ex: Exchange, contract: Contract) -> Answer:
         return answer
     fault = body.find(f"{{{SOAP_NS}}}Fault")
     if fault is not None:
-        answer.fault = (fault.findtext("faultstring") or "").strip() or "(no faultstring)"
+        found = rivta.fault_of(fault, ex.status)
+        answer.fault = (found.faultstring if found else "").strip() or "(no faultstring)"
         return answer
     children = [c for c in body if isinstance(c.tag, str)]
     expected = f"{{{contract.responder_ns}}}{contract.response_element}"
@@ -153,7 +152,7 @@ def problems(answer: Answer, contract: Contract, patient: Patient | None) -> lis
     schema = wsdl.request_schema(contract)
     if not schema.validate(answer.response):
         errors = [f"line {e.line}: {e.message}" for e in list(schema.error_log)[:3]]
-        out.append(f"not valid against the {contract.name} {contract.version} schema: " + "; ".join(errors))
+        out.append(f"not valid against the {contract.title} schema: " + "; ".join(errors))
     if answer.result_code is None:
         out.append("result missing: the TKB makes it 1..1")
     out.extend(str(p) for p in rules.find_problems(answer.response, contract) if p.rule not in OWNED_RULES)

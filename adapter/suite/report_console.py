@@ -18,7 +18,7 @@ def progress(console: Console):
 
     def show(result: CaseResult) -> None:
         style = _STYLE[result.status]
-        console.print(f"[{style}]{_MARK[result.status]}[/{style}] {escape(result.contract.name)} "
+        console.print(f"[{style}]{_MARK[result.status]}[/{style}] {escape(result.contract.title)} "
                       f"{escape(result.name)} [dim]{result.seconds:.2f} s[/dim]", highlight=False)
         if result.status is not Status.PASSED:
             for reason in result.reasons[:5]:
@@ -39,7 +39,7 @@ def starting(console: Console):
         plan = {"6.1.1": f"{load.basic_threads} threads for {load.basic_seconds:g} s",
                 "6.1.2": f"{load.endurance_threads} threads for {load.endurance_seconds:g} s",
                 "6.2.1": f"{load.ramp_from} to {load.ramp_to} threads over {load.ramp_seconds:g} s, then recovery"}
-        console.print(f"[dim]…   {escape(session.contract.name)} {escape(case.number)} {escape(case.title)}: "
+        console.print(f"[dim]…   {escape(session.contract.title)} {escape(case.number)} {escape(case.title)}: "
                       f"{plan.get(case.number, 'under load')}[/dim]", highlight=False)
 
     return announce
@@ -52,8 +52,8 @@ def summary(console: Console, result: SuiteResult) -> None:
     for status in Status:
         table.add_column(status.value, justify="right", style=_STYLE[status])
     for contract in result.contracts:
-        counts = result.counts(contract.name)
-        table.add_row(f"{contract.name} {contract.version}", result.endpoints.get(contract.name, ""),
+        counts = result.counts(contract.key)
+        table.add_row(contract.title, result.endpoints.get(contract.key, ""),
                       *(str(counts[s]) for s in Status))
     total = result.counts()
     table.add_row("all", "", *(str(total[s]) for s in Status), style="bold")
@@ -65,7 +65,7 @@ def summary(console: Console, result: SuiteResult) -> None:
         failed.add_column("reason", overflow="fold")
         for case in result.failed:
             more = f" (+{len(case.reasons) - 1} more)" if len(case.reasons) > 1 else ""
-            failed.add_row(case.contract.name, case.name, escape(_short(case.reasons[0]) + more))
+            failed.add_row(case.contract.title, case.name, escape(_short(case.reasons[0]) + more))
         console.print(failed)
 
 

@@ -99,18 +99,21 @@ def to_html(result: SuiteResult) -> str:
            "<h2>Summary</h2><table><tr><th>contract</th><th>service address</th><th>passed</th><th>failed</th>"
            "<th>skipped</th></tr>"]
     for contract in result.contracts:
-        c = result.counts(contract.name)
-        out.append(f"<tr><td><a href=\"#{contract.name}\">{escape(contract.name)} {escape(contract.version)}</a></td>"
-                   f"<td>{escape(result.endpoints.get(contract.name, ''))}</td><td class=\"passed\">"
+        c = result.counts(contract.key)
+        out.append(f"<tr><td><a href=\"#{contract.name}-{contract.major}\">{escape(contract.title)}</a></td>"
+                   f"<td>{escape(result.endpoints.get(contract.key, ''))}</td><td class=\"passed\">"
                    f"{c[Status.PASSED]}</td><td class=\"failed\">{c[Status.FAILED]}</td>"
                    f"<td class=\"skipped\">{c[Status.SKIPPED]}</td></tr>")
     out.append(f"<tr><th>all</th><th></th><th>{total[Status.PASSED]}</th><th>{total[Status.FAILED]}</th>"
                f"<th>{total[Status.SKIPPED]}</th></tr></table>")
     for contract in result.contracts:
-        out.append(f"<h2 id=\"{contract.name}\">{escape(contract.name)} {escape(contract.version)}</h2>")
+        out.append(f"<h2 id=\"{contract.name}-{contract.major}\">{escape(contract.title)}</h2>")
+        if contract.suite_note:
+            out.append(f"<p class=\"dim\">{escape(contract.suite_note)}</p>")
         out.extend(_case(c) for c in result.cases if c.contract == contract)
     out.append("<p class=\"dim\">Written by npo-adapter contract-test. Cases are numbered after Inera's "
-               "test suites (TF numbers); GetCarePlans cases are derived from its TKB.</p></body></html>")
+               "test suites (TF numbers); where a contract has no official suite its cases are derived from its "
+               "TKB (said under the contract).</p></body></html>")
     return "".join(out)
 
 

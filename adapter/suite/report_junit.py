@@ -25,14 +25,14 @@ def to_xml(result: SuiteResult) -> bytes:
     root.set("time", f"{sum(c.seconds for c in result.cases):.3f}")
     for contract in result.contracts:
         cases = [c for c in result.cases if c.contract == contract]
-        counts = result.counts(contract.name)
-        suite = etree.SubElement(root, "testsuite", name=f"{contract.name} {contract.version}",
+        counts = result.counts(contract.key)
+        suite = etree.SubElement(root, "testsuite", name=contract.title,
                                  tests=str(len(cases)), failures=str(counts[Status.FAILED]),
                                  skipped=str(counts[Status.SKIPPED]), errors="0",
                                  time=f"{sum(c.seconds for c in cases):.3f}",
                                  timestamp=result.started.isoformat(timespec="seconds"))
         props = etree.SubElement(suite, "properties")
-        etree.SubElement(props, "property", name="endpoint", value=_clean(result.endpoints.get(contract.name, "")))
+        etree.SubElement(props, "property", name="endpoint", value=_clean(result.endpoints.get(contract.key, "")))
         etree.SubElement(props, "property", name="declaration", value=_clean(", ".join(result.declaration)))
         for case in cases:
             tc = etree.SubElement(suite, "testcase", classname=f"{contract.name}.family{case.number.split('.')[0]}",

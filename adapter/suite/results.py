@@ -49,7 +49,7 @@ class SuiteResult:
     def counts(self, contract: str | None = None) -> dict[Status, int]:
         out = dict.fromkeys(Status, 0)
         for c in self.cases:
-            if contract is None or c.contract.name == contract:
+            if contract is None or c.contract.key == contract:
                 out[c.status] += 1
         return out
 

@@ -38,7 +38,7 @@ def service_url(decl: ContractDeclaration, endpoint: str | None) -> str:
     """A URL ending in /rivtabp21 is the service address; any other is a base the contract's path is added to."""
     url = endpoint or decl.url
     if not url:
-        raise DeclarationError(f"no address for {decl.contract.name}: give --endpoint (or url / webServiceUrl)")
+        raise DeclarationError(f"no address for {decl.contract.title}: give --endpoint (or url / webServiceUrl)")
     if not url.startswith(("http://", "https://")):
         raise DeclarationError(f"{url!r} is not an http(s) URL")
     url = url.rstrip("/")
@@ -57,14 +57,14 @@ def load_profile(declared: LoadProfile, options: RunOptions) -> LoadProfile:
 async def run_contract(decl: ContractDeclaration, options: RunOptions, load: LoadProfile, result: SuiteResult,
                        progress: Progress | None = None, starting: Starting | None = None) -> None:
     url = service_url(decl, options.endpoint)
-    result.endpoints[decl.contract.name] = url
+    result.endpoints[decl.contract.key] = url
     connections = max(load.ramp_to, load.basic_threads, load.endurance_threads) + 5
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     async with httpx.AsyncClient(verify=options.verify, trust_env=False, limits=limits,
                                  timeout=options.timeout) as client:
         session = Session(decl, Caller(client, url, decl.contract, decl.consumer, options.timeout), load,
-                          random.Random(f"{options.seed}-{decl.contract.name}"))
-        for case in suite_cases.for_contract(decl.contract.name):
+                          random.Random(f"{options.seed}-{decl.contract.key}"))
+        for case in suite_cases.for_contract(decl.contract):
             if options.only and not _matches(case.number, options.only):
                 continue
             if starting:
@@ -104,7 +104,7 @@ async def run_async(declaration: Declaration, contract: str = "all", options: Ru
     chosen = covered(declaration, contract)
     load = load_profile(declaration.load, options)
     result = SuiteResult(datetime.now().astimezone(), declaration=declaration.sources, options={
-        "contracts": ", ".join(d.contract.name for d in chosen),
+        "contracts": ", ".join(d.contract.title for d in chosen),
         "quick": "yes" if options.quick else "no",
         "load": f"{load.basic_threads} threads {load.basic_seconds:g} s; {load.endurance_threads} threads "
                 f"{load.endurance_seconds:g} s; ramp {load.ramp_from}→{load.ramp_to} threads {load.ramp_seconds:g} s",

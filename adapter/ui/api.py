@@ -11,7 +11,6 @@ from fastapi.responses import Response
 
 from adapter.consumer.fetch import Outcome
 from adapter.consumer.overview import (
-    INFORMATION_TYPES,
     ConsumerConfig,
     Overview,
     build_overview,
@@ -24,6 +23,7 @@ from adapter.consumer.pdl.soap_call import PdlServiceError, ServiceRefused
 from adapter.consumer.staff_settings import reason_problem
 from adapter.consumer.summary import summarise
 from adapter.consumer.view import to_bundle
+from adapter.rivta.contracts import INFORMATION_TYPES
 from adapter.ui.errors import ApiError
 from adapter.ui.guard import Caller, caller
 from adapter.ui.models import (
@@ -132,10 +132,10 @@ async def audit_verify(request: Request, _who: Caller = Depends(caller)) -> Audi
 
 
 def to_out(ov: Overview) -> OverviewAnswer:
-    tabs = [InformationTab(contract=contract, title=title, records=_newest_first(ov, contract))
-            for contract, title in INFORMATION_TYPES.items()]
-    sources = [SourceStatus(source=r.source.name, contract=r.contract.name,
-                               information_type=INFORMATION_TYPES[r.contract.name], status=r.outcome.value,
+    tabs = [InformationTab(contract=c.key, title=c.label, records=_newest_first(ov, c.key))
+            for c in INFORMATION_TYPES]
+    sources = [SourceStatus(source=r.source.name, contract=r.contract.key,
+                               information_type=r.contract.label, status=r.outcome.value,
                                reason=r.reason if r.outcome is Outcome.FAILED else "")
                for r in ov.sources]
     return OverviewAnswer(

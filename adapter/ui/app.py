@@ -44,7 +44,8 @@ come from the provider. Every call needs the session cookie and the session's CS
 this API's audience. The body only chooses among the user's own assignments. Errors name the field or the
 service, never the values sent or personal data."""
 TAGS = [
-    {"name": "overview", "description": "A patient's overview: five kinds of information, notices, source status"},
+    {"name": "overview",
+     "description": "A patient's overview: every kind of information the adapter reads, notices, source status"},
     {"name": "consent", "description": "The patient's consent for the care unit (national consent service)"},
     {"name": "staff", "description": "The signed-in user, their assignments, signing out"},
     {"name": "audit", "description": "The local PDL access log"},

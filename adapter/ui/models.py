@@ -112,7 +112,7 @@ class RecordSummary(BaseModel):
 class InformationTab(BaseModel):
     """One kind of information (informationsmängd) with its records, newest first."""
 
-    contract: str = Field(description="The RIVTA contract, e.g. GetDiagnosis")
+    contract: str = Field(description="The RIVTA contract's name and major version, e.g. GetDiagnosis:2")
     title: str = Field(description="The tab's Swedish name, e.g. Diagnoser")
     records: list[RecordSummary]
 
@@ -133,7 +133,7 @@ class Notice(BaseModel):
 
 class SourceStatus(BaseModel):
     source: str = Field(description="The source's name from the configuration")
-    contract: str
+    contract: str = Field(description="The RIVTA contract's name and major version, e.g. GetDiagnosis:2")
     information_type: str
     status: Literal["data", "none", "failed"]
     reason: str = Field(description="Why the source failed (no personal data); empty otherwise")
@@ -145,8 +145,8 @@ class OverviewAnswer(BaseModel):
                                              "consents (POST /api/consent) or emergency access is used")
     blocked_care_givers: list[str] = Field(description="Care givers (HSA-id) holding blocked information")
     notices: list[Notice]
-    tabs: list[InformationTab] = Field(description="Diagnoser, Läkemedel, Vårdplan, Funktionstillstånd & ADL, "
-                                           "Anteckningar: always all five, in this order")
+    tabs: list[InformationTab] = Field(description="One per information type the adapter reads, always all of "
+                                           "them, in NPÖ's order")
     sources: list[SourceStatus]
 
 

@@ -37,8 +37,8 @@ def run(pki, sources, settings=FetchSettings(), faults=None):
     return asyncio.run(go())
 
 
-def by(results, source_name, contract="GetDiagnosis"):
-    return next(r for r in results if r.source.name == source_name and r.contract.name == contract)
+def by(results, source_name, contract="GetDiagnosis:2"):
+    return next(r for r in results if r.source.name == source_name and r.contract.key == contract)
 
 
 def test_all_contracts_from_all_sources_with_per_source_status(pki, producers):
@@ -46,16 +46,16 @@ def test_all_contracts_from_all_sources_with_per_source_status(pki, producers):
     assert len(results) == 10
     assert by(results, "Exempelby kommun").outcome is Outcome.DATA
     assert by(results, "Region Exempel").outcome is Outcome.DATA
-    assert by(results, "Region Exempel", "GetCarePlans").outcome is Outcome.NONE
+    assert by(results, "Region Exempel", "GetCarePlans:2").outcome is Outcome.NONE
     merged = merge(results)
-    assert len(merged["GetDiagnosis"]) == 3
+    assert len(merged["GetDiagnosis:2"]) == 3
 
 
 def test_same_records_through_two_routes_are_deduplicated(pki, producers):
     twice = [producers["municipality"], Source("again", producers["municipality"].url, SOURCE)]
     results = run(pki, twice)
     assert len([r for r in results if r.contract is GET_DIAGNOSIS for _ in r.records]) == 4
-    assert len(merge(results)["GetDiagnosis"]) == 2
+    assert len(merge(results)["GetDiagnosis:2"]) == 2
 
 
 def test_dead_and_slow_producers_do_not_hide_the_others(pki, producers):

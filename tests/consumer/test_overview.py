@@ -118,7 +118,7 @@ def test_other_care_givers_hidden_until_consent_then_shown(world, log_store):
     finally:  # the stand-ins live for the module: leave Per without consent for the next backend's run
         world["stubs"].apps["consent"].state.stub.withdraw(assertion)
     assert MUNICIPALITY in givers(after)
-    assert {r.basis for r in after.records["GetDiagnosis"] if r.group.care_giver == MUNICIPALITY} == {Basis.CONSENT}
+    assert {r.basis for r in after.records["GetDiagnosis:2"] if r.group.care_giver == MUNICIPALITY} == {Basis.CONSENT}
 
 
 def test_consent_for_the_unit_shows_other_care_givers(world, log_store):
@@ -151,7 +151,7 @@ def test_inner_block_applies_within_the_own_care_giver(world, log_store):
     assert ov.blocked_care_givers == [MUNICIPALITY]
     assert HOUSING in units(ov)
     home = {c for c, recs in ov.records.items() for r in recs if r.group.care_unit == HOME}
-    assert home == {"GetMedicationHistory"}  # the block leaves medication out
+    assert home == {"GetMedicationHistory:2"}  # the block leaves medication out
 
 
 def test_blocking_service_down_fails_closed_and_says_why(world, log_store):
@@ -173,11 +173,11 @@ def test_one_producer_down_or_slow_others_shown_with_per_source_status(world, lo
         config = replace(world["config"], sources=sources, fetch=FetchSettings(per_source_timeout=1, deadline=2))
         ov = overview(world, log_store, DOCTOR, TOLVAN, config=config)
     assert givers(ov) == {MUNICIPALITY, REGION_GIVER}
-    status = {(r.source.name, r.contract.name): r.outcome for r in ov.sources}
-    assert status[("Vårdcentral (nere)", "GetDiagnosis")] is Outcome.FAILED
-    assert status[("Långsam", "GetDiagnosis")] is Outcome.FAILED
-    assert status[("Exempelby kommun", "GetDiagnosis")] is Outcome.DATA
-    assert status[("Region Exempel", "GetCarePlans")] is Outcome.NONE
+    status = {(r.source.name, r.contract.key): r.outcome for r in ov.sources}
+    assert status[("Vårdcentral (nere)", "GetDiagnosis:2")] is Outcome.FAILED
+    assert status[("Långsam", "GetDiagnosis:2")] is Outcome.FAILED
+    assert status[("Exempelby kommun", "GetDiagnosis:2")] is Outcome.DATA
+    assert status[("Region Exempel", "GetCarePlans:2")] is Outcome.NONE
     assert any("Vårdcentral (nere)" in n and "Långsam" in n for n in ov.notices)
 
 
@@ -279,7 +279,7 @@ def test_round_trip_fhir_producer_consumer_fhir_keeps_the_demo_content(world, lo
 
     from adapter.demo.world import PNR_SYSTEM, default_world
     from adapter.mapping.rivta_to_fhir import to_fhir
-    from adapter.rivta.contracts import BY_NAME
+    from adapter.rivta.contracts import BY_KEY
     from adapter.store.records import RecordQuery, query
 
     demo_engine = open_store(f"sqlite:///{world['folder']}/demo.db")
@@ -292,7 +292,7 @@ def test_round_trip_fhir_producer_consumer_fhir_keeps_the_demo_content(world, lo
             with demo_engine.connect() as conn:
                 stored = [etree.fromstring(f) for f in query(conn, RecordQuery(
                     contract, SOURCE, patient.number, ptype, care_units=(HOUSING,)))]
-            doc_id = f".//{{{BY_NAME[contract].core_ns}}}documentId"
+            doc_id = f".//{{{BY_KEY[contract].core_ns}}}documentId"
             expected = {e.findtext(doc_id): etree.tostring(e, method="c14n", exclusive=True) for e in stored}
             assert received == expected, (patient.id, contract)
             for r in recs:

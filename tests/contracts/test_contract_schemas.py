@@ -37,6 +37,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from adapter.rivta.contracts import CONTRACTS as SERVED
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS_DIR = REPO_ROOT / "contracts"
 CORE_DIR = CONTRACTS_DIR / "core_components"
@@ -52,14 +54,8 @@ XS = f"{{{XS_NS}}}"
 WSDL = f"{{{WSDL_NS}}}"
 
 # (contract, version): the official folder is rivta/<contract>/<version>/ in the pack.
-CONTRACTS = [
-    ("GetDiagnosis", "2.0"),
-    ("GetFunctionalStatus", "2.0"),
-    ("GetCareDocumentation", "2.1"),
-    ("GetCareDocumentation", "3.0"),
-    ("GetMedicationHistory", "2.2"),
-    ("GetCarePlans", "2.0"),
-]
+# (contract, version) of every contract the adapter serves (the registry).
+CONTRACTS = [(c.name, c.version) for c in SERVED]
 CONTRACT_IDS = [f"{name}_{version}" for name, version in CONTRACTS]
 
 # Under CI (CI=true) the reference pack is always beside the clone: a missing pack fails instead of skipping.

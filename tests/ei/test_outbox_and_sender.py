@@ -131,7 +131,7 @@ def test_reservnummer_records_give_no_engagement(tmp_path, new_store):
     (tmp_path / "s.json").write_bytes(orjson.dumps(support))
     (tmp_path / "r.json").write_bytes(orjson.dumps(condition("c-res", identifier="d-res", patient="res-1")))
     report = ingest(engine, [tmp_path / "s.json", tmp_path / "r.json"])
-    assert report.published["GetDiagnosis"] == 1
+    assert report.published["GetDiagnosis:2"] == 1
     with engine.connect() as conn:
         assert conn.execute(select(ei_outbox)).all() == []
 
@@ -164,7 +164,7 @@ def synthetic_changes(engine, n: int) -> None:
     with engine.begin() as conn:
         for i in range(n):
             number = f"19{i % 100:02d}0101{i:04d}"[:12]
-            _upsert(conn, RecordKey(number, "1.2.752.129.2.1.3.1", "GetDiagnosis", "dia", WORLD.source_system,
+            _upsert(conn, RecordKey(number, "1.2.752.129.2.1.3.1", "GetDiagnosis:2", "dia", WORLD.source_system,
                                     WORLD.care_giver.hsa_id), delete_flag=False, now=now)
 
 

@@ -9,14 +9,14 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from adapter.rivta.contracts import BY_NAME, Contract
+from adapter.rivta.contracts import BY_KEY, Contract
 from adapter.store.tables import ei_outbox
 from tests.samples import PNR, SOURCE, WORLD, call, condition, document_ids, records, support_bundle
 
 FHIR_JSON = "application/fhir+json"
 HSA = "urn:oid:1.2.752.29.4.19"
 PNR_SYSTEM = "http://electronichealth.se/identifier/personnummer"
-DIAGNOSIS: Contract = BY_NAME["GetDiagnosis"]
+DIAGNOSIS: Contract = BY_KEY["GetDiagnosis:2"]
 HOME, HOUSING, GIVER = "SE2120001231-HT01", "SE2120001231-SB01", "SE2120001231-VG01"
 
 

@@ -19,6 +19,7 @@ from adapter.gateway.identity import CertSource
 from adapter.gateway.pki import issue_client_certificate, load_pki
 from adapter.gateway.tls import TlsContexts
 from adapter.producer.app import Access, create_app
+from adapter.rivta.contracts import GET_DIAGNOSIS
 from tests.gateway.conftest import AUTHORISATIONS, HIDDEN_FROM, WORLD, TlsServer, client, tls_files
 from tests.gateway.test_embedded_mtls import ask, ids
 from tests.samples import PNR, fault_string
@@ -61,9 +62,9 @@ def test_authorisations_take_only_canonical_hsa_ids(tmp_path):
         with pytest.raises(authorisation.AuthorisationError, match="canonical"):
             authorisation.load(path)
     rules = authorisation.load(AUTHORISATIONS)
-    assert rules.permits(PLATFORM, "GetDiagnosis", "SE2120001231-SYS1")
-    assert not rules.permits("\u017f" + PLATFORM[1:], "GetDiagnosis", "SE2120001231-SYS1")
-    assert not rules.permits(PLATFORM.lower(), "GetDiagnosis", "SE2120001231-SYS1")
+    assert rules.permits(PLATFORM, GET_DIAGNOSIS.responder_ns, "SE2120001231-SYS1")
+    assert not rules.permits("\u017f" + PLATFORM[1:], GET_DIAGNOSIS.responder_ns, "SE2120001231-SYS1")
+    assert not rules.permits(PLATFORM.lower(), GET_DIAGNOSIS.responder_ns, "SE2120001231-SYS1")
 
 
 @pytest.fixture(scope="module")

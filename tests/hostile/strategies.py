@@ -4,14 +4,13 @@ resources (demo resources with random mutations)."""
 from __future__ import annotations
 
 import copy
-import importlib
 import random
 from functools import cache
 from typing import Any
 
 from hypothesis import strategies as st
 
-from adapter.demo.generate import KINDS
+from adapter.demo.generate import clinical_resources
 from adapter.demo.world import default_world
 from adapter.rivta.contracts import CONTRACTS, Contract
 from adapter.rivta.request_builder import build_request
@@ -112,9 +111,8 @@ def demo_resources() -> tuple[list[dict], list[dict]]:
     for p in WORLD.patients[:2]:
         rng = random.Random(p.id)
         supporting.append(patient_resource(p))
-        for kind in KINDS:
-            for r in importlib.import_module(f"adapter.demo.{kind}").resources(WORLD, p, rng):
-                (supporting if r["resourceType"] in SUPPORTING_TYPES else clinical).append(r)
+        for r in clinical_resources(WORLD, p, rng):
+            (supporting if r["resourceType"] in SUPPORTING_TYPES else clinical).append(r)
     return supporting, clinical
 
 

@@ -46,7 +46,7 @@ def test_bad_resources_are_rejected_with_file_resource_and_field_and_good_ones_s
         condition("c-good-2", identifier="d-good-2"),
     ))
     report = ingest(store, [support, tmp_path / "data.json"])
-    assert report.published["GetDiagnosis"] == 2
+    assert report.published["GetDiagnosis:2"] == 2
     assert set(stored(store)) == {"d-good-1", "d-good-2"}
     reasons = {r.resource: (r.origin, r.reason) for r in report.rejected}
     assert set(reasons) == {"Condition/c-bad-time", "Krankenakte/x", "Condition/c-no-patient",
@@ -159,6 +159,6 @@ def test_a_run_that_dies_midway_leaves_whole_records(store, support, tmp_path, m
     assert count == ingest_module.BATCH  # the committed batch, nothing half-written
     monkeypatch.setattr(unit.store, "publish", real)
     report = ingest(store, [tmp_path / "d.json"])  # running again completes the job
-    assert report.published["GetDiagnosis"] == 1200 - ingest_module.BATCH
+    assert report.published["GetDiagnosis:2"] == 1200 - ingest_module.BATCH
     assert report.unchanged == ingest_module.BATCH  # the committed batch is recognised, not written again
     assert len(stored(store)) == 1200

@@ -404,7 +404,7 @@ def test_date_filter_sees_every_time(new_store, tmp_path):
         store.publish(conn, "DocumentReference", "note-1", [rec])
 
     def hits(start: str, end: str) -> int:
-        q = store.RecordQuery(contract=GCD.name, source_system=SOURCE, patient_id=PNR,
+        q = store.RecordQuery(contract=GCD.key, source_system=SOURCE, patient_id=PNR,
                               patient_type="1.2.752.129.2.1.3.1", period_start=start, period_end=end)
         with engine.connect() as conn:
             return len(list(store.query(conn, q)))
@@ -550,9 +550,9 @@ def test_demo_ingests_without_rejections(new_store, tmp_path):
     engine = new_store()
     report = ingest(engine, files)
     assert report.rejected == []
-    assert report.published[GCD.name] == expected
+    assert report.published[GCD.key] == expected
     for p in WORLD.patients:
-        q = store.RecordQuery(contract=GCD.name, source_system=SOURCE, patient_id=p.number,
+        q = store.RecordQuery(contract=GCD.key, source_system=SOURCE, patient_id=p.number,
                               patient_type=("1.2.752.129.2.1.3.1" if p.system == PNR_SYSTEM
                                             else "1.2.752.129.2.1.3.3"))
         with engine.connect() as conn:

@@ -410,12 +410,12 @@ def test_demo_ingests_without_rejections_and_is_xsd_valid(new_store, schema, tmp
     report = ingest(engine, [path])
     assert report.rejected == []
     total = sum(len(rs) for rs in demo_resources().values())
-    assert report.published[CONTRACT.name] == total
+    assert report.published[CONTRACT.key] == total
 
     found = 0
     with engine.connect() as conn:
         for p in WORLD.patients:
-            q = store.RecordQuery(contract=CONTRACT.name, source_system=WORLD.source_system,
+            q = store.RecordQuery(contract=CONTRACT.key, source_system=WORLD.source_system,
                                   patient_id=p.number, patient_type=_oid(p.system))
             fragments = list(store.query(conn, q))
             assert fragments, p.id
@@ -435,7 +435,7 @@ def test_date_filter_uses_document_time(new_store, tmp_path):
     assert ingest(engine, [path]).rejected == []
 
     def ids(start: str, end: str) -> list[str]:
-        q = store.RecordQuery(contract=CONTRACT.name, source_system=WORLD.source_system, patient_id=PNR,
+        q = store.RecordQuery(contract=CONTRACT.key, source_system=WORLD.source_system, patient_id=PNR,
                               patient_type="1.2.752.129.2.1.3.1", period_start=start, period_end=end)
         with engine.connect() as conn:
             return [etree.fromstring(f).findtext(f"{Q}carePlanHeader/{Q}documentId")

@@ -170,7 +170,7 @@ def test_minimal_padl_observation(ctx, schema):
     recs = map_raw(padl_observation(), ctx)
     assert len(recs) == 1
     rec = recs[0]
-    assert rec.contract == "GetFunctionalStatus" and rec.category == "pad-pad"
+    assert rec.contract == "GetFunctionalStatus:2" and rec.category == "pad-pad"
     assert rec.times == {"documentTime": "20240610103000"}  # 08:30Z is 10:30 Swedish summer time
     doc = assert_valid(schema, [rec.fragment])
     assert text(doc, "//c:documentTime") == ["20240610103000"]
@@ -455,17 +455,17 @@ def test_demo_data_ingests_and_is_valid(new_store, tmp_path, schema):
     report = ingest(engine, [path])
     assert report.rejected == []
     clinical = [r for rs in generated.values() for r in rs if r["resourceType"] != "Provenance"]
-    assert report.published["GetFunctionalStatus"] == len(clinical)
+    assert report.published["GetFunctionalStatus:2"] == len(clinical)
 
     with engine.connect() as conn:
-        mine = records_table.select().where(records_table.c.contract == "GetFunctionalStatus")
+        mine = records_table.select().where(records_table.c.contract == "GetFunctionalStatus:2")
         rows = conn.execute(mine).all()
         assert {r.category for r in rows} == {"pad-pad", "fun-fun"}
         assert {r.care_unit for r in rows} == {u.hsa_id for u in WORLD.units}
         assert any(not r.approved_for_patient for r in rows)
         fragments = []
         for p in WORLD.patients:
-            q = store.RecordQuery("GetFunctionalStatus", WORLD.source_system, p.number,
+            q = store.RecordQuery("GetFunctionalStatus:2", WORLD.source_system, p.number,
                                   "1.2.752.129.2.1.3.3" if p.id == "pat-6" else "1.2.752.129.2.1.3.1")
             found = list(store.query(conn, q))
             assert len(found) == len([r for r in generated[p.id] if r["resourceType"] != "Provenance"])

@@ -1106,7 +1106,7 @@ def demo_store(request, tmp_path_factory):
 def stored(engine, patient, **filters) -> etree._Element:
     ptype = "1.2.752.129.2.1.3.1" if patient.system.endswith("personnummer") else "1.2.752.129.2.1.3.3"
     q = store.RecordQuery(
-        contract=CONTRACT.name, source_system=SOURCE, patient_id=patient.number, patient_type=ptype, **filters
+        contract=CONTRACT.key, source_system=SOURCE, patient_id=patient.number, patient_type=ptype, **filters
     )
     with engine.connect() as conn:
         frags = list(store.query(conn, q))
@@ -1120,7 +1120,7 @@ def stored(engine, patient, **filters) -> etree._Element:
 def test_demo_ingests_without_rejections_and_answers_are_valid(demo_store, schemas):
     engine, report = demo_store
     assert report.rejected == []
-    assert report.published[CONTRACT.name] == 9 * len(WORLD.patients)
+    assert report.published[CONTRACT.key] == 9 * len(WORLD.patients)
     for p in WORLD.patients:
         resp = stored(engine, p)
         assert len(resp) - 1 == 9
@@ -1385,7 +1385,7 @@ def test_ingest_statement_based_on_request_in_the_same_file(tmp_path, new_store)
     engine = new_store()
     report = ingest(engine, [_bundle(tmp_path / "b.json", supporting() + [by_role(), based_on_statement()])])
     assert report.rejected == []
-    assert report.published[CONTRACT.name] == 2
+    assert report.published[CONTRACT.key] == 2
 
 
 def test_ingest_statement_based_on_request_stored_earlier(tmp_path, new_store, schemas):

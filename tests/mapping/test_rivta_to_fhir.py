@@ -36,7 +36,7 @@ from adapter.mapping import codes, profile
 from adapter.mapping.fhir_to_rivta.care_plans import PLAN_TYPES
 from adapter.mapping.rivta_to_fhir import RecordError, collection_bundle, to_fhir
 from adapter.mapping.timefmt import SWEDEN
-from adapter.rivta.contracts import BY_NAME, CONTRACTS, GET_DIAGNOSIS
+from adapter.rivta.contracts import BY_KEY, CONTRACTS, GET_DIAGNOSIS
 from adapter.rivta.xml import parse
 from adapter.store.records import RecordQuery, query
 from tests.stores import BACKENDS, engine_for
@@ -49,9 +49,9 @@ NOTE_CODES = "urn:oid:1.2.752.129.2.2.2.11"
 CLINICAL_TYPES = {"Condition", "Observation", "MedicationRequest", "MedicationStatement", "CarePlan",
                   "DocumentReference", "Composition"}
 # What each contract's record becomes (the main resource; then Provenance, then PractitionerRoles).
-MAIN_TYPE = {"GetDiagnosis": "Condition", "GetFunctionalStatus": "Condition",
-             "GetMedicationHistory": "MedicationStatement", "GetCarePlans": "CarePlan",
-             "GetCareDocumentation": "DocumentReference"}
+MAIN_TYPE = {"GetDiagnosis:2": "Condition", "GetFunctionalStatus:2": "Condition",
+             "GetMedicationHistory:2": "MedicationStatement", "GetCarePlans:2": "CarePlan",
+             "GetCareDocumentation:2": "DocumentReference"}
 
 
 # -- the pipeline --------------------------------------------------------------------------------------
@@ -76,14 +76,14 @@ def _records(engine) -> tuple[dict[tuple[str, str], etree._Element], Counter]:
     with engine.connect() as conn:
         for contract in CONTRACTS:
             for patient in WORLD.patients:
-                q = RecordQuery(contract.name, WORLD.source_system, patient.number, _patient_type(patient.system))
+                q = RecordQuery(contract.key, WORLD.source_system, patient.number, _patient_type(patient.system))
                 for fragment in query(conn, q):
                     el = parse(fragment)
                     doc_id = el.find(f"{{{contract.core_ns}}}{contract.header_element}/"
                                      f"{{{contract.core_ns}}}documentId").text
-                    assert (contract.name, doc_id) not in found
-                    found[(contract.name, doc_id)] = el
-                    counts[(contract.name, patient.id)] += 1
+                    assert (contract.key, doc_id) not in found
+                    found[(contract.key, doc_id)] = el
+                    counts[(contract.key, patient.id)] += 1
     return found, counts
 
 
@@ -98,7 +98,7 @@ def pipeline(request, tmp_path_factory) -> Pipeline:
     pool = {f"{r['resourceType']}/{r['id']}": r for r in resources}
     originals = [r for r in resources if r["resourceType"] in CLINICAL_TYPES]
     records, counts = _records(engine)
-    converted = {key: to_fhir(BY_NAME[key[0]], el) for key, el in records.items()}
+    converted = {key: to_fhir(BY_KEY[key[0]], el) for key, el in records.items()}
     return Pipeline(originals, pool, records, converted, counts)
 
 
@@ -106,7 +106,7 @@ def pipeline(request, tmp_path_factory) -> Pipeline:
 def test_every_record_of_every_demo_patient_converts(pipeline: Pipeline) -> None:
     for contract in CONTRACTS:
         for patient in WORLD.patients:
-            assert pipeline.per_patient[(contract.name, patient.id)] > 0, (contract.name, patient.id)
+            assert pipeline.per_patient[(contract.key, patient.id)] > 0, (contract.key, patient.id)
     for (name, doc_id), resources in pipeline.converted.items():
         main, provenance, *roles = resources
         assert main.get_resource_type() == MAIN_TYPE[name]
@@ -115,7 +115,7 @@ def test_every_record_of_every_demo_patient_converts(pipeline: Pipeline) -> None
         assert [t.reference for t in provenance.target] == [f"urn:uuid:{main.id}"]
         assert roles and {r.get_resource_type() for r in roles} == {"PractitionerRole"}
         # the same record gives the same resources, ids included
-        again = to_fhir(BY_NAME[name], pipeline.records[(name, doc_id)])
+        again = to_fhir(BY_KEY[name], pipeline.records[(name, doc_id)])
         assert [r.model_dump_json() for r in again] == [r.model_dump_json() for r in resources]
 
 
@@ -128,7 +128,7 @@ def test_header_follows_ehds_tk(pipeline: Pipeline) -> None:
         assert agents["custodian"] == WORLD.care_giver.hsa_id
         assert agents["author"] in {u.hsa_id for u in WORLD.units}
         header = pipeline.records[(name, main.identifier[0].value)][0]
-        approved = header.find(f"{{{BY_NAME[name].core_ns}}}approvedForPatient").text == "true"
+        approved = header.find(f"{{{BY_KEY[name].core_ns}}}approvedForPatient").text == "true"
         security = [(s.system, s.code) for s in main.meta.security or []]
         assert security == ([] if approved else [("http://terminology.hl7.org/CodeSystem/v3-ActCode", "NOPATIENT")])
         secured += not approved
@@ -138,14 +138,14 @@ def test_header_follows_ehds_tk(pipeline: Pipeline) -> None:
 
 
 def test_a_record_of_another_contract_is_refused(pipeline: Pipeline) -> None:
-    key = next(k for k in pipeline.records if k[0] == "GetCarePlans")
+    key = next(k for k in pipeline.records if k[0] == "GetCarePlans:2")
     with pytest.raises(RecordError) as err:
         to_fhir(GET_DIAGNOSIS, pipeline.records[key])
     assert "191212121212" not in str(err.value)
 
 
 def test_a_record_without_document_id_names_the_element_not_the_patient(pipeline: Pipeline) -> None:
-    key = next(k for k in pipeline.records if k[0] == "GetDiagnosis")
+    key = next(k for k in pipeline.records if k[0] == "GetDiagnosis:2")
     el = etree.fromstring(etree.tostring(pipeline.records[key]))
     doc_id = el.find(f".//{{{GET_DIAGNOSIS.core_ns}}}documentId")
     doc_id.getparent().remove(doc_id)
@@ -669,14 +669,14 @@ def _kind(res: dict) -> str:
 
 
 SPECS: dict[str, tuple[str, str, list[Field]]] = {
-    "Condition": ("GetDiagnosis", "Condition", DIAGNOSIS),
-    "Condition-functional": ("GetFunctionalStatus", "Condition", FUNCTIONAL_CONDITION),
-    "Observation-functional": ("GetFunctionalStatus", "Condition", FUNCTIONAL_OBSERVATION),
-    "MedicationRequest": ("GetMedicationHistory", "MedicationStatement", MEDICATION_REQUEST),
-    "MedicationStatement": ("GetMedicationHistory", "MedicationStatement", MEDICATION_STATEMENT),
-    "CarePlan": ("GetCarePlans", "CarePlan", CARE_PLAN),
-    "DocumentReference": ("GetCareDocumentation", "DocumentReference", DOCUMENT_REFERENCE),
-    "Composition": ("GetCareDocumentation", "DocumentReference", COMPOSITION),
+    "Condition": ("GetDiagnosis:2", "Condition", DIAGNOSIS),
+    "Condition-functional": ("GetFunctionalStatus:2", "Condition", FUNCTIONAL_CONDITION),
+    "Observation-functional": ("GetFunctionalStatus:2", "Condition", FUNCTIONAL_OBSERVATION),
+    "MedicationRequest": ("GetMedicationHistory:2", "MedicationStatement", MEDICATION_REQUEST),
+    "MedicationStatement": ("GetMedicationHistory:2", "MedicationStatement", MEDICATION_STATEMENT),
+    "CarePlan": ("GetCarePlans:2", "CarePlan", CARE_PLAN),
+    "DocumentReference": ("GetCareDocumentation:2", "DocumentReference", DOCUMENT_REFERENCE),
+    "Composition": ("GetCareDocumentation:2", "DocumentReference", COMPOSITION),
 }
 
 # Not round-trippable: (path in the original, path in the rebuilt resource when it moved, reason).
@@ -730,7 +730,7 @@ NOT_ROUND_TRIPPABLE: dict[str, list[tuple[str, str | None, str]]] = {
 }
 
 # Fields no demo resource of the contract fills (the demo data has no such element).
-EMPTY_IN_DEMO = [("GetDiagnosis", "care contact")]
+EMPTY_IN_DEMO = [("GetDiagnosis:2", "care contact")]
 
 
 def _document_id(res: dict) -> str:
@@ -781,7 +781,7 @@ def _compare(pair: Pair, fields: list[Field], before: Evaluator, after: Evaluato
 
 
 # -- 2. round trip ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("contract", [c.name for c in CONTRACTS])
+@pytest.mark.parametrize("contract", [c.key for c in CONTRACTS])
 def test_round_trip_keeps_the_clinical_content(pipeline: Pipeline, pairs, contract: str) -> None:
     found, before, after = pairs
     mine = [p for p in found if SPECS[p.kind][0] == contract]
@@ -911,12 +911,12 @@ def test_the_output_maps_back_to_the_same_records(new_store, pipeline: Pipeline,
 
 def _comparable(contract: str, el: etree._Element) -> bytes:
     copy = etree.fromstring(etree.tostring(el))
-    core = BY_NAME[contract].core_ns
-    if contract == "GetCarePlans":
+    core = BY_KEY[contract].core_ns
+    if contract == "GetCarePlans:2":
         contents = copy.findall(f".//{{{core}}}content")
         for content in contents[:-1] if len(contents) > 1 else []:
             content.getparent().remove(content)  # the producer's re-rendering of the received plan
-    if contract == "GetMedicationHistory":
+    if contract == "GetMedicationHistory:2":
         for node in copy.findall(f".//{{{core}}}dispensationAuthorization"):
             node.getparent().remove(node)
     return etree.tostring(copy, method="c14n")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from adapter.config import Settings
-from adapter.demo.generate import DEFAULT_DIR
+from adapter.demo.generate import generate
 from adapter.gateway import authorisation
 from adapter.gateway.identity import CertSource
 from adapter.gateway.tls import TlsContexts
@@ -27,8 +27,9 @@ DEMO_DECLARATION = REPO / "config" / "contract-test.demo.toml"
 
 @pytest.fixture(scope="session", params=BACKENDS)
 def demo_engine(request, tmp_path_factory):
-    engine = engine_for(request, tmp_path_factory.mktemp("suite-store"), "demo")
-    report = ingest(engine, [DEFAULT_DIR])
+    tmp = tmp_path_factory.mktemp("suite-store")
+    engine = engine_for(request, tmp, "demo")
+    report = ingest(engine, generate(tmp / "demo-data"))
     assert not report.rejected, report.rejected
     return engine
 

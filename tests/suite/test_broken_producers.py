@@ -65,7 +65,7 @@ def test_the_reports_name_the_failure_and_the_exit_status_is_non_zero(broken_pro
                                       "--data", str(DEMO_DECLARATION), "--case", "1.1", "--case", "1.7",
                                       "--junit", str(junit), "--html", str(html)])
     assert result.exit_code == 1, result.output
-    assert "FAIL GetDiagnosis 1.7 SoapFault" in result.output
+    assert "FAIL GetDiagnosis 2.0 1.7 SoapFault" in result.output
     failures = etree.parse(str(junit)).getroot().findall(".//testcase/failure")
     assert [f.getparent().get("name") for f in failures] == ["1.7 SoapFault"]
     page = html.read_text(encoding="utf-8")

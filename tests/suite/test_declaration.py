@@ -7,6 +7,7 @@ import typer
 from typer.testing import CliRunner
 
 from adapter.mapping.codes import PERSONNUMMER, SAMORDNINGSNUMMER
+from adapter.rivta.contracts import CONTRACTS
 from adapter.suite import declaration, runner
 from adapter.suite.cli import contract_test
 from adapter.suite.declaration import DeclarationError, Patient
@@ -21,7 +22,7 @@ SUITES = REFERENCE / "test-suites"
 @pytest.mark.parametrize("name", ["GetDiagnosis", "GetFunctionalStatus", "GetCareDocumentation",
                                   "GetMedicationHistory"])
 def test_the_official_data_xml_templates_are_read(name):
-    decl = declaration.load([SUITES / name / "data.xml"]).contracts[name]
+    (decl,) = declaration.load([SUITES / name / "data.xml"]).contracts.values()
     assert decl.contract.name == name
     assert decl.patient == Patient("195709263080", PERSONNUMMER)
     assert decl.coordination_patient == Patient("196812732391", SAMORDNINGSNUMMER)
@@ -36,25 +37,24 @@ def test_the_official_data_xml_templates_are_read(name):
 
 def test_case_specific_values_of_the_templates():
     load = declaration.load
-    gd = load([SUITES / "GetDiagnosis" / "data.xml"]).contracts["GetDiagnosis"]
+    gd = load([SUITES / "GetDiagnosis" / "data.xml"]).contracts["GetDiagnosis:2"]
     assert gd.empty_period == ("20100101", "20100201") and gd.manual_period == ("20160901", "20160903")
     assert (gd.care_unit, gd.care_contact, gd.unknown_care_contact) == ("1122334455", "566710", "1122334455")
     assert (gd.logical_address, gd.system, gd.consumer) == ("112233", "112233", "112233")
-    gmh = load([SUITES / "GetMedicationHistory" / "data.xml"]).contracts["GetMedicationHistory"]
+    gmh = load([SUITES / "GetMedicationHistory" / "data.xml"]).contracts["GetMedicationHistory:2"]
     assert gmh.chain == ("1.2.752.129.2.1.2.1", "1111222233334444") and gmh.care_giver == "566810"
-    gcd = load([SUITES / "GetCareDocumentation" / "data.xml"]).contracts["GetCareDocumentation"]
+    gcd = load([SUITES / "GetCareDocumentation" / "data.xml"]).contracts["GetCareDocumentation:2"]
     assert (gcd.logical_address, gcd.system, gcd.care_unit) == ("23456", "34567", "123465")
 
 
 def test_the_demo_toml_covers_all_five_contracts_with_per_contract_values(demo_declaration):
-    assert list(demo_declaration.contracts) == ["GetDiagnosis", "GetFunctionalStatus", "GetCareDocumentation",
-                                                "GetMedicationHistory", "GetCarePlans"]
-    gmh = demo_declaration.contracts["GetMedicationHistory"]
+    assert list(demo_declaration.contracts) == [c.key for c in CONTRACTS]  # every_contract = true
+    gmh = demo_declaration.contracts["GetMedicationHistory:2"]
     assert gmh.care_giver == "SE2120001231-VG01" and gmh.test_string.startswith("Johannesörtsextrakt <300")
     assert "1.1.3" in gmh.skip and "5.19" in gmh.skip  # top-level skips add to the contract's own
-    assert demo_declaration.contracts["GetDiagnosis"].care_giver is None
-    assert demo_declaration.contracts["GetCarePlans"].case_patients == {"7.1": Patient("193508199282")}
-    assert len(demo_declaration.contracts["GetDiagnosis"].known_patients) == 6
+    assert demo_declaration.contracts["GetDiagnosis:2"].care_giver is None
+    assert demo_declaration.contracts["GetCarePlans:2"].case_patients == {"7.1": Patient("193508199282")}
+    assert len(demo_declaration.contracts["GetDiagnosis:2"].known_patients) == 6
     assert demo_declaration.load.basic_seconds == 180 and demo_declaration.load.quick().basic_seconds == 2
 
 
@@ -62,7 +62,7 @@ def test_the_demo_toml_covers_all_five_contracts_with_per_contract_values(demo_d
     ('personnummer = "191212121212"\n[contracts.GetDiagnosis]\n', "logical_address and personnummer"),
     ('logical_address = "X"\npersonnummer = "1"\ncolour = "red"\n[contracts.GetDiagnosis]\n', "colour"),
     ('logical_address = "X"\npersonnummer = "1"\n[contracts.GetAnything]\n', "unknown contract"),
-    ('logical_address = "X"\npersonnummer = "1"\n', "no [contracts.<Name>]"),
+    ('logical_address = "X"\npersonnummer = "1"\n', "no [contracts.<Name>] table and no every_contract"),
     ('logical_address = "X"\npersonnummer = "1"\nempty_period = ["20100201", "20100101"]\n'
      '[contracts.GetDiagnosis]\n', "empty_period"),
     ('logical_address = "X"\npersonnummer = "1"\nreservnummer = "R1"\n[contracts.GetDiagnosis]\n',
@@ -123,14 +123,14 @@ def test_a_data_xml_filled_in_for_our_producer_runs_green(demo_engine, tmp_path)
         path = tmp_path / "data.xml"
         path.write_text(DEMO_DATA_XML.format(url=srv.url), encoding="utf-8")
         decl = declaration.load([path])
-        gd = decl.contracts["GetDiagnosis"]
+        gd = decl.contracts["GetDiagnosis:2"]
         assert gd.case_patients == {"4.2": Patient("194004019818")} and gd.intervals == 5
         result = runner.run(decl, "GetDiagnosis", runner.RunOptions(quick=True, load_seconds=0.5))
     by_number = {c.number: c for c in result.cases}
     assert not result.failed, [(c.number, c.reasons) for c in result.failed]
     assert by_number["1.1.4"].status is Status.SKIPPED and by_number["7.2"].status is Status.SKIPPED
     assert by_number["1.3"].status is by_number["7.1"].status is by_number["6.1.1"].status is Status.PASSED
-    assert result.endpoints["GetDiagnosis"].startswith(srv.url)
+    assert result.endpoints["GetDiagnosis:2"].startswith(srv.url)
 
 
 def test_unusable_command_lines_exit_with_2(tmp_path):
@@ -144,6 +144,6 @@ def test_unusable_command_lines_exit_with_2(tmp_path):
     wrong = CliRunner().invoke(app, ["contract-test", "--data", str(uncovered), "--contract", "GetCarePlans",
                                      "--endpoint", "http://127.0.0.1:9"])
     assert wrong.exit_code == 2 and "does not cover GetCarePlans" in wrong.output
-    assert runner.service_url(declaration.load([DEMO_DECLARATION]).contracts["GetDiagnosis"],
+    assert runner.service_url(declaration.load([DEMO_DECLARATION]).contracts["GetDiagnosis:2"],
                               "https://vp.example/vp/") == \
         "https://vp.example/vp/clinicalprocess/healthcond/description/GetDiagnosis/2/rivtabp21"

@@ -15,8 +15,8 @@ from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import select, text
 
 from adapter.consumer.fetch import FetchSettings, Source
-from adapter.consumer.overview import INFORMATION_TYPES
 from adapter.consumer.pdl import access_log
+from adapter.rivta.contracts import INFORMATION_TYPES
 from adapter.store.engine import open_store
 from adapter.store.tables import log_outbox
 from tests.conftest import free_port
@@ -62,13 +62,14 @@ def test_assignments_are_the_users_own_from_the_provider(api):
     assert session["assignments"] == answer.json()
 
 
-def test_overview_with_consent_has_five_tabs_in_order_with_readable_records(api):
+def test_overview_with_consent_has_every_tab_in_order_with_readable_records(api):
     resp = api.post("/api/overview", json=who(TOLVAN))  # Tolvan consented for the emergency department
     assert resp.status_code == 200, resp.text
     assert resp.headers["cache-control"] == "no-store"
     ov = resp.json()
-    assert [t["title"] for t in ov["tabs"]] == list(INFORMATION_TYPES.values())
-    assert [t["contract"] for t in ov["tabs"]] == list(INFORMATION_TYPES)
+    assert [t["title"] for t in ov["tabs"]] == [c.label for c in INFORMATION_TYPES]
+    assert [t["contract"] for t in ov["tabs"]] == [c.key for c in INFORMATION_TYPES]
+    assert ov["tabs"][0]["title"] == "Diagnoser" and len(ov["tabs"]) >= 5
     assert all(t["records"] for t in ov["tabs"]), [t["title"] for t in ov["tabs"] if not t["records"]]
     for tab in ov["tabs"]:  # newest first by the date shown
         assert [r["date"] for r in tab["records"]] == sorted((r["date"] for r in tab["records"]), reverse=True)
@@ -80,8 +81,8 @@ def test_overview_with_consent_has_five_tabs_in_order_with_readable_records(api)
     assert any("<&>" in r["text"] for r in records(ov))  # as data, for the page to insert as text
     assert not ov["emergency"] and not ov["consent_needed"] and ov["blocked_care_givers"] == []
     status = {(s["source"], s["contract"]): s["status"] for s in ov["sources"]}
-    assert status[("Exempelby kommun", "GetDiagnosis")] == "data"
-    assert status[("Region Exempel", "GetCarePlans")] == "none"
+    assert status[("Exempelby kommun", "GetDiagnosis:2")] == "data"
+    assert status[("Region Exempel", "GetCarePlans:2")] == "none"
 
 
 def test_emergency_access_is_flagged_and_blocked_information_named_by_care_giver_only(api):

@@ -1,5 +1,5 @@
-"""Calling a national PDL service: build the RIVTA BP 2.1 envelope, POST it with the caller's httpx client,
-and accept only a well-formed, schema-valid answer.
+"""Calling a national PDL service: build the RIVTA BP 2.1 envelope, POST it with the caller's httpx client
+through the one RIVTA client (adapter/rivta/client.py), and accept only a well-formed, schema-valid answer.
 
 Everything that keeps the service from giving a usable answer - no connection, a timeout, an HTTP error, a
 SOAP fault, an answer that is not the contract's - raises `ServiceUnavailable`; a valid answer whose result
@@ -10,7 +10,6 @@ only: never a patient id, a name or text from the answer. Callers must fail clos
 from __future__ import annotations
 
 import logging
-import re
 from datetime import datetime
 
 import httpx
@@ -18,12 +17,11 @@ from lxml import etree
 
 from adapter.consumer.pdl.services import NationalService, schema
 from adapter.mapping.timefmt import SWEDEN
-from adapter.rivta import xml
-from adapter.rivta.contracts import REGISTRY_NS, SOAP_NS
+from adapter.rivta import client as rivta
+from adapter.rivta.client import envelope
 
 log = logging.getLogger("adapter.consumer.pdl")
 
-CONTENT_TYPE = "text/xml; charset=utf-8"
 MAX_ANSWER_BYTES = 2_000_000
 SUCCESS_CODES = frozenset({"OK", "INFO"})
 
@@ -66,14 +64,6 @@ def xml_datetime(value: datetime) -> str:
     return value.isoformat(timespec="seconds")
 
 
-def envelope(logical_address: str, body: etree._Element) -> bytes:
-    env = etree.Element(f"{{{SOAP_NS}}}Envelope", nsmap={"soapenv": SOAP_NS, "itr": REGISTRY_NS})
-    header = etree.SubElement(env, f"{{{SOAP_NS}}}Header")
-    etree.SubElement(header, f"{{{REGISTRY_NS}}}LogicalAddress").text = logical_address
-    etree.SubElement(env, f"{{{SOAP_NS}}}Body").append(body)
-    return etree.tostring(env, xml_declaration=True, encoding="UTF-8")
-
-
 def check_request(service: NationalService, body: etree._Element) -> None:
     """Refuse to send a request our own schema rejects (a value too long, say): that is the caller's error."""
     s = schema(service)
@@ -87,16 +77,18 @@ async def call(client: httpx.AsyncClient, url: str, service: NationalService, lo
     if not logical_address:
         raise ValueError("a logical address is required")
     check_request(service, body)
-    headers = {"Content-Type": CONTENT_TYPE, "SOAPAction": f'"{service.soap_action}"'}
     try:
-        async with client.stream("POST", url, content=envelope(logical_address, body), headers=headers) as resp:
-            status = resp.status_code
-            data = await _read_capped(resp, service)
-    except httpx.TimeoutException as exc:
-        raise _unavailable(service, f"timed out ({type(exc).__name__})") from exc
-    except httpx.HTTPError as exc:
-        raise _unavailable(service, f"connection failed ({type(exc).__name__})") from exc
-    return _answer(service, status, data)
+        reply = await rivta.call(client, url, envelope(logical_address, body), soap_action=service.soap_action,
+                                 max_bytes=MAX_ANSWER_BYTES)
+    except rivta.Fault as fault:
+        # faultstring is free text from the other side: debug level only
+        log.debug("%s fault string: %s", service.name, fault.faultstring)
+        raise _unavailable(service, fault.reason) from None
+    except (rivta.NotSoap, rivta.TooLarge) as exc:
+        raise invalid_answer(service, exc.reason) from None
+    except rivta.RivtaCallError as exc:  # Unreachable, Timeout, HttpStatus: the wording is the client's
+        raise _unavailable(service, exc.reason) from exc
+    return _answer(service, reply.answer)
 
 
 def result_code(result: etree._Element | None, ns: str) -> str:
@@ -117,50 +109,13 @@ def invalid_answer(service: NationalService, reason: str) -> ServiceUnavailable:
     return _unavailable(service, f"invalid answer ({reason})")
 
 
-async def _read_capped(resp: httpx.Response, service: NationalService) -> bytes:
-    chunks, size = [], 0
-    async for chunk in resp.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_ANSWER_BYTES:
-            raise invalid_answer(service, f"larger than {MAX_ANSWER_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _answer(service: NationalService, status: int, data: bytes) -> etree._Element:
-    if status not in (200, 500):
-        raise _unavailable(service, f"HTTP {status}")
-    try:
-        root = xml.parse(data, max_bytes=MAX_ANSWER_BYTES)
-    except xml.UnsafeXml as exc:
-        raise (invalid_answer(service, str(exc)) if status == 200 else _unavailable(service, f"HTTP {status}")) \
-            from None
-    body = root.find(f"{{{SOAP_NS}}}Body") if root.tag == f"{{{SOAP_NS}}}Envelope" else None
-    children = [c for c in body if isinstance(c.tag, str)] if body is not None else []
-    if len(children) != 1:
-        raise invalid_answer(service, "not a SOAP envelope with one body element") if status == 200 \
-            else _unavailable(service, f"HTTP {status}")
-    answer = children[0]
-    if answer.tag == f"{{{SOAP_NS}}}Fault":
-        # faultstring is free text from the other side: debug level only
-        log.debug("%s fault string: %s", service.name, answer.findtext("faultstring"))
-        raise _unavailable(service, f"SOAP fault {_safe_code(answer.findtext('faultcode'))} (HTTP {status})")
-    if status != 200:
-        raise _unavailable(service, f"HTTP {status}")
+def _answer(service: NationalService, answer: etree._Element) -> etree._Element:
     if answer.tag != service.response_tag:
         raise invalid_answer(service, f"expected {service.name}Response in namespace {service.responder_ns}")
     s = schema(service)
     if not s.validate(answer):
         raise invalid_answer(service, f"does not follow the {service.name} schema at {_error_path(s)}")
     return answer
-
-
-_QNAME = re.compile(r"^[A-Za-z_][\w.-]{0,40}(:[A-Za-z_][\w.-]{0,40})?$")
-
-
-def _safe_code(code: str | None) -> str:
-    code = (code or "").strip()
-    return code if _QNAME.match(code) else "(not shown)"
 
 
 def _error_path(s: etree.XMLSchema) -> str:

@@ -20,12 +20,12 @@ from adapter.mapping.fhir_to_rivta.care_notes import (
     read_composition,
     read_document_reference,
 )
-from adapter.mapping.record import Record
+from adapter.mapping.record import Map, Record
 from adapter.rivta.contracts import GET_CARE_DOCUMENTATION
 
 __all__ = ["MAX_EMBEDDED", "MEDIA_TYPES", "map_composition", "map_document_reference", "render", "write_content"]
 
-CATEGORY = "voo"
+(CATEGORY,) = GET_CARE_DOCUMENTATION.ei_categorizations
 
 
 def map_document_reference(doc: Any, ctx: Context) -> list[Record]:
@@ -49,7 +49,7 @@ def render(n: Note) -> Record:
         _write_opinion(b, note, op)
 
     return Record(
-        contract=GET_CARE_DOCUMENTATION.name,
+        contract=GET_CARE_DOCUMENTATION.key,
         header=header,
         fragment=rivta_xml.serialise(root),
         times={
@@ -85,3 +85,6 @@ def _write_opinion(b: rivta_xml.Builder, note: Any, op: Opinion) -> None:
     b.text(pid, "id", op.person_id[0])
     b.text(pid, "type", op.person_id[1])
     b.text(el, "personName", op.person_name)
+
+
+MAPS = (Map("DocumentReference", map_document_reference), Map("Composition", map_composition))

@@ -21,10 +21,10 @@ from adapter.mapping.fhir_to_rivta.care_notes import (
     read_composition,
     read_document_reference,
 )
-from adapter.mapping.record import Record
+from adapter.mapping.record import Map, Record
 from adapter.rivta.contracts import GET_CARE_DOCUMENTATION_3 as CONTRACT
 
-CATEGORY = "voo"
+(CATEGORY,) = CONTRACT.ei_categorizations
 
 
 def map_document_reference(doc: Any, ctx: Context) -> list[Record]:
@@ -47,7 +47,7 @@ def render(n: Note) -> Record:
         _write_opinion(b, body, op)
     time = header.document_time or header.author.time
     return Record(
-        contract=CONTRACT.name,
+        contract=CONTRACT.key,
         header=header,
         fragment=rivta_xml.serialise(root),
         times={
@@ -69,3 +69,7 @@ def _write_opinion(b: rivta_xml.Builder, body: Any, op: Opinion) -> None:
     person_id, person_type = op.person_id
     b.ii(el, "personId", person_type, person_id)
     b.text(el, "personName", op.person_name)
+
+
+# Published beside 2.1: neither version claims a note, so every DocumentReference and Composition is in both.
+MAPS = (Map("DocumentReference", map_document_reference), Map("Composition", map_composition))

@@ -16,10 +16,10 @@ from urllib.parse import urlparse
 from adapter.mapping import codes, profile, rivta_xml, timefmt
 from adapter.mapping.context import HSA_ID_PATTERN, Context
 from adapter.mapping.errors import MappingError
-from adapter.mapping.record import Header, Professional, Record, Signer
+from adapter.mapping.record import Header, Map, Professional, Record, Signer
 from adapter.rivta.contracts import GET_CARE_PLANS
 
-CATEGORY = "cll-cp"
+(CATEGORY,) = GET_CARE_PLANS.ei_categorizations
 # typeOfCarePlanEnum -> heading (Socialstyrelsen's terms), also the title fallback
 PLAN_TYPES = {
     "SIP": "Samordnad individuell plan",
@@ -86,7 +86,7 @@ def map_care_plan(plan: Any, ctx: Context) -> list[Record]:
 
     return [
         Record(
-            contract=GET_CARE_PLANS.name,
+            contract=GET_CARE_PLANS.key,
             header=header,
             fragment=rivta_xml.serialise(root),
             times={"documentTime": document_time},
@@ -363,3 +363,6 @@ def _resolve(ref: Any, plan: Any, ctx: Context) -> Any | None:
     if ref.reference.startswith("#"):
         return next((c for c in plan.contained or [] if c.id == ref.reference[1:]), None)
     return ctx.resolve(ref)
+
+
+MAPS = (Map("CarePlan", map_care_plan),)

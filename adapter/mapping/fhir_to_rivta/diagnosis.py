@@ -7,7 +7,7 @@ from typing import Any, cast
 from adapter.mapping import codes, profile, rivta_xml, timefmt
 from adapter.mapping.context import Context
 from adapter.mapping.errors import MappingError
-from adapter.mapping.record import Header, Record
+from adapter.mapping.record import Header, Map, Record
 from adapter.rivta.contracts import GET_DIAGNOSIS
 
 MAIN, SECONDARY = "Huvuddiagnos", "Bidiagnos"
@@ -46,7 +46,7 @@ def map_condition(cond: Any, ctx: Context) -> list[Record]:
 
     return [
         Record(
-            contract=GET_DIAGNOSIS.name,
+            contract=GET_DIAGNOSIS.key,
             header=header,
             fragment=rivta_xml.serialise(root),
             times={
@@ -54,7 +54,7 @@ def map_condition(cond: Any, ctx: Context) -> list[Record]:
                 "signatureTime": signer.time if signer else None,
                 "diagnosisTime": timefmt.timestamp(diagnosis_time),
             },
-            category="dia",
+            category=GET_DIAGNOSIS.ei_categorizations[0],
         )
     ]
 
@@ -95,3 +95,6 @@ def _related_document_id(ext: Any, ctx: Context) -> str | None:
         ref = ext.valueReference.reference or ""
         return ref.rsplit("/", 1)[-1] or None
     return None
+
+
+MAPS = (Map("Condition", map_condition),)

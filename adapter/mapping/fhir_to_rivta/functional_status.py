@@ -18,7 +18,7 @@ from typing import Any, cast
 from adapter.mapping import codes, profile, rivta_xml, timefmt
 from adapter.mapping.context import Context
 from adapter.mapping.errors import MappingError
-from adapter.mapping.record import Header, Professional, Record, Signer
+from adapter.mapping.record import Header, Map, Professional, Record, Signer
 from adapter.rivta.contracts import GET_FUNCTIONAL_STATUS as GFS
 
 PAD, FUN = "pad-pad", "fun-fun"
@@ -274,7 +274,7 @@ def _record(
             b.cv(disability, "disabilityAssessment", original_text=a.function_text)
         b.text(disability, "comment", a.comment)
     return Record(
-        contract=GFS.name,
+        contract=GFS.key,
         header=header,
         fragment=rivta_xml.serialise(root),
         times={"documentTime": header.document_time},
@@ -358,3 +358,6 @@ def _has_code(concept: Any, code: str, system: str | None = None) -> bool:
 def _join(parts: Any) -> str | None:
     kept = [p.strip() for p in parts if p and p.strip()]
     return "\n".join(kept) if kept else None
+
+
+MAPS = (Map("Condition", map_condition, claims=is_functional_condition), Map("Observation", map_observation))

@@ -19,10 +19,10 @@ from fhir.resources.R4B.identifier import Identifier
 from adapter.mapping import codes, profile, rivta_xml, timefmt
 from adapter.mapping.context import Context
 from adapter.mapping.errors import MappingError
-from adapter.mapping.record import Header, Professional, Record
+from adapter.mapping.record import Header, Map, Professional, Record
 from adapter.rivta.contracts import GET_MEDICATION_HISTORY as CONTRACT
 
-CATEGORY = "caa-gmh"
+(CATEGORY,) = CONTRACT.ei_categorizations
 LOCAL_ID_ROOT = "1.2.752.129.2.1.2.1"  # national OID for local ids: extension = "<system HSA-id>:<id>"
 NPL_ID = "1.2.752.129.2.1.5.1"
 NPL_PACK_ID = "1.2.752.129.2.1.5.2"
@@ -308,7 +308,7 @@ def _records(p: _Prescription, ctx: Context) -> list[Record]:
     period_start = (prescriber.time if prescriber else None) or start or header.author.time
     return [
         Record(
-            contract=CONTRACT.name,
+            contract=CONTRACT.key,
             header=header,
             fragment=rivta_xml.serialise(root),
             times={"authorTime": header.author.time, "startOfTreatment": start, "endOfTreatment": end},
@@ -1014,3 +1014,6 @@ def _given_dose(b: rivta_xml.Builder, drug_el: Any, dosage: Any, time: Any) -> N
     if q.unit:
         b.cv(el, "unitDose", original_text=q.unit)
     _single(b, b.node(el, "setDosage"), (q.value, q.value, _unit(q)), time)
+
+
+MAPS = (Map("MedicationStatement", map_medication_statement), Map("MedicationRequest", map_medication_request))

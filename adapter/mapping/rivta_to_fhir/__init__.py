@@ -7,36 +7,20 @@ output profile is mappings/fhir-output.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from lxml import etree
 
-from adapter.mapping.rivta_to_fhir import (
-    care_documentation,
-    care_plans,
-    diagnosis,
-    functional_status,
-    medication_history,
-)
 from adapter.mapping.rivta_to_fhir.common import RecordError, collection_bundle
 from adapter.rivta.contracts import Contract
 
 __all__ = ["RecordError", "collection_bundle", "to_fhir"]
 
-_CONVERTERS: dict[str, Callable[[etree._Element], list[Any]]] = {
-    "GetDiagnosis": diagnosis.convert,
-    "GetMedicationHistory": medication_history.convert,
-    "GetCarePlans": care_plans.convert,
-    "GetFunctionalStatus": functional_status.convert,
-    "GetCareDocumentation": care_documentation.convert,
-}
-
 
 def to_fhir(contract: Contract, record: etree._Element) -> list[Any]:
     """One RIVTA record element (e.g. a {responder ns}diagnosis element of a GetDiagnosisResponse)
     -> R4B model instances: the main resource (Condition / MedicationStatement / CarePlan /
-    Condition (functional) / DocumentReference), its Provenance, then the PractitionerRoles it refers to.
+    Condition (functional) / DocumentReference / ...), its Provenance, then the PractitionerRoles it refers to.
 
     Ids are uuid5 of contract, source system and documentId, so the same record always gives the same
     resources. Raises RecordError (naming the element, never its value) for a record that cannot be read.
@@ -44,6 +28,8 @@ def to_fhir(contract: Contract, record: etree._Element) -> list[Any]:
     expected = etree.QName(contract.responder_ns, contract.record_element)
     if record.tag != expected.text:
         raise RecordError(contract.record_element, f"expected a {contract.name} record element")
-    if contract.name not in _CONVERTERS:
+    module = contract.code("mapping.rivta_to_fhir")
+    if module is None:
         raise RecordError(contract.record_element, "no FHIR mapping for this contract")
-    return _CONVERTERS[contract.name](record)
+    result: list[Any] = module.convert(record)
+    return result

@@ -23,11 +23,13 @@ from adapter.mapping.rivta_to_fhir.common import (
     extension,
     ii,
     ii_identifier,
+    preview,
     read_header,
     signature_extension,
 )
 from adapter.rivta.contracts import GET_CARE_DOCUMENTATION as CONTRACT
 from adapter.rivta.contracts import Contract
+from adapter.rivta.rules import embedded_too_large
 
 PROFILES = [EHDS_TK + "inera-ehds-document-reference"]  # EU EPS has no DocumentReference obligations
 NOTE_CODE_OID = "1.2.752.129.2.2.2.11"  # KV Anteckningstyp
@@ -141,3 +143,29 @@ def _opinion_id(op: Node) -> Json | None:
     if ext is None:  # a globally unique root (e.g. a UUID) stands alone, as the input profile reads it
         return {"value": root}
     return ii_identifier(value, source_system=None)
+
+
+# -- for people: one line of the overview ---------------------------------------------------------------------
+def summary(first: Any, body: str, header: str) -> tuple[str, str | None]:
+    note = f"{body}/c:clinicalDocumentNote"
+    title = first(f"{note}/c:clinicalDocumentNoteTitle") or "Anteckning"
+    text = first(f"{note}/c:clinicalDocumentNoteText")
+    return f"{title}: {preview(text) if text else '(bilaga)'}", first(f"{header}/c:documentTime")
+
+
+# -- the contract's own rules (TKB, schematron) that its schema cannot say --------------------------------------
+def rules(rec: etree._Element, contract: Contract) -> list[str]:
+    ns = contract.core_ns
+    note = rec.find(f"{{{ns}}}{contract.body_element}/{{{ns}}}clinicalDocumentNote")
+    if note is None:
+        return []
+    has_text = note.find(f"{{{ns}}}clinicalDocumentNoteText") is not None
+    media = note.find(f"{{{ns}}}multimediaEntry")
+    out = []
+    if has_text == (media is not None):
+        out.append("clinicalDocumentNote needs exactly one of clinicalDocumentNoteText and multimediaEntry")
+    if media is not None and (media.find(f"{{{ns}}}value") is None) == (media.find(f"{{{ns}}}reference") is None):
+        out.append("multimediaEntry needs exactly one of value and reference")
+    if media is not None and embedded_too_large(media, ns):
+        out.append("multimediaEntry value larger than 100 KB (Regel 2)")
+    return out

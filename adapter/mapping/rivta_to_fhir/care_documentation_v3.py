@@ -15,9 +15,10 @@ from lxml import etree
 
 from adapter.mapping import codes
 from adapter.mapping.rivta_to_fhir.care_documentation import NOTE_CODE_OID, NOTE_CODES, document
-from adapter.mapping.rivta_to_fhir.common import Json, Node, concept
+from adapter.mapping.rivta_to_fhir.common import Json, Node, concept, preview
 from adapter.rivta.contracts import GET_CARE_DOCUMENTATION_3 as CONTRACT
 from adapter.rivta.contracts import Contract
+from adapter.rivta.rules import embedded_too_large
 
 
 def convert(el: etree._Element) -> list[Any]:
@@ -38,6 +39,15 @@ def _note_type(node: Node | None) -> Json | None:
     return concept(node)
 
 
+# -- for people: one line of the overview ---------------------------------------------------------------------
+def summary(first: Any, body: str, header: str) -> tuple[str, str | None]:
+    title = first(f"{body}/c:clinicalDocumentNoteTitle") or first(f"{body}/c:clinicalDocumentNoteCode/c:displayName") \
+        or "Anteckning"
+    text = first(f"{body}/c:clinicalDocumentNoteText")
+    return f"{title}: {preview(text) if text else '(bilaga)'}", first(f"{header}/c:record/c:timestamp")
+
+
+# -- the contract's own rules (TKB, schematron) that its schema cannot say --------------------------------------
 def rules(rec: etree._Element, contract: Contract) -> list[str]:
     """TKB GetCareDocumentation 3.0 Övriga regler and field rules a schema cannot say (names, never values)."""
     ns = {"c": contract.core_ns}
@@ -49,6 +59,8 @@ def rules(rec: etree._Element, contract: Contract) -> list[str]:
             out.append("body needs exactly one of clinicalDocumentNoteText and multimediaEntry (careDocumentationBody)")
         if media is not None and (media.find("c:value", ns) is None) == (media.find("c:reference", ns) is None):
             out.append("multimediaEntry needs exactly one of value and reference (multimediaEntry)")
+        if media is not None and embedded_too_large(media, contract.core_ns):
+            out.append("multimediaEntry value larger than 100 KB (Binära bilagor)")
         code = body.find("c:clinicalDocumentNoteCode", ns)
         if code is not None and (code.findtext("c:codeSystem", namespaces=ns) or "").strip() not in ("", NOTE_CODE_OID):
             out.append("clinicalDocumentNoteCode is not from KV Anteckningstyp (1.2.752.129.2.2.2.11)")

@@ -25,6 +25,8 @@ from adapter.mapping.rivta_to_fhir.common import (
     signature_extension,
 )
 from adapter.rivta.contracts import GET_CARE_PLANS as CONTRACT
+from adapter.rivta.contracts import Contract
+from adapter.rivta.rules import embedded_too_large
 
 PROFILES = [EHDS_TK + "inera-ehds-care-plan"]  # EU EPS has no obligation profile for CarePlan
 _SPACE = re.compile(r"\s+")
@@ -80,3 +82,36 @@ def _unit(node: Node) -> Json:
         return {"type": "Organization", "identifier": {"value": root}}
     system = codes.uri_for(root) if codes.OID_PATTERN.match(root) else None
     return {"type": "Organization", "identifier": {"system": system, "value": hsa_id}}
+
+
+# -- for people: one line of the overview ---------------------------------------------------------------------
+def summary(first: Any, body: str, header: str) -> tuple[str, str | None]:
+    kind = first(f"{body}/c:typeOfCarePlanEnum")
+    return f"{first(f'{header}/c:documentTitle') or 'Vårdplan'}{f' ({kind})' if kind else ''}", \
+        first(f"{header}/c:documentTime")
+
+
+MEDIA_TYPES = {"text/plain", "text/html", "image/png", "image/jpeg", "image/tiff", "application/pdf"}  # TKB
+
+
+# -- the contract's own rules (TKB, schematron) that its schema cannot say --------------------------------------
+def rules(rec: etree._Element, contract: Contract) -> list[str]:
+    ns = contract.core_ns
+    out = []
+    for i, content in enumerate(rec.findall(f"{{{ns}}}{contract.body_element}/{{{ns}}}content")):
+        if content.find(f"{{{ns}}}id") is not None:
+            out.append(f"content[{i}]: id must not be given")
+        if (content.find(f"{{{ns}}}value") is None) == (content.find(f"{{{ns}}}reference") is None):
+            out.append(f"content[{i}]: exactly one of value and reference")
+        media_type = (content.findtext(f"{{{ns}}}mediaType") or "").strip()
+        if media_type and media_type not in MEDIA_TYPES:
+            out.append(f"content[{i}]: mediaType not one of the six the TKB allows")
+        if embedded_too_large(content, ns):
+            out.append(f"content[{i}]: value larger than 100 KB (R1)")
+    h = rec.find(f"{{{ns}}}{contract.header_element}")
+    org_unit = f"{{{ns}}}accountableHealthcareProfessional/{{{ns}}}healthcareProfessionalOrgUnit"
+    if h is not None and h.find(org_unit) is None:
+        out.append("healthcareProfessionalOrgUnit missing (Regel 4)")
+    if h is not None and not (h.findtext(f"{{{ns}}}documentTitle") or "").strip():
+        out.append("documentTitle missing (TKB 1..1)")
+    return out

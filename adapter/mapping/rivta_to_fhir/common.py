@@ -206,8 +206,7 @@ def read_header(record: Node, contract: Contract) -> Header:
         raise RecordError(f"{author.path}/authorTime", "missing")
     return Header(
         document_id=h.required_text("documentId"),
-        # GetCareDocumentation 2 spells it sourceSystemHSAid
-        source_system=(h.text(contract.header_source_system_element, ignore_case=True)
+        source_system=(h.text(contract.header_source_system_element)
                        or _missing(h, contract.header_source_system_element)).strip(),
         patient_id=patient.required_text("id"),
         patient_type=patient.required_text("type"),
@@ -506,3 +505,11 @@ def collection_bundle(resources: Iterable[Any]) -> Any:
     entries = [{"fullUrl": url, "resource": res} for url, res in seen.items()]
     return get_fhir_model_class("Bundle").model_validate({"resourceType": "Bundle", "type": "collection",
                                                           "entry": entries})
+
+
+PREVIEW = 160  # characters of free text in a summary line
+
+
+def preview(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= PREVIEW else text[:PREVIEW - 1] + "…"

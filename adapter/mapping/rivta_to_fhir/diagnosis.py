@@ -63,3 +63,12 @@ def _type_of_diagnosis(value: str | None) -> Json:
         {"system": profile.KV_DIAGNOSTYP, "code": KV_DIAGNOSTYP[value], "display": value},
         {"system": profile.DIAGNOSIS_TYPE, "code": value, "display": value},
     ]}
+
+
+# -- for people: one line of the overview ---------------------------------------------------------------------
+def summary(first: Any, body: str, header: str) -> tuple[str, str | None]:
+    name = first(f"{body}/c:diagnosisCode/c:displayName", f"{body}/c:diagnosisCode/c:originalText")
+    code = first(f"{body}/c:diagnosisCode/c:code")
+    kind = first(f"{body}/c:typeOfDiagnosis")
+    chronic = " (kronisk)" if first(f"{body}/c:chronicDiagnosis") == "true" else ""
+    return f"{name}{f' [{code}]' if code else ''} - {kind}{chronic}", first(f"{body}/c:diagnosisTime")

@@ -12,8 +12,19 @@ from typing import Any
 from lxml import etree
 
 from adapter.mapping import profile
-from adapter.mapping.rivta_to_fhir.common import EHDS_TK, EU_EPS, Json, Node, Output, concept, extension, read_header
+from adapter.mapping.rivta_to_fhir.common import (
+    EHDS_TK,
+    EU_EPS,
+    Json,
+    Node,
+    Output,
+    concept,
+    extension,
+    preview,
+    read_header,
+)
 from adapter.rivta.contracts import GET_FUNCTIONAL_STATUS as CONTRACT
+from adapter.rivta.contracts import Contract
 
 PROFILES = [EHDS_TK + "inera-ehds-condition-functional", EU_EPS + "condition-obl-eu-eps"]
 CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
@@ -81,3 +92,33 @@ def _padl_line(item: Node) -> str:
         label = kind.text("originalText") or kind.text("displayName") or kind.text("code")
     assessment = item.text("assessment") or ""
     return f"[{label.strip()}]: {assessment}" if label else assessment
+
+
+# -- for people: one line of the overview ---------------------------------------------------------------------
+def summary(first: Any, body: str, header: str) -> tuple[str, str | None]:
+    if first(f"{body}/c:assessmentCategory") == "fun-fun":
+        what = first(f"{body}/c:disability/c:disabilityAssessment/c:displayName",
+                     f"{body}/c:disability/c:disabilityAssessment/c:originalText")
+        return f"Funktionsnedsättning: {what}", first(f"{header}/c:documentTime")
+    return f"PADL: {preview(first(f'{body}/c:comment') or 'bedömning av personlig ADL')}", \
+        first(f"{header}/c:documentTime")
+
+
+# -- the contract's own rules (TKB, schematron) that its schema cannot say --------------------------------------
+def rules(rec: etree._Element, contract: Contract) -> list[str]:
+    ns = contract.core_ns
+    body = rec.find(f"{{{ns}}}{contract.body_element}")
+    if body is None:
+        return []
+    category = body.findtext(f"{{{ns}}}assessmentCategory")
+    out = []
+    padl = body.findall(f"{{{ns}}}padl")
+    if category == "fun-fun" and (padl or body.find(f"{{{ns}}}comment") is not None):
+        out.append("comment and padl are only allowed with pad-pad")
+    if category == "pad-pad" and body.find(f"{{{ns}}}disability") is not None:
+        out.append("disability is only allowed with fun-fun")
+    kinds = [p.findtext(f"{{{ns}}}typeOfAssessment/{{{ns}}}code") or
+             p.findtext(f"{{{ns}}}typeOfAssessment/{{{ns}}}originalText") for p in padl]
+    if len(padl) > 5 or len(set(kinds)) != len(kinds):
+        out.append("padl holds at most one assessment of each of the five activities")
+    return out

@@ -35,6 +35,7 @@ from adapter.mapping.rivta_to_fhir.common import (
     signature_extension,
 )
 from adapter.rivta.contracts import GET_MEDICATION_HISTORY as CONTRACT
+from adapter.rivta.contracts import Contract
 
 PROFILES = [EHDS_TK + "inera-ehds-medication-statement", EU_EPS + "medicationstatement-obl-eu-eps"]
 PRESCRIPTION_TYPES = {"I": "Insättningsordination", "U": "Utsättningsordination"}
@@ -451,3 +452,73 @@ def _given_dose(drug: _Drug) -> Json | None:
             return cast("Json | None", dose["doseQuantity"])
     return None
 
+
+# -- for people: one line of the overview ---------------------------------------------------------------------
+def summary(first: Any, body: str, header: str) -> tuple[str, str | None]:
+    mp = f"{body}/c:medicationPrescription"
+    drug = first(f"{mp}/c:drug/c:drug/c:nplId/c:displayName", f"{mp}/c:drug/c:drug/c:atcCode/c:displayName",
+                 f"{mp}/c:drug/c:unstructuredDrugInformation/c:unstructuredInformation",
+                 f"{mp}/c:drug/c:generics/c:substance", f"{mp}/c:drug/c:merchandise/c:articleNumber/c:displayName",
+                 f"{mp}/c:drug/c:drugArticle/c:nplPackId/c:displayName")
+    dose = first(f"{mp}/c:drug/c:dosage/c:dosageInstruction", f"{mp}/c:drug/c:dosage/c:shortNotation")
+    kind = "utsättning" if first(f"{mp}/c:typeOfPrescription") == "U" else "insättning"
+    status = "aktuell" if first(f"{mp}/c:prescriptionStatus") == "Active" else "ej aktuell"
+    parts = [p for p in (drug, dose) if p]
+    return f"{' - '.join(parts)} ({kind}, {status})", first(f"{mp}/c:startOfTreatment")
+
+
+# -- the contract's own rules (TKB, schematron) that its schema cannot say --------------------------------------
+_GMH_BODY_ACTORS = ("prescriber", "evaluator", "dispensationAuthorizer", "administeringHealthcareProfessional")
+_GMH_DRUG_CHOICES = ("unstructuredDrugInformation", "merchandise", "drugArticle", "drug", "generics")
+_GMH_STRICT_CV = ("nplId", "atcCode", "nplPackId", "articleNumber", "reason")
+
+
+def rules(rec: etree._Element, contract: Contract) -> list[str]:
+    """GetMedicationHistory Övriga regler (TKB activityprescription:actoutcome 2.2.1) that a schema cannot say."""
+    ns = {"c": contract.core_ns}
+    out = []
+    for mp in rec.iterfind(".//c:medicationPrescription", ns):
+        kind = mp.findtext("c:typeOfPrescription", namespaces=ns)
+        if mp.findtext("c:selfMedication", namespaces=ns) == "false" and mp.find("c:prescriber", ns) is None:
+            out.append("prescriber missing while selfMedication is false (1.8)")
+        if kind == "I" and mp.find("c:startOfTreatment", ns) is None:
+            out.append("startOfTreatment missing for typeOfPrescription I (1.8)")
+        if kind == "U" and (mp.find("c:drug/c:dosage", ns) is not None
+                            or mp.find("c:dispensationAuthorization", ns) is not None):
+            out.append("typeOfPrescription U with dosage or dispensationAuthorization")
+    for choice in rec.iterfind(".//c:drug", ns):
+        parent = choice.getparent()  # never None: a descendant of rec
+        if parent is not None and etree.QName(parent).localname == "drug":
+            continue  # a DrugType inside a DrugChoiceType
+        kinds = [k for k in _GMH_DRUG_CHOICES if choice.find(f"c:{k}", ns) is not None]
+        if len(kinds) != 1:
+            out.append("drug holds not exactly one of unstructuredDrugInformation, merchandise, drugArticle, "
+                       "drug and generics (1.4)")
+        product = choice.find("c:drug", ns)
+        if product is not None and product.find("c:nplId", ns) is None and product.find("c:atcCode", ns) is None:
+            out.append("drug without nplId and atcCode")
+    for dosage in rec.iterfind(".//c:dosage", ns):
+        if dosage.find("c:setDosage", ns) is None and dosage.find("c:conditionalDosage", ns) is None:
+            out.append("dosage without setDosage or conditionalDosage (1.3)")
+        parent = dosage.getparent()  # never None: a descendant of rec
+        grandparent = parent.getparent() if parent is not None else None
+        if grandparent is not None and etree.QName(grandparent).localname == "administration":
+            for name in ("lengthOfTreatment", "dosageInstruction"):
+                if dosage.find(f"c:{name}", ns) is not None:
+                    out.append(f"administration dosage with {name} (1.11)")
+    for name in _GMH_BODY_ACTORS:
+        for actor in rec.iterfind(f".//c:{name}", ns):
+            out.extend(f"{name} with {field} (1.9)"
+                       for field in ("healthcareProfessionalCareUnitHSAId", "healthcareProfessionalCareGiverHSAId")
+                       if actor.find(f"c:{field}", ns) is not None)
+    for name in _GMH_STRICT_CV:
+        for cv in rec.iterfind(f".//c:{name}", ns):
+            if {etree.QName(c).localname for c in cv} != {"code", "codeSystem", "displayName"}:
+                out.append(f"{name} must hold exactly code, codeSystem and displayName (1.6)")
+    for interval in rec.xpath(".//c:dose | .//c:treatmentInterval", namespaces=ns):
+        if interval.find("c:low", ns) is None and interval.find("c:high", ns) is None:
+            out.append(f"{etree.QName(interval).localname} without low and high (2.2)")
+    for da in rec.iterfind(".//c:dispensationAuthorization", ns):
+        if (da.find("c:totalAmount", ns) is None) != (da.find("c:packageUnit", ns) is None):
+            out.append("dispensationAuthorization: totalAmount and packageUnit go together (1.8)")
+    return out

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
 
+from adapter.rivta.contracts import Contract
 from adapter.rivta.request_builder import build_request
 from adapter.suite import exchange
 from adapter.suite import records as R
@@ -28,7 +29,8 @@ class Case:
     title: str
     description: str  # one line, Swedish/English as the official suites
     run: Callable[[CaseContext], Awaitable[None]]
-    contracts: tuple[str, ...] = ()  # empty: every contract
+    contracts: tuple[str, ...] = ()  # contract keys the case is written for; empty: every contract
+    when: Callable[[Contract], bool] | None = None  # which contracts it applies to, by what their description says
 
     @property
     def family(self) -> int:
@@ -38,8 +40,8 @@ class Case:
     def sort_key(self) -> tuple[int, ...]:
         return tuple(int(p) for p in self.number.split("."))
 
-    def applies_to(self, contract: str) -> bool:
-        return not self.contracts or contract in self.contracts
+    def applies_to(self, contract: Contract) -> bool:
+        return (not self.contracts or contract.key in self.contracts) and (self.when is None or self.when(contract))
 
 
 @dataclass

@@ -7,13 +7,27 @@ import re
 from datetime import date, datetime, timedelta
 
 from adapter.mapping.codes import PERSONNUMMER
-from adapter.rivta.contracts import DateRule, ResultModel
+from adapter.rivta.contracts import Contract, DateRule, ResultModel
 from adapter.suite import records as R
 from adapter.suite.cases.base import Case, CaseContext
 from adapter.suite.declaration import Patient
 from adapter.suite.exchange import Answer, decode
 
-GMH = ("GetMedicationHistory",)
+
+def _prescriptions(contract: Contract) -> bool:
+    return contract.has_prescription_filters
+
+
+def _no_prescriptions(contract: Contract) -> bool:
+    return not contract.has_prescription_filters
+
+
+def _care_givers(contract: Contract) -> bool:
+    return contract.has_care_giver_filter
+
+
+def _care_contacts(contract: Contract) -> bool:
+    return contract.has_care_contact_filter
 MAX_SINGLE_DAYS = 40
 _STACK_TRACE = re.compile(r"Traceback \(most recent call last\)|\n\s+at [\w$.]+\(|\bException in thread\b")
 
@@ -330,15 +344,13 @@ async def care_contact_without_source_system(ctx: CaseContext) -> None:
     await _invalid(ctx, "careContactId without sourceSystemHSAId", care_contacts=["npo-suite-care-contact"])
 
 
-_OTHER_THAN_GMH = ("GetDiagnosis", "GetFunctionalStatus", "GetCareDocumentation", "GetCarePlans")
-
 CASES = (
     Case("1.1.1", "Personnummer", "Filtrering på personnummer / records for the patient asked for", personnummer),
     Case("1.1.2", "Samordningsnummer", "Filtrering på samordningsnummer / by coordination number", samordningsnummer),
     Case("1.1.3", "Lokalt reservnummer", "Filtrering på reservnummer med lokal OID / by local reserve number",
-         reservnummer, GMH),
+         reservnummer, when=_prescriptions),
     Case("1.1.4", "Lokalt reservnummer", "Filtrering på reservnummer med lokal OID / by local reserve number",
-         reservnummer, _OTHER_THAN_GMH),
+         reservnummer, when=_no_prescriptions),
     Case("1.2.1", "Period över alla data och varje dag", "Tidsfiltrering: hela spannet och varje datum som gräns / "
          "whole span and each record day as inclusive boundaries", period_all_and_each_day),
     Case("1.2.2", "Period slumpvisa intervall", "Tidsfiltrering på slumpvisa intervall / random sub-intervals",
@@ -349,21 +361,23 @@ CASES = (
     Case("1.3", "CareUnit", "Endast poster för given vårdenhet / only the care unit's records", care_unit),
     Case("1.4", "SourceSystem", "Endast poster för givet källsystem / only the source system's records",
          source_system),
-    Case("1.5", "CareContact", "Endast poster för given vårdkontakt / only the care contact's records", care_contact),
-    Case("1.6", "CareGiver", "Endast poster för given vårdgivare / only the care giver's records", care_giver, GMH),
+    Case("1.5", "CareContact", "Endast poster för given vårdkontakt / only the care contact's records", care_contact,
+         when=_care_contacts),
+    Case("1.6", "CareGiver", "Endast poster för given vårdgivare / only the care giver's records", care_giver,
+         when=_care_givers),
     Case("1.7", "SoapFault", "SOAP fault utan personuppgifter / a fault carries no personal data", soap_fault),
     Case("1.8", "NonExisting Patient", "Okänd patient ger tomt svar / an unknown patient gets an empty answer",
          unknown_patient),
     Case("1.9", "NonExisting CareContact", "Okänd vårdkontakt ger tomt svar / unknown care contact, empty answer",
-         unknown_care_contact),
+         unknown_care_contact, when=_care_contacts),
     Case("1.10", "prescriptionChainId", "Hela ordinationskedjan / the whole prescription chain", prescription_chain,
-         GMH),
+         when=_prescriptions),
     Case("1.11", "prescriptionStatus_Active", "Endast aktiva ordinationer / only active prescriptions",
-         status_active, GMH),
+         status_active, when=_prescriptions),
     Case("1.12", "prescriptionStatus_Inactive", "Endast inaktiva ordinationer / only inactive prescriptions",
-         status_inactive, GMH),
+         status_inactive, when=_prescriptions),
     Case("1.13", "SourceSystem ≠ LogicalAddress", "Ger INVALID_REQUEST (TKB) / gives result ERROR INVALID_REQUEST",
          source_system_not_logical_address),
     Case("1.14", "CareContact utan SourceSystem", "Ger INVALID_REQUEST (TKB) / careContactId alone is refused",
-         care_contact_without_source_system),
+         care_contact_without_source_system, when=_care_contacts),
 )

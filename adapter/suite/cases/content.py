@@ -11,7 +11,7 @@ from collections.abc import Callable
 from lxml import etree
 
 from adapter.rivta import rules, xml
-from adapter.rivta.contracts import Contract
+from adapter.rivta.contracts import ContentCase, Contract
 from adapter.suite.cases.base import Case, CaseContext
 
 Predicate = Callable[[etree._Element, Contract], bool]
@@ -37,6 +37,11 @@ def _exists(number: str, title: str, description: str, predicate: Predicate | st
             ctx.note(f"{found} of {len(recs)} records")
 
     return Case(number, title, description, run, contracts)
+
+
+def declared(case: ContentCase) -> Case:
+    """A content case a contract's description declares (`Contract.suite_cases`)."""
+    return _exists(case.number, case.title, case.description, case.xpath, case.what, ())
 
 
 def _by_design(number: str, title: str, description: str, reason: str, contracts: tuple[str, ...]) -> Case:
@@ -80,8 +85,8 @@ SJF = (
 )
 
 # -- family 5 -------------------------------------------------------------------------------------------------------
-GD, GFS, GCD = ("GetDiagnosis",), ("GetFunctionalStatus",), ("GetCareDocumentation",)
-GMH, GCP = ("GetMedicationHistory",), ("GetCarePlans",)
+GD, GFS, GCD = ("GetDiagnosis:2",), ("GetFunctionalStatus:2",), ("GetCareDocumentation:2",)
+GMH, GCP = ("GetMedicationHistory:2",), ("GetCarePlans:2",)
 _LOCKED = ("TKB 2.1.18 removed locked-without-signature (HSLF-FS 2016:40 no longer allows locking unsigned notes); "
            "nothing in the answer can show it")
 

@@ -171,8 +171,8 @@
     const tablist = byId("tablist");
     const panels = byId("panels");
     ov.tabs.forEach((tab, i) => {
-      const tabId = "tab-" + tab.contract;
-      const panelId = "panel-" + tab.contract;
+      const tabId = "tab-" + tab.contract.replace(":", "-");
+      const panelId = "panel-" + tab.contract.replace(":", "-");
       const button = el("button", {
         type: "button", role: "tab", id: tabId, "aria-controls": panelId,
         "aria-selected": i === 0 ? "true" : "false", tabindex: i === 0 ? "0" : "-1",
