@@ -74,7 +74,7 @@ class Looping:
         more = soap.has_more_element(GCD3, "SE0000000000-DIRECT", f"ref-{n}")
         result = soap.result_element(GCD3, "OK", soap.new_log_id())
         content = b"".join(soap.response_parts(GCD3, [_record(n), _record(1)], result, more))
-        return httpx.Response(200, content=content, headers={"content-type": soap.CONTENT_TYPE})
+        return httpx.Response(200, stream=httpx.ByteStream(content), headers={"content-type": soap.CONTENT_TYPE})
 
 
 def test_a_producer_that_never_stops_is_cut_off():
@@ -103,7 +103,7 @@ def test_an_error_on_a_later_part_fails_the_source():
             result = soap.result_element(GCD3, "ERROR", soap.new_log_id(), f"reference of {PNR} expired",
                                          error_code="INVALID_REQUEST")
             content = b"".join(soap.response_parts(GCD3, [], result))
-        return httpx.Response(200, content=content, headers={"content-type": soap.CONTENT_TYPE})
+        return httpx.Response(200, stream=httpx.ByteStream(content), headers={"content-type": soap.CONTENT_TYPE})
 
     result = fetch(httpx.AsyncClient(transport=httpx.MockTransport(handler)), "http://producer.example")
     assert result.outcome is Outcome.FAILED

@@ -101,7 +101,7 @@ def test_minimal_note():
     assert one(root, "body/clinicalDocumentNoteCode/codeSystem") == "1.2.752.129.2.2.2.11"
     assert one(root, "body/clinicalDocumentNoteCode/displayName") == "Besöksanteckning"
     assert one(root, "body/clinicalDocumentNoteText") == "Hembesök, allt väl."
-    assert rec.contract == GCD3.name and rec.category == "voo"
+    assert rec.contract == GCD3.key == "GetCareDocumentation:3" and rec.category == "voo"
     assert rec.times == {"recordTime": "20240601101500", "authorTime": "20240601101500",
                          "signatureTime": None, "dissentingOpinionTime": []}
 
