@@ -61,7 +61,7 @@ from adapter.consumer.staff_settings import (
     StaffLoginTable,
 )
 from adapter.mapping import codes, timefmt
-from adapter.rivta.contracts import CONTRACTS, INFORMATION_TYPES, Contract
+from adapter.rivta.contracts import INFORMATION_TYPES, Contract
 from adapter.rivta.rules import first_text
 from adapter.tomlfile import HttpUrl, Model, Text, TomlFileError, fail, read, validate
 
@@ -342,7 +342,7 @@ async def build_overview(config: ConsumerConfig, engine: Engine, user: UserConte
 
     decisions = decide(user, groups, consent=has_consent, emergency_reason=emergency_reason, blocks=block_status)
     overview = Overview(patient_id, patient_type, user, emergency_reason,
-                        {c.key: [] for c in CONTRACTS}, results, decisions, notices)
+                        {c.key: [] for c in INFORMATION_TYPES}, results, decisions, notices)
     for d in decisions:
         if d.shown:
             for contract, rec, h in by_group[d.group]:
