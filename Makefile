@@ -2,7 +2,8 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
-STORE  ?= sqlite:///var/demo.db
+# The store: every command's default (NPO_STORE_URL, else sqlite:///var/npo-adapter.db); STORE=URL for another.
+STORE  ?=
 HOST   ?= 127.0.0.1
 PORT   ?= 8443
 
@@ -19,8 +20,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	test -f certs/dev/pki.json || $(BIN)/npo-adapter certs init
 	$(BIN)/npo-adapter demo generate
-	$(BIN)/npo-adapter ingest demo-data --store $(STORE)
-	$(BIN)/npo-adapter serve --store $(STORE) --host $(HOST) --port $(PORT)
+	$(BIN)/npo-adapter ingest demo-data $(if $(STORE),--store '$(STORE)')
+	$(BIN)/npo-adapter serve $(if $(STORE),--store '$(STORE)') --host $(HOST) --port $(PORT)
 
 # The tests' OpenID provider (oidc-provider from npm, exactly as locked in package-lock.json).
 OIDC := tests/oidc
@@ -34,7 +35,8 @@ test: $(VENV)/.installed $(OIDC)/node_modules/.installed
 	$(BIN)/python -m pytest
 
 # Benchmarks: figures and ratios against baselines measured in the same run (bench/README.md); exits
-# non-zero when a target is missed. NPO_BENCH_SCALE=0.1 for a quick run.
+# non-zero when a target is missed; each writes bench/results/<name>.json and its chart <name>.png
+# (`python -m bench.charts` redraws the charts from the JSON). NPO_BENCH_SCALE=0.1 for a quick run.
 bench: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	status=0; for b in producer_throughput large_answers ingest_rate fanout intake; do \

@@ -2,24 +2,50 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from adapter.config import Settings
+from adapter.console import stderr_console
 
+
+def _flags_show_no_value() -> None:
+    """typer's rich help prints a value type after every option, so a flag read `--quick <bool>`, and then
+    `--quick true` was refused. A flag takes no value: show none (every command, --help included)."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "flags_show_no_value", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich.flags_show_no_value = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_show_no_value()
 app = typer.Typer(help="HL7 FHIR <-> RIVTA adapter for Sweden's national patient overview (NPÖ).",
                   no_args_is_help=True, add_completion=False)
 demo_app = typer.Typer(help="The bundled synthetic demo data.", no_args_is_help=True)
 app.add_typer(demo_app, name="demo")
-console = Console(stderr=True)
+console = stderr_console()
 
 StoreOpt = typer.Option(None, "--store", help="Store URL (default: NPO_STORE_URL or sqlite:///var/npo-adapter.db)")
+LogFormatOpt = typer.Option(None, "--log-format", envvar="NPO_LOG_FORMAT",
+                            help="text, or json: one JSON object per line (time, level, logger, event, log_id, "
+                                 "contract, consumer, correlation_id) [default: text]")
+MetricsPortOpt = typer.Option(None, "--metrics-port", help="Serve /metrics (Prometheus) and /health/live, "
+                              "/health/ready on this port, plain HTTP, without client certificates [off]")
+MetricsHostOpt = typer.Option("127.0.0.1", "--metrics-host", help="Address of the metrics listener (it shows no "
+                              "personal data; keep it on the operations network)")
 
 
 def _settings(store: str | None) -> Settings:
@@ -37,6 +63,9 @@ def ingest(
     source_system: str | None = typer.Option(None, "--source-system",
                                              help="Source-system HSA-id for resources whose meta.source "
                                                   "names none (default NPO_SOURCE_SYSTEM_HSAID)"),
+    metrics_file: Path | None = typer.Option(None, "--metrics-file", envvar="NPO_INGEST_METRICS_FILE",
+                                             help="Write the run's counters here in Prometheus text format "
+                                                  "(node_exporter's textfile collector)"),
 ) -> None:
     """Validate, map and store FHIR journal data so the producer can serve it."""
     from adapter.ingest import count_items
@@ -64,6 +93,13 @@ def ingest(
     for rej in report.rejected:
         console.print(f"[red]rejected[/red] {rej.origin} {rej.resource}: {rej.reason}", markup=True,
                       highlight=False)
+    if metrics_file is not None:
+        from adapter.metrics import write_textfile
+
+        try:
+            write_textfile(metrics_file)
+        except OSError as exc:
+            _fail(f"--metrics-file {metrics_file}: {exc.strerror or exc}")
     if report.rejected:
         raise typer.Exit(code=2)
 
@@ -94,12 +130,16 @@ def serve(
     plain_http: bool = typer.Option(False, "--plain-http", help="No TLS and no caller authentication "
                                     "(loopback or Unix socket only; development)"),
     log_level: str = typer.Option("info", help="Log level"),
+    log_format: str | None = LogFormatOpt,
+    metrics_port: int | None = MetricsPortOpt,
+    metrics_host: str = MetricsHostOpt,
 ) -> None:
     """Serve the NPÖ service contracts: mutual TLS with SITHS-style function certificates by default.
 
     Given none of --tls-cert, --tls-key, --client-ca, --crl and --authorisations, the development PKI
     (certs/dev) and authorisations are used, and said so; given any of them, every one the mode needs
     must be given."""
+    from adapter import ops
     from adapter.gateway import authorisation, server
     from adapter.gateway.identity import CertSource
     from adapter.gateway.pki import load_pki
@@ -107,7 +147,7 @@ def serve(
     from adapter.gateway.verify import ReloadableVerifier
     from adapter.producer.app import Access, create_app
 
-    _logging(log_level)
+    _logging(log_level, log_format)
     if behind_proxy and plain_http:
         _fail("--behind-proxy and --plain-http exclude each other")
     if behind_proxy and uds is None:
@@ -134,8 +174,8 @@ def serve(
         pki = load_pki(DEV_PKI)
         tls_cert, tls_key, client_ca, crl = pki.server_cert, pki.server_key, pki.ca_bundle, [pki.crl_root,
                                                                                                pki.crl_function]
-        console.print(f"[bold red]DEVELOPMENT:[/bold red] trusting the development PKI in {DEV_PKI} and "
-                      f"{DEV_AUTHORISATIONS}; never use these outside development", highlight=False)
+        _say(f"[bold red]DEVELOPMENT:[/bold red] trusting the development PKI in {DEV_PKI} and "
+             f"{DEV_AUTHORISATIONS}; never use these outside development", logging.WARNING)
     try:
         rules = authorisation.load(authorisations or DEV_AUTHORISATIONS)
     except authorisation.AuthorisationError as exc:
@@ -151,24 +191,66 @@ def serve(
             reload = verifier.reload
     except (OSError, ValueError) as exc:
         _fail(f"TLS material: {exc}")
-    sock = None
+    settings = _settings(store)
+    if settings.ei_url:
+        _check_ei_files(settings)
+    engine = _open(store)
+    probe, readiness, certificates = ops.producer_health(engine, settings, tls, verifier)
+    app_ = create_app(engine, settings, Access(source, rules, verifier), readiness)
     if uds is not None:
         try:
             sock = server.bind_unix_socket(uds, socket_group)
         except (OSError, ValueError) as exc:
             _fail(f"--uds {uds}: {exc}")
-
-    settings = _settings(store)
-    app_ = create_app(_open(store), settings, Access(source, rules, verifier))
+    else:
+        sock = _bind(host, port)
     config = server.uvicorn_config(app_, host=host, port=port, uds=str(uds) if uds else None, tls=tls,
                                    log_level=log_level.lower())
+    _start_metrics(metrics_host, metrics_port, readiness, probe, certificates)
     where = f"unix:{uds}" if uds else f"{'https' if tls else 'http'}://{host}:{port}"
-    console.print(f"serving NPÖ contracts on {where} ({source.value} callers; store {settings.store_url})")
+    _say(f"serving NPÖ contracts on {where} ({source.value} callers)")
     if settings.ei_url:
         _start_ei_sender(app_.state.engine, settings)
     else:
-        console.print("engagement index updates: not configured (NPO_EI_URL); changes wait in the outbox")
+        _say("engagement index updates: not configured (NPO_EI_URL); changes wait in the outbox")
     server.run(config, reload, sock)
+
+
+def _start_metrics(host: str, port: int | None, readiness, probe, certificates) -> None:
+    """The metrics listener (adapter/ops.py), when a port is given."""
+    if port is None:
+        return
+    from adapter import ops
+    from adapter.gateway.server import is_loopback
+    from adapter.metrics import StateCollector
+
+    try:
+        listener = ops.start(host, port, readiness, StateCollector(probe, certificates))
+    except OSError as exc:
+        _fail(f"--metrics-port {port}: {exc}")
+    note = "" if is_loopback(host) else " (not loopback: keep it on the operations network)"
+    _say(f"metrics and health on {listener.url}/metrics, /health/live, /health/ready{note}")
+
+
+def _bind(host: str, port: int):
+    """The listening socket, bound before the command says it serves (exit 2 naming the port when it is taken)."""
+    from adapter.gateway import server
+
+    try:
+        return server.bind_tcp(host, port)
+    except server.PortInUse as exc:
+        _fail(f"{exc.strerror}: stop it, or choose another port with --port (`make run PORT=8444` for the demo)")
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+
+
+def _check_ei_files(settings: Settings) -> None:
+    """The engagement index's certificate, key and CA are files, or exit 2 naming the variable and the path."""
+    for variable, value in (("NPO_EI_CERT", settings.ei_cert), ("NPO_EI_KEY", settings.ei_key),
+                            ("NPO_EI_CA", settings.ei_ca)):
+        if not Path(value).is_file():
+            _fail(f"{variable}: no such file {value}" + (" (dev: `npo-adapter certs init`)"
+                                                           if value.startswith(str(DEV_PKI)) else ""))
 
 
 def _start_ei_sender(engine, settings: Settings) -> None:
@@ -183,7 +265,7 @@ def _start_ei_sender(engine, settings: Settings) -> None:
             await sender.run(asyncio.Event())
 
     threading.Thread(target=asyncio.run, args=(loop(),), name="ei-sender", daemon=True).start()
-    console.print(f"engagement index updates: sending to {settings.ei_url}")
+    _say(f"engagement index updates: sending to {settings.ei_url}")
 
 
 @app.command("ei-sync")
@@ -198,6 +280,7 @@ def ei_sync(store: str | None = StoreOpt,
     settings = _settings(store)
     if not settings.ei_url:
         _fail("no engagement index configured: set NPO_EI_URL (and NPO_EI_LOGICAL_ADDRESS)")
+    _check_ei_files(settings)
     engine = _open(store)
 
     async def run():
@@ -284,6 +367,7 @@ def stubs(
     pki_dir: Path = typer.Option(DEV_PKI, "--pki", help="Dev PKI for mutual TLS (npo-adapter certs init)"),
     plain_http: bool = typer.Option(False, "--plain-http", help="No TLS (loopback only; development)"),
     log_level: str = typer.Option("info", help="Log level"),
+    log_format: str | None = LogFormatOpt,
 ) -> None:
     """Serve local stand-ins of the national consent, block, log and engagement-index services (development,
     demos and tests only)."""
@@ -291,7 +375,7 @@ def stubs(
     from adapter.stubs.run import DEV_SEED, serve_stubs, tls_from_dev_pki
     from adapter.stubs.seed import SeedError, load_seed
 
-    _logging(log_level)
+    _logging(log_level, log_format)
     if plain_http and not server.is_loopback(host):
         _fail("plain HTTP is refused on anything but loopback")
     seed = seed or DEV_SEED
@@ -379,7 +463,7 @@ def _consumer_config(path: Path):
 
 def _print_overview(ov, assignment_name: str) -> None:
     from adapter.consumer.fetch import Outcome
-    from adapter.consumer.summary import summarise
+    from adapter.consumer.summary import newest_first
     from adapter.rivta.contracts import INFORMATION_TYPES
 
     console.print(f"[bold]Patientöversikt[/bold] {ov.patient_id} - {assignment_name}"
@@ -390,8 +474,7 @@ def _print_overview(ov, assignment_name: str) -> None:
         table = Table(title=contract.label, title_justify="left")
         for col in ("Datum", "Uppgift", "Vårdenhet", "Källa", "Åtkomst"):
             table.add_column(col)
-        for r in ov.records[contract.key]:
-            s = summarise(r)
+        for s in newest_first(ov.records[contract.key]):
             table.add_row(s["date"], s["text"], s["unit"], s["source"], s["basis"])
         if not ov.records[contract.key]:
             table.add_row("-", "inga uppgifter", "", "", "")
@@ -418,6 +501,9 @@ def ui(
     log_flush_interval: float = typer.Option(30.0, min=1.0, help="Seconds between sending queued access-log "
                                              "entries to the national log service"),
     log_level: str = typer.Option("info", help="Log level"),
+    log_format: str | None = LogFormatOpt,
+    metrics_port: int | None = MetricsPortOpt,
+    metrics_host: str = MetricsHostOpt,
 ) -> None:
     """The staff web page and its REST API: patient overviews with PDL applied, every access logged. Staff sign in
     through the hospital's OpenID provider ([staff_login]) over HTTPS; without one, only a labelled demo mode on
@@ -425,7 +511,7 @@ def ui(
     from adapter.ui import create_ui_app
     from adapter.ui.serve import listen_refusal, run_ui
 
-    _logging(log_level)
+    _logging(log_level, log_format)
     if not config_path.is_file():
         _fail(f"no consumer configuration at {config_path}")
     config = _consumer_config(config_path)
@@ -437,13 +523,18 @@ def ui(
         _fail(f"{config_path} names no [[assignment]] for the demo user: nothing to choose")
     if config.staff_login is not None and not config.staff_login.client_secret:
         _fail("[staff_login] has no client secret (client_secret_file, or the variable named by client_secret_env)")
-    settings = _settings(store)
-    app_ = create_ui_app(config, _open(store), log_flush_interval=log_flush_interval)
+    from adapter import ops
+
+    engine = _open(store)
+    probe, readiness, certificates = ops.consumer_health(engine, config, tls_cert)
+    app_ = create_ui_app(config, engine, log_flush_interval=log_flush_interval, readiness=readiness)
+    sock = _bind(host, port)
+    _start_metrics(metrics_host, metrics_port, readiness, probe, certificates)
     mode = (f"sign-in through {config.staff_login.issuer}" if config.staff_login
             else "DEMO MODE without sign-in, loopback only")
-    console.print(f"staff page on {'https' if tls_cert else 'http'}://{host}:{port}/ ({mode}; store "
-                  f"{settings.store_url}; access logs to {config.services.log_url} every {log_flush_interval:g} s)")
-    run_ui(app_, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, log_level=log_level.lower())
+    _say(f"staff page on {'https' if tls_cert else 'http'}://{host}:{port}/ ({mode}; access logs to "
+         f"{config.services.log_url} every {log_flush_interval:g} s)")
+    run_ui(app_, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, log_level=log_level.lower(), sock=sock)
 
 
 audit_app = typer.Typer(help="The PDL access log.", no_args_is_help=True)
@@ -487,11 +578,32 @@ def audit_send(store: str | None = StoreOpt, config_path: Path = ConsumerOpt) ->
         raise typer.Exit(code=1)
 
 
+def store_label(url: str) -> str:
+    """The store as people should see it: a PostgreSQL URL without its password, a SQLite file with its full path
+    (a relative one depends on the folder the command ran in)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "(an unreadable store URL)"
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        shown += f" ({Path(parsed.database).resolve()})"
+    return shown
+
+
+def _name_store(settings: Settings) -> None:
+    _say(f"store: {escape(store_label(settings.store_url))}")
+
+
 def _open(store: str | None):
     from adapter.store.engine import open_store
     from adapter.store.migrate import SchemaOutOfDate
 
     settings = _settings(store)
+    _name_store(settings)
     try:
         return open_store(settings.store_url, upgrade=settings.auto_migrate)
     except SchemaOutOfDate as exc:
@@ -508,7 +620,9 @@ def db_upgrade(store: str | None = StoreOpt) -> None:
     from adapter.store import migrate
     from adapter.store.engine import open_store
 
-    engine = open_store(_settings(store).store_url, upgrade=True)
+    settings = _settings(store)
+    _name_store(settings)
+    engine = open_store(settings.store_url, upgrade=True)
     console.print(f"schema at {migrate.current(engine)} (head {migrate.head()})")
 
 
@@ -518,7 +632,9 @@ def db_current(store: str | None = StoreOpt) -> None:
     from adapter.store import migrate
     from adapter.store.engine import create_store_engine
 
-    engine = create_store_engine(_settings(store).store_url)
+    settings = _settings(store)
+    _name_store(settings)
+    engine = create_store_engine(settings.store_url)
     have, want = migrate.current(engine), migrate.head()
     console.print(f"schema at {have or 'nothing'}; this version needs {want}"
                   + ("" if have == want else " - run `npo-adapter db upgrade`"))
@@ -535,18 +651,39 @@ def _register_contract_test() -> None:
 _register_contract_test()
 
 
-def _logging(level: str) -> None:
+def _logging(level: str, fmt: str | None = None) -> None:
+    """The one logging set-up; the format is `fmt` (--log-format), else NPO_LOG_FORMAT, else text."""
     from adapter import logs
 
+    global _json_logs
     try:
-        logs.setup(level)
+        fmt = logs.log_format(fmt)
+    except ValueError as exc:
+        _fail(f"--log-format: {exc}")
+    try:
+        logs.setup(level, fmt)
     except ValueError as exc:
         _fail(f"--log-level: {exc}")
+    _json_logs = fmt == "json"
 
 
 def _fail(message: str) -> NoReturn:
-    console.print(f"[red]refused:[/red] {escape(message)}", highlight=False)
+    _say(f"[red]refused:[/red] {escape(message)}", logging.ERROR)
     raise typer.Exit(code=2)
+
+
+_json_logs = False  # set by _logging: the operator's messages of a serving command become log events
+
+
+def _say(message: str, level: int = logging.INFO) -> None:
+    """A message to the operator (rich markup): on the console, or with --log-format json as one more JSON log
+    line, so that standard error stays one JSON object a line."""
+    if _json_logs:
+        from rich.text import Text
+
+        logging.getLogger("adapter.cli").log(level, "%s", Text.from_markup(message).plain)
+    else:
+        console.print(message, highlight=False)
 
 
 @demo_app.command("generate")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from adapter import metrics
 from adapter.intake.results import shown_ref
 from adapter.intake.unit import REFERENCED_CLINICAL, Intake
 from adapter.intake.validation import InvalidResource, validate
@@ -97,6 +98,7 @@ def _take(intake: Intake, chunk: list[Item], report: IngestReport, progress, *, 
     with intake.transaction():
         results = intake.run(chunk, atomic=False, transient=not supporting)
         intake.finish()
+    metrics.count_intake("ingest", "file", results)
     for item, result in zip(chunk, results, strict=True):
         report.read += 1 if item.error is None else 0
         if progress:

@@ -1,8 +1,9 @@
 """What every benchmark prints and writes: figures, ratios against a same-run baseline, and targets.
 
 A benchmark builds a `Report`, adds figures and targets, and ends with `sys.exit(report.finish())`:
-the table is printed, bench/results/<name>.json is written (small, stable keys, commit-friendly) and the
-exit status is 1 when any target is missed, so a regression is visible in `make bench`.
+the table is printed, bench/results/<name>.json is written (small, stable keys, commit-friendly) with its chart
+beside it (<name>.png, bench/charts.py) and the exit status is 1 when any target is missed, so a regression is
+visible in `make bench`.
 """
 
 from __future__ import annotations
@@ -81,11 +82,23 @@ class Report:
                          **({"note": t.note} if t.note else {})} for t in self.targets],
             "notes": self.notes,
         }
-        (RESULTS / f"{self.name}.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+        path = RESULTS / f"{self.name}.json"
+        path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+        _chart(path)
         missed = [t for t in self.targets if not t.met]
         print(f"  -> {len(self.targets) - len(missed)}/{len(self.targets)} targets met; "
               f"results in {RESULTS.name}/{self.name}.json", file=sys.stderr if missed else sys.stdout)
         return 1 if missed else 0
+
+
+def _chart(path: Path) -> None:
+    """The benchmark's chart beside its JSON (bench/charts.py; matplotlib comes with the bench extra)."""
+    try:
+        from bench import charts
+    except ImportError as exc:
+        print(f"  no chart ({exc.name} is not installed: pip install -e '.[bench]')", file=sys.stderr)
+        return
+    print(f"  chart in {RESULTS.name}/{charts.draw(path).name}")
 
 
 def _rounded(v):

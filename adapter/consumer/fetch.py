@@ -18,6 +18,7 @@ from enum import StrEnum
 import httpx
 from lxml import etree
 
+from adapter import metrics
 from adapter.rivta import client as rivta
 from adapter.rivta import wsdl
 from adapter.rivta.client import client_context as client_context  # where overview and the tests find it
@@ -92,8 +93,10 @@ async def fetch_all(client: httpx.AsyncClient, sources: list[Source], patient_id
         if task in done and not task.cancelled() and task.exception() is None:
             results.append(task.result())
         elif task in done and task.exception() is not None:
+            metrics.observe_consumer(s.name, c.key, metrics.INTERNAL, settings.deadline)
             results.append(SourceResult(s, c, Outcome.FAILED, f"internal error ({type(task.exception()).__name__})"))
         else:
+            metrics.observe_consumer(s.name, c.key, metrics.DEADLINE, settings.deadline)
             results.append(SourceResult(s, c, Outcome.FAILED, f"no answer within the {settings.deadline:g} s deadline"))
     return results
 
@@ -103,10 +106,6 @@ async def _fetch_one(client: httpx.AsyncClient, source: Source, contract: Contra
     """One source's answer for one contract; a partial answer (hasMore) is followed to its end, directly
     addressed to the logical address it names and with otherwise identical parameters (TKB), at most
     `settings.max_pages` answers. Records repeated on a later page (a record changed meanwhile) count once."""
-    key = (source.url, source.logical_address, contract.key, patient_id)
-    if faults.quiet(key):
-        return SourceResult(source, contract, Outcome.FAILED,
-                            "not asked again: it answered with a SOAP fault less than 5 minutes ago")
     address, reference = source.logical_address, None
     records: list[etree._Element] = []
     seen: set[tuple[str, str]] = set()
@@ -114,7 +113,7 @@ async def _fetch_one(client: httpx.AsyncClient, source: Source, contract: Contra
     while True:
         pages += 1
         page = await _fetch_page(client, source, contract, address, reference, patient_id, patient_type, settings,
-                                 faults, key)
+                                 faults)
         if page.outcome is Outcome.FAILED:
             page.reason += f" (answer {pages})" if pages > 1 else ""
             page.pages = pages
@@ -133,7 +132,18 @@ async def _fetch_one(client: httpx.AsyncClient, source: Source, contract: Contra
 
 async def _fetch_page(client: httpx.AsyncClient, source: Source, contract: Contract, address: str,
                       reference: str | None, patient_id: str, patient_type: str, settings: FetchSettings,
-                      faults: FaultMemory, key: tuple[str, str, str, str]) -> SourceResult:
+                      faults: FaultMemory) -> SourceResult:
+    """One answer (one part of a partial answer), counted in the metrics."""
+    timer = metrics.Timer()
+
+    def counted(outcome: str, result: SourceResult) -> SourceResult:
+        metrics.observe_consumer(source.name, contract.key, outcome, timer.seconds)
+        return result
+
+    key = (source.url, source.logical_address, contract.key, patient_id)
+    if faults.quiet(key):
+        return counted(metrics.NOT_ASKED, SourceResult(
+            source, contract, Outcome.FAILED, "not asked again: it answered with a SOAP fault less than 5 minutes ago"))
     body = build_request(contract, address, patient_id, patient_type, has_more_reference=reference)
     try:
         reply = await rivta.call(client, source.url.rstrip("/") + contract.url_path, body,
@@ -141,21 +151,25 @@ async def _fetch_page(client: httpx.AsyncClient, source: Source, contract: Contr
                                  deadline=settings.per_source_timeout, max_bytes=settings.max_answer_bytes,
                                  max_depth=64)
     except rivta.Timeout:
-        return SourceResult(source, contract, Outcome.FAILED, f"no answer within {settings.per_source_timeout:g} s")
+        return counted(metrics.C_TIMEOUT, SourceResult(source, contract, Outcome.FAILED,
+                                                       f"no answer within {settings.per_source_timeout:g} s"))
     except rivta.Unreachable as exc:
-        return SourceResult(source, contract, Outcome.FAILED, f"could not connect ({exc.cause})")
+        return counted(metrics.UNREACHABLE, SourceResult(source, contract, Outcome.FAILED,
+                                                         f"could not connect: {exc.why}"))
     except rivta.Fault as fault:
         faults.remember(key)
-        return SourceResult(source, contract, Outcome.FAILED,
-                            "SOAP fault" + (f" (log id {fault.log_id})" if fault.log_id else ""))
+        return counted(metrics.FAULT, SourceResult(source, contract, Outcome.FAILED, "SOAP fault" + (
+            f" (log id {fault.log_id})" if fault.log_id else "")))
     except rivta.RivtaCallError as exc:  # TooLarge, NotSoap, HttpStatus
-        return SourceResult(source, contract, Outcome.FAILED, f"unreadable answer (HTTP {exc.status})")
-    return _interpret(source, contract, reply.answer)
+        return counted(metrics.INVALID_ANSWER, SourceResult(source, contract, Outcome.FAILED,
+                                                            f"unreadable answer (HTTP {exc.status})"))
+    return counted(*_interpret(source, contract, reply.answer))
 
 
-def _interpret(source: Source, contract: Contract, answer: etree._Element) -> SourceResult:
-    def failed(reason: str) -> SourceResult:
-        return SourceResult(source, contract, Outcome.FAILED, reason)
+def _interpret(source: Source, contract: Contract, answer: etree._Element) -> tuple[str, SourceResult]:
+    """The result and its outcome for the metrics (adapter/metrics.py: CONSUMER_OUTCOMES)."""
+    def failed(reason: str, outcome: str = metrics.INVALID_ANSWER) -> tuple[str, SourceResult]:
+        return outcome, SourceResult(source, contract, Outcome.FAILED, reason)
 
     if answer.tag != f"{{{contract.responder_ns}}}{contract.response_element}":
         return failed(f"not a {contract.name} answer (HTTP 200)")
@@ -168,9 +182,11 @@ def _interpret(source: Source, contract: Contract, answer: etree._Element) -> So
         if contract.result_model is ResultModel.TEXT:
             # resultText is the producer's own words: only a log id is passed on, never the text
             log_id = _UUID.search(result.findtext(f"{{{inner}}}resultText") or "")
-            return failed("the producer answered ERROR" + (f" (log id {log_id.group(0)})" if log_id else ""))
+            return failed("the producer answered ERROR" + (f" (log id {log_id.group(0)})" if log_id else ""),
+                          metrics.ERROR_RESULT)
         error = result.findtext(f"{{{inner}}}errorCode") or "ERROR"
-        return failed(f"the producer answered {error} (log id {result.findtext(f'{{{inner}}}logId')})")
+        return failed(f"the producer answered {error} (log id {result.findtext(f'{{{inner}}}logId')})",
+                      metrics.ERROR_RESULT)
     recs = answer.findall(f"{{{contract.responder_ns}}}{contract.record_element}")
     more = None
     if contract.has_more:
@@ -180,7 +196,8 @@ def _interpret(source: Source, contract: Contract, answer: etree._Element) -> So
         reference = (el.findtext(f"{{{r}}}reference") or "").strip() if el is not None else ""
         if address and reference:
             more = (address, reference)
-    return SourceResult(source, contract, Outcome.DATA if recs else Outcome.NONE, records=recs, has_more=more)
+    return (metrics.DATA if recs else metrics.NONE), SourceResult(
+        source, contract, Outcome.DATA if recs else Outcome.NONE, records=recs, has_more=more)
 
 
 def document_key(contract: Contract, record: etree._Element) -> tuple[str, str]:

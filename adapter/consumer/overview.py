@@ -8,6 +8,7 @@ Bundle, CLI table, web page) shows the result with a status per source and the n
 from __future__ import annotations
 
 import contextlib
+import logging
 import ssl
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from lxml import etree
 from pydantic import Field
 from sqlalchemy.engine import Engine
 
+from adapter import correlation, metrics
 from adapter.consumer.fetch import (
     FaultMemory,
     FetchSettings,
@@ -64,6 +66,8 @@ from adapter.mapping import codes, timefmt
 from adapter.rivta.contracts import INFORMATION_TYPES, Contract
 from adapter.rivta.rules import first_text
 from adapter.tomlfile import HttpUrl, Model, Text, TomlFileError, fail, read, validate
+
+log = logging.getLogger("adapter.consumer")
 
 
 @dataclass(frozen=True)
@@ -215,7 +219,31 @@ def load_config(path: Path, *, check_files: bool = False) -> ConsumerConfig:
             if file is not None and not file.is_file():
                 raise fail(ConsumerConfigError, path, key, f"no such file {file}"
                            + (" (dev: `npo-adapter certs init`)" if key[0] == "client" else ""))
+        _check_tls_files(path, config, staff_login)
     return config
+
+
+def _check_tls_files(path: Path, config: ConsumerConfig, staff_login: StaffLogin | None) -> None:
+    """Each certificate, key, CA and CRL file loads as what its key says, or the error names the key and the file
+    (ssl's own errors name neither)."""
+    def refuse(key: tuple[str | int, ...], file: Path, what: str, exc: Exception) -> ConsumerConfigError:
+        why = exc.strerror if isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError) else \
+            getattr(exc, "reason", None) or type(exc).__name__
+        return fail(ConsumerConfigError, path, key, f"{file} is not {what} ({why})")
+
+    cas = [(("client", "ca"), config.ca), *([(("staff_login", "ca"), staff_login.ca)] if staff_login and
+                                            staff_login.ca else [])]
+    for key, file in [*cas, *((("client", "crls", i), c) for i, c in enumerate(config.crls))]:
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=str(file))
+        except (OSError, ValueError) as exc:
+            raise refuse(key, file, "a readable PEM file of CA certificates" if key[-1] == "ca" else
+                         "a readable PEM CRL", exc) from None
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(str(config.client_cert), str(config.client_key))
+    except (OSError, ValueError) as exc:
+        raise refuse(("client", "cert"), config.client_cert, f"a readable PEM certificate matching client.key "
+                     f"{config.client_key}", exc) from None
 
 
 @dataclass
@@ -299,7 +327,25 @@ async def build_overview(config: ConsumerConfig, engine: Engine, user: UserConte
                          faults: FaultMemory | None = None, client: httpx.AsyncClient | None = None,
                          origin: AccessOrigin | None = None) -> Overview:
     """`emergency_reason`: emergency access, registered with the consent service for the configured duration
-    (`config.emergency`); callers check the reason against the policy first (`staff_settings.reason_problem`)."""
+    (`config.emergency`); callers check the reason against the policy first (`staff_settings.reason_problem`).
+
+    One correlation id for the whole overview (the request's, on the staff page, else a new one): it goes with
+    every call to the producers and the national services (adapter/rivta/client.py) and is in the log line."""
+    timer = metrics.Timer()
+    with correlation.scope(correlation.current()) as correlation_id:
+        overview = await _build_overview(config, engine, user, patient_id, patient_type,
+                                         emergency_reason=emergency_reason, faults=faults, client=client,
+                                         origin=origin)
+        failed = sum(1 for r in overview.sources if r.outcome is Outcome.FAILED)
+        log.info("overview: %d calls to %d sources, %d failed, %d access-log entries (correlation id %s)",
+                 len(overview.sources), len(config.sources), failed, len(overview.log_seqs), correlation_id)
+    metrics.OVERVIEW_SECONDS.observe(timer.seconds)
+    return overview
+
+
+async def _build_overview(config: ConsumerConfig, engine: Engine, user: UserContext, patient_id: str,
+                          patient_type: str, *, emergency_reason: str | None, faults: FaultMemory | None,
+                          client: httpx.AsyncClient | None, origin: AccessOrigin | None) -> Overview:
     emergency_reason = (emergency_reason or "").strip() or None
     actor = AccessingActor(user.employee_hsa_id, user.care_giver_hsa_id, user.care_unit_hsa_id)
     notices: list[str] = []

@@ -31,3 +31,11 @@ def summarise(r: ShownRecord) -> dict[str, str]:
         "basis": BASIS_TEXT[r.basis.value],
         "document_id": r.document_id,
     }
+
+
+def newest_first(records: list[ShownRecord]) -> list[dict[str, str]]:
+    """The lines of one information type as every view lists them (the `overview` table, the staff page and its
+    API): newest first by the date shown (for medication the start of treatment, not the authoring time the
+    overview collects them by), undated last."""
+    lines = [summarise(r) for r in records]
+    return sorted(lines, key=lambda s: (bool(s["date"]), s["date"]), reverse=True)

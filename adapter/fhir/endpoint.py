@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
+from adapter import logs, metrics
 from adapter.config import Settings
 from adapter.fhir.capability import capability_statement
 from adapter.fhir.outcome import (
@@ -67,6 +68,7 @@ def router(engine: Engine, settings: Settings, access: Any) -> APIRouter:
             return error(403, "security", "the caller's certificate is not accepted")
         if hsa_id is None:
             return error(403, "security", "the caller's certificate carries no HSA-id")
+        logs.bind(consumer=hsa_id)
         systems, care_givers = access.authorisations.writes_for(hsa_id)
         if not systems:
             log.warning("FHIR refused: %s is not a writer", hsa_id)
@@ -118,18 +120,29 @@ def router(engine: Engine, settings: Settings, access: Any) -> APIRouter:
 
     async def take(request: Request, writer: Writer, items: list[Item], interaction: str, atomic: bool,
                    answer: Callable[[list[Result], Writer], Response]) -> Response:
+        timer = metrics.Timer()
+        response = await _take(request, writer, items, interaction, atomic, answer)
+        metrics.FHIR_REQUESTS.labels(interaction, str(response.status_code)).inc()
+        metrics.FHIR_SECONDS.labels(interaction).observe(timer.seconds)
+        return response
+
+    async def _take(request: Request, writer: Writer, items: list[Item], interaction: str, atomic: bool,
+                    answer: Callable[[list[Result], Writer], Response]) -> Response:
         try:
             results = await asyncio.to_thread(apply, items, writer, atomic, base_of(request))
         except SQLAlchemyError as exc:
             log_id = soap.new_log_id()
+            logs.bind(log_id=log_id)
             log.error("FHIR %s by %s: store unavailable (%s), log id %s", interaction, writer.shown,
                       type(exc).__name__, log_id)
             return error(503, "transient", f"the store is unavailable (log id {log_id})")
         except Exception as exc:  # never a stack trace to the caller; details only at debug level
             log_id = soap.new_log_id()
+            logs.bind(log_id=log_id)
             log.error("FHIR %s by %s: internal error %s (%s)", interaction, writer.shown, log_id, type(exc).__name__)
             log.debug("internal error detail %s", log_id, exc_info=True)
             return error(500, "exception", f"internal error (log id {log_id})")
+        metrics.count_intake("fhir", interaction, results)
         shown = [f"{shown_ref(r.resource_type, r.resource_id)} {r.status}" for r in results[:20]]
         more = f" and {len(results) - 20} more" if len(results) > 20 else ""
         log.info("FHIR %s by %s: %s%s", interaction, writer.shown, ", ".join(shown), more)

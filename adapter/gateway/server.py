@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import grp
 import ipaddress
 import logging
@@ -33,8 +34,9 @@ def is_loopback(host: str) -> bool:
 def uvicorn_config(app, *, host: str = "127.0.0.1", port: int = 8443, uds: str | None = None,
                    tls: TlsContexts | None = None, log_level: str = "warning") -> uvicorn.Config:
     """A loaded uvicorn config; with `tls`, our SSL context and the peer-certificate protocol."""
-    config = uvicorn.Config(app, host=host, port=port, uds=uds, log_level=log_level, access_log=False,
-                            lifespan="off", http=tls.protocol_class if tls else "auto",
+    # log_config=None: uvicorn's own lines go through adapter/logs.py (text or JSON) like everything else
+    config = uvicorn.Config(app, host=host, port=port, uds=uds, log_level=log_level, log_config=None,
+                            access_log=False, lifespan="off", http=tls.protocol_class if tls else "auto",
                             timeout_keep_alive=30)
     config.load()
     if tls is not None:
@@ -76,6 +78,22 @@ def bind_unix_socket(path: Path, group: str | None = None) -> socket.socket:
             (staging / "sock").unlink()
         staging.rmdir()
     return sock
+
+
+class PortInUse(OSError):
+    """Another process listens on the address and port asked for."""
+
+
+def bind_tcp(host: str, port: int) -> socket.socket:
+    """A listening-ready socket on host:port, bound before anything says it serves there. `PortInUse` when another
+    process has the port; any other OSError as it came (no such address here, no permission for a low port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(exc.errno, f"port {port} on {host} is in use by another process") from None
+        raise
 
 
 def run(config: uvicorn.Config, reload: Callable[[], None] | None = None,

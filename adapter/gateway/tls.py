@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cryptography import x509
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from adapter.gateway.verify import CertificateRefused, ClientCertVerifier, load_crls
@@ -71,6 +72,7 @@ class TlsContexts:
         ctx.options |= ssl.OP_NO_TICKET
         ctx.num_tickets = 0
         ctx.load_cert_chain(str(f.cert), str(f.key))
+        self.server_not_after = x509.load_pem_x509_certificates(f.cert.read_bytes())[0].not_valid_after_utc
         ctx.verify_mode = ssl.CERT_REQUIRED
         ctx.load_verify_locations(cafile=str(f.client_ca))
         if not f.crls:

@@ -73,6 +73,10 @@ class ClientCertVerifier:
     def check_certificate(self, cert: x509.Certificate) -> None:
         self.check(cert.public_bytes(Encoding.DER))
 
+    def crls(self) -> list[x509.CertificateRevocationList]:
+        """The newest CRL loaded for each issuer (health checks and metrics read their nextUpdate)."""
+        return [max(crls, key=lambda c: c.last_update_utc) for crls in self._crls.values()]
+
     def _verify(self, cert: x509.Certificate, at: datetime) -> float:
         if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
             raise CertificateRefused("certificate expired or not yet valid")
@@ -114,3 +118,6 @@ class ReloadableVerifier:
 
     def check_certificate(self, cert: x509.Certificate) -> None:
         self.current.check_certificate(cert)
+
+    def crls(self) -> list[x509.CertificateRevocationList]:
+        return self.current.crls()

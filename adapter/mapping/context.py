@@ -21,6 +21,7 @@ from typing import Any, Protocol, cast
 from adapter.mapping import codes, timefmt
 from adapter.mapping.errors import MappingError
 from adapter.mapping.record import OrgUnit, PatientId, Professional, Signer
+from adapter.privacy import may_hold_personnummer
 
 NOPATIENT_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 NOPATIENT_CODE = "NOPATIENT"
@@ -36,6 +37,15 @@ URI_SYSTEM = "urn:ietf:rfc:3986"
 _ID = r"[A-Za-z0-9\-.]{1,64}"
 RELATIVE = re.compile(rf"^([A-Z][A-Za-z]{{1,63}})/({_ID})(?:/_history/{_ID})?$")
 ABSOLUTE = re.compile(rf"^(https?://\S+?)/([A-Z][A-Za-z]{{1,63}})/({_ID})(?:/_history/{_ID})?$")
+
+
+def _shown_reference(reference: str) -> str:
+    """A reference as written, for a message naming what did not resolve; one that may hold a personnummer (or is
+    too long to be an id) is not shown."""
+    text = reference.strip()
+    if len(text) > 200 or may_hold_personnummer(text) or not text.isprintable():
+        return "the referenced resource (its reference is not shown: it may hold a personnummer)"
+    return text
 
 
 def canonical_system(system: str | None) -> str:
@@ -299,9 +309,12 @@ class Context:
             if best is None or rank < {codes.PERSONNUMMER: 0, codes.SAMORDNINGSNUMMER: 1}.get(best.type, 2):
                 best = candidate
         if best is None:
-            if subject.reference and (target is None or target.get_resource_type() != "Patient"):
-                raise MappingError(f"{field}.reference", "the referenced Patient is neither in the input nor stored "
-                                   "(nor does the reference carry an identifier)")
+            if subject.reference and target is None:
+                raise MappingError(f"{field}.reference", f"{_shown_reference(subject.reference)} is not in the "
+                                   "input or the store (and the reference carries no identifier)")
+            if subject.reference and target is not None and target.get_resource_type() != "Patient":
+                raise MappingError(f"{field}.reference", f"{_shown_reference(subject.reference)} is a "
+                                   f"{target.get_resource_type()}, not a Patient")
             raise MappingError(field, "no personnummer, samordningsnummer or reservnummer identifier")
         if not PATIENT_ID_PATTERN.match(best.id):
             raise MappingError(f"{field}.identifier.value", "patient id must be 12 characters without separator")

@@ -19,12 +19,15 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from adapter import correlation, logs, metrics
 from adapter.config import Settings
 from adapter.fhir import endpoint as fhir_endpoint
 from adapter.gateway import identity
 from adapter.gateway.authorisation import Authorisations
 from adapter.gateway.body import BodyTooLarge, read_capped
 from adapter.gateway.verify import CertificateRefused, ReloadableVerifier
+from adapter.health import Readiness, StoreProbe
+from adapter.ops import health_endpoints
 from adapter.privacy import may_hold_personnummer
 from adapter.producer.paging import INVALID as INVALID_REFERENCE
 from adapter.producer.paging import Pager, Position
@@ -35,7 +38,7 @@ from adapter.store import records as store
 
 log = logging.getLogger("adapter.producer")
 ORIGINAL_CONSUMER_HEADER = "x-rivta-original-serviceconsumer-hsaid"
-CORRELATION_HEADER = "x-skltp-correlation-id"  # set by the platform (NTjP) on every call it routes
+CORRELATION_HEADER = correlation.HEADER  # set by the platform (NTjP) on every call it routes
 STREAM_FROM_BYTES = 1024 * 1024  # answers this large are streamed
 CHUNK_BYTES = 256 * 1024
 
@@ -63,31 +66,31 @@ def _shown(value: str | None) -> str:
     return value if value and _HSA_ID.match(value) and not may_hold_personnummer(value) else "(not shown)"
 
 
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_TOKEN = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
-
-
-def _correlation(request: Request) -> str:
-    """The platform's correlation id (a UUID) for the log; anything else only if it cannot be a personnummer."""
-    value = request.headers.get(CORRELATION_HEADER)
-    if value is None:
-        return "-"
-    if _UUID.match(value) or (_TOKEN.match(value) and not may_hold_personnummer(value)):
-        return value
-    return "(not shown)"
+def _correlation(_request: Request) -> str:
+    """The call's correlation id (the platform's, or one made for the call: adapter/logs.RequestContext)."""
+    return correlation.current() or "-"
 
 
 def _fault(message: str, *, client: bool = True, status: int = 500) -> Response:
     log_id = soap.new_log_id()
+    logs.bind(log_id=log_id)
     log.warning("SOAP fault %s: %s", log_id, message)
     return Response(soap.fault(f"{message} (log id {log_id})", client=client), status_code=status,
                     media_type=soap.CONTENT_TYPE)
 
 
-def create_app(engine: Engine, settings: Settings, access: Access | None = None) -> FastAPI:
+def create_app(engine: Engine, settings: Settings, access: Access | None = None,
+               readiness: Readiness | None = None) -> FastAPI:
+    """The producer. `readiness`: what /health/ready checks (default: the store and, behind the proxy, the
+    verifier's CRLs; `serve` passes the embedded server's CRLs too)."""
     access = access or Access()
     app = FastAPI(title="NPÖ adapter producer", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.engine = engine
+    if readiness is None:
+        verifier = access.verifier
+        readiness = Readiness(StoreProbe(engine), (lambda: metrics.crl_facts(verifier.crls())) if verifier else None)
+    app.state.readiness = readiness
+    app.add_middleware(logs.RequestContext)
 
     pager = Pager(settings.max_records_per_answer, settings.paging_key)
     for contract in CONTRACTS:
@@ -100,6 +103,11 @@ def create_app(engine: Engine, settings: Settings, access: Access | None = None)
     @app.get("/health")
     def health() -> dict:
         return {"status": "ok", "contracts": [f"{c.name} {c.version}" for c in CONTRACTS]}
+
+    # Behind the same gateway as everything on this port (in the embedded mode the handshake needs a client
+    # certificate); probes without one use the metrics listener (adapter/ops.py). They name no patient or caller.
+    for path, endpoint in health_endpoints(readiness):
+        app.add_route(path, endpoint, methods=["GET"], include_in_schema=False)  # type: ignore[arg-type]
 
     return app
 
@@ -115,55 +123,66 @@ def _add_routes(app: FastAPI, contract: Contract, engine: Engine, settings: Sett
         return wsdl.describe(docs, request)
 
     async def call(request: Request) -> Response:
+        timer = metrics.Timer()
+        logs.bind(contract=contract.key)
         try:
-            return await answer(request)
+            outcome, response = await answer(request)
         except Exception as exc:  # never a stack trace to the caller; details only at debug level
             log_id = soap.new_log_id()
+            logs.bind(log_id=log_id)
             log.error("internal error %s (%s)", log_id, type(exc).__name__)
             log.debug("internal error detail %s", log_id, exc_info=True)
-            return Response(soap.fault(f"internal error (log id {log_id})", client=False), status_code=500,
-                            media_type=soap.CONTENT_TYPE)
+            outcome, response = metrics.INTERNAL, Response(soap.fault(f"internal error (log id {log_id})",
+                                                                      client=False),
+                                                           status_code=500, media_type=soap.CONTENT_TYPE)
+        metrics.observe_producer(contract.key, outcome, timer.seconds)
+        return response
 
-    async def answer(request: Request) -> Response:
+    async def answer(request: Request) -> tuple[str, Response]:
+        """The answer and its outcome for the metrics (adapter/metrics.py: PRODUCER_OUTCOMES)."""
         try:
             # A caller that trickles its body (slowloris) is cut off: uvicorn bounds only idle keep-alive time.
             async with asyncio.timeout(settings.max_request_seconds):
                 data = await read_capped(request, settings.max_request_bytes)
         except BodyTooLarge:
-            return _fault(f"request larger than {settings.max_request_bytes} bytes", status=413)
+            return metrics.SIZE, _fault(f"request larger than {settings.max_request_bytes} bytes", status=413)
         except TimeoutError:
             response = _fault(f"request body not received within {settings.max_request_seconds:g} s", status=408)
             response.headers["connection"] = "close"
-            return response
+            return metrics.TIMEOUT, response
         try:
             req = soap.read_request(data, max_bytes=settings.max_request_bytes, max_depth=settings.max_xml_depth)
         except soap.SoapError as exc:
-            return _fault(f"invalid request: {exc}")
+            return metrics.SCHEMA, _fault(f"invalid request: {exc}")
         if req.body.tag != expected:
-            return _fault(f"invalid request: expected {contract.name} in namespace {contract.responder_ns}")
+            return metrics.SCHEMA, _fault(f"invalid request: expected {contract.name} in namespace "
+                                          f"{contract.responder_ns}")
         if not req.logical_address:
-            return _fault("invalid request: LogicalAddress header missing")
+            return metrics.SCHEMA, _fault("invalid request: LogicalAddress header missing")
         consumer = None
         if access.source is not identity.CertSource.NONE:
             try:
                 consumer = identity.caller_hsa_id(request, access.source, access.verifier)
             except CertificateRefused as exc:
                 log.warning("VP002 %s refused: the forwarded certificate is not accepted: %s", contract.name, exc)
-                return _fault(f"VP002 the caller's certificate is not accepted: {exc}")
+                return metrics.VP002, _fault(f"VP002 the caller's certificate is not accepted: {exc}")
             if consumer is None:
                 log.warning("VP002 %s refused: the caller's certificate carries no HSA-id", contract.name)
-                return _fault("VP002 No sender id (HSA-id in subject serialNumber) found in the certificate")
+                return metrics.VP002, _fault("VP002 No sender id (HSA-id in subject serialNumber) found in the "
+                                             "certificate")
+            logs.bind(consumer=_shown(consumer))
             if not access.authorisations.permits(consumer, contract.responder_ns, req.logical_address):
                 shown = _shown(consumer), _shown(req.logical_address)
                 log.warning("VP007 %s refused for consumer %s at logical address %s", contract.name, *shown)
-                return _fault(f"VP007 Authorization missing for serviceConsumerHsaId: {shown[0]}, "
-                              f"serviceContract: {contract.responder_ns}, logicalAddress: {shown[1]}")
+                return metrics.VP007, _fault(f"VP007 Authorization missing for serviceConsumerHsaId: {shown[0]}, "
+                                             f"serviceContract: {contract.responder_ns}, logicalAddress: {shown[1]}")
         if not schema.validate(req.body):
             err = schema.error_log.last_error
             where = err.path if err is not None else "?"
-            return _fault(f"invalid request: does not follow the {contract.name} schema (at {where})")
+            return metrics.SCHEMA, _fault(f"invalid request: does not follow the {contract.name} schema (at {where})")
 
         log_id = soap.new_log_id()
+        logs.bind(log_id=log_id)
         caller = _shown(consumer) if consumer else "(no certificate: plain HTTP)"
         original = None
         query = to_query(contract, req.body, req.logical_address)
@@ -189,11 +208,13 @@ def _add_routes(app: FastAPI, contract: Contract, engine: Engine, settings: Sett
             log.info("%s INVALID_REQUEST %s for consumer %s at logical address %s (correlation id %s): %s",
                      contract.name, log_id, caller, _shown(req.logical_address), _correlation(request), query.message)
             result = soap.result_element(contract, "ERROR", log_id, query.message, error_code="INVALID_REQUEST")
-            return Response(b"".join(soap.response_parts(contract, (), result)), media_type=soap.CONTENT_TYPE)
+            return metrics.INVALID_REQUEST, Response(b"".join(soap.response_parts(contract, (), result)),
+                                                     media_type=soap.CONTENT_TYPE)
         has_more = None
         try:
             # SQLite is a local file: querying on the event loop beats a worker thread, whose GIL hand-overs
             # cost more than the query (measured in bench/producer_throughput). A networked store keeps the thread.
+            queried = metrics.Timer()
             if contract.has_more:
                 page = (_fetch_page(engine, query, pager.limit + 1, after) if inline
                         else await asyncio.to_thread(_fetch_page, engine, query, pager.limit + 1, after))
@@ -205,9 +226,10 @@ def _add_routes(app: FastAPI, contract: Contract, engine: Engine, settings: Sett
                                                      pager.reference(digest, Position(last.day, last.pk)))
             else:
                 fragments = _fetch(engine, query) if inline else await asyncio.to_thread(_fetch, engine, query)
+            metrics.STORE_QUERY_SECONDS.labels(contract.key).observe(queried.seconds)
         except SQLAlchemyError as exc:
             log.error("store unavailable (%s), log id %s", type(exc).__name__, log_id)
-            return _fault("the producer's store is unavailable", client=False, status=500)
+            return metrics.STORE_DOWN, _fault("the producer's store is unavailable", client=False, status=500)
         result = soap.result_element(contract, "OK", log_id)
         # Who was told what: enough to trace a disclosure with the platform's logs, without the patient.
         log.info("%s OK %s: %d records%s to consumer %s at logical address %s (original consumer %s, "
@@ -217,11 +239,11 @@ def _add_routes(app: FastAPI, contract: Contract, engine: Engine, settings: Sett
         parts = list(soap.response_parts(contract, fragments, result, has_more))
         size = sum(map(len, parts))
         if size < STREAM_FROM_BYTES:
-            return Response(b"".join(parts), media_type=soap.CONTENT_TYPE)
+            return metrics.OK, Response(b"".join(parts), media_type=soap.CONTENT_TYPE)
         # A large answer goes out in chunks as the socket takes them, with its exact Content-Length: no joined
         # copy and no whole encrypted copy queued in the TLS transport (peak memory measured in bench/).
-        return StreamingResponse(_chunks(parts), media_type=soap.CONTENT_TYPE,
-                                 headers={"content-length": str(size)})
+        return metrics.OK, StreamingResponse(_chunks(parts), media_type=soap.CONTENT_TYPE,
+                                             headers={"content-length": str(size)})
 
     app.add_api_route(contract.url_path, describe, methods=["GET"], include_in_schema=False)
     app.add_api_route(contract.url_path, call, methods=["POST"], include_in_schema=False)

@@ -1,11 +1,12 @@
 """The one RIVTA BP 2.1 SOAP client: the consumer's fan-out, the PDL services, the engagement-index sender and
 the contract suite all call other services through it.
 
-* `exchange` POSTs an envelope (SOAPAction, Content-Type, extra headers; the caller's httpx.AsyncClient carries
-  mTLS, see `client_context`, and its default timeouts) and streams the answer, stopping at a byte cap: a
-  declared Content-Length over the cap is refused before the body is read, and a body is never read past the
-  cap (compressed answers are inflated in bounded steps). It returns the raw exchange (bytes, status, timing)
-  with the transport error, if any, recorded in it: the suite reports exchanges as they were.
+* `exchange` POSTs an envelope (SOAPAction, Content-Type, the platform's `x-skltp-correlation-id`, extra headers;
+  the caller's httpx.AsyncClient carries mTLS, see `client_context`, and its default timeouts) and streams the
+  answer, stopping at a byte cap: a declared Content-Length over the cap is refused before the body is read, and
+  a body is never read past the cap (compressed answers are inflated in bounded steps). It returns the raw
+  exchange (bytes, status, timing) with the transport error, if any, recorded in it: the suite reports exchanges
+  as they were.
 * `read_answer` parses an answer with the hardened parser (adapter/rivta/xml.py) and returns the Body's
   element, or raises `Fault` (faultcode, faultstring, a RIVTA VPnnn/EInnn code, a log id), `NotSoap` or
   `HttpStatus`. RIVTA answers with HTTP 200, and faults with 500; any other status is the HTTP layer failing.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import ssl
 import time
 import zlib
@@ -31,6 +33,7 @@ from pathlib import Path
 import httpx
 from lxml import etree
 
+from adapter import correlation
 from adapter.rivta import xml
 from adapter.rivta.contracts import REGISTRY_NS, SOAP_NS
 
@@ -60,10 +63,11 @@ class RivtaCallError(Exception):
 class Unreachable(RivtaCallError):
     """No HTTP answer: connection refused, TLS handshake refused, the connection dropped."""
 
-    def __init__(self, cause: str, detail: str = "", status: int | None = None) -> None:
+    def __init__(self, cause: str, detail: str = "", status: int | None = None, why: str = "") -> None:
         super().__init__(f"connection failed ({cause})", status)
         self.cause = cause  # the transport exception's class name, e.g. ConnectError
         self.detail = detail  # "<class>: <the OS's or TLS library's words>", for operators (never answer text)
+        self.why = why or cause  # the same in plain words (`connection_problem`), for people
 
 
 class Timeout(RivtaCallError):
@@ -158,11 +162,14 @@ async def exchange(client: httpx.AsyncClient, url: str, request: bytes, *, soap_
                    max_bytes: int = DEFAULT_MAX_BYTES) -> Exchange:
     """POST `request` and read the answer up to `max_bytes`. `timeout` is httpx's per-operation timeout (connect,
     each read; default: the client's), `deadline` a limit on the whole exchange. Never raises a transport error:
-    it is recorded in `Exchange.error`."""
+    it is recorded in `Exchange.error`. The platform's correlation id goes with every call: the one of the
+    overview or request in hand (adapter/correlation.py), else a new one, unless `headers` name one."""
     sent = {"Content-Type": content_type, "Accept-Encoding": "identity"}
     if soap_action is not None:
         sent["SOAPAction"] = f'"{soap_action}"'
     sent.update(headers or {})
+    if not any(name.lower() == correlation.HEADER for name in sent):
+        sent[correlation.HEADER] = correlation.current() or correlation.new()
     ex = Exchange(url, request, sent)
     started = time.perf_counter()
     try:
@@ -193,7 +200,7 @@ async def _transfer(client: httpx.AsyncClient, ex: Exchange, timeout: float | No
         # a TLS 1.3 alert after the handshake (no or a refused client certificate) reaches here as a bare
         # ssl.SSLError from the first read: httpx does not wrap it
         detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-        raise Unreachable(type(exc).__name__, detail, ex.status) from exc
+        raise Unreachable(type(exc).__name__, detail, ex.status, connection_problem(exc)) from exc
 
 
 async def _read_capped(resp: httpx.Response, max_bytes: int) -> bytes:
@@ -229,6 +236,101 @@ def _inflater(encoding: str, status: int) -> Callable[[bytes, int], bytes] | Non
             raise NotSoap(f"answer not decodable as {encoding}", status) from None
 
     return inflate
+
+
+# --- a connection that failed, in plain words -------------------------------------------------------------------
+# What a server's TLS alert says about the client's certificate (OpenSSL's reason names; fixed wording only).
+_ALERTS = {
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "it requires a client certificate",
+    "SSLV3_ALERT_HANDSHAKE_FAILURE": "the handshake failed (it may require a client certificate, or share no "
+                                     "TLS version or cipher with us)",
+    "TLSV1_ALERT_UNKNOWN_CA": "it does not trust the CA that issued the client certificate (unknown CA)",
+    "SSLV3_ALERT_CERTIFICATE_REVOKED": "the client certificate is revoked",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "the client certificate has expired (or is not yet valid)",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "it found the client certificate bad",
+    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE": "the client certificate is not for this use (client authentication)",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "it could not accept the client certificate (certificate unknown)",
+    "TLSV1_ALERT_ACCESS_DENIED": "access denied",
+    "TLSV1_ALERT_PROTOCOL_VERSION": "no TLS version in common",
+    "TLSV1_ALERT_INSUFFICIENT_SECURITY": "no cipher strong enough for it",
+    "TLSV1_ALERT_DECRYPT_ERROR": "the client certificate's signature did not verify (wrong key?)",
+}
+SILENT_CLOSE = "the server closed the connection during or right after the TLS handshake without saying why"
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def connection_problem(exc: BaseException) -> str:
+    """Why a connection gave no answer, in plain words safe to show (OpenSSL's and the OS's fixed wording, never
+    anything the other side sent): refused, unknown host, an untrusted server certificate, a TLS alert naming what
+    the server refused about our certificate, or a close without a word (servers often refuse a client certificate
+    so, asyncio's among them)."""
+    chain = _chain(exc)
+    for e in chain:
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return f"the server's certificate is not trusted ({e.verify_message or e.reason})"
+        if isinstance(e, ssl.SSLError) and e.reason in _ALERTS:
+            return f"the server refused the TLS connection: {_ALERTS[e.reason]}"
+    for e in chain:
+        if isinstance(e, ConnectionRefusedError):
+            return "connection refused: nothing listens at that address and port"
+        if isinstance(e, socket.gaierror):
+            return "the host name is not known"
+        if isinstance(e, ssl.SSLError):
+            return f"TLS failed ({e.reason or type(e).__name__})" if not isinstance(e, ssl.SSLEOFError) \
+                else SILENT_CLOSE
+    if any(isinstance(e, (ConnectionResetError, BrokenPipeError, httpx.ReadError, httpx.WriteError,
+                          httpx.RemoteProtocolError)) for e in chain):
+        return "the server closed the connection without an answer (over TLS: it may have refused our certificate)"
+    if any(isinstance(e, OSError) and e.strerror for e in chain):
+        return next(str(e.strerror) for e in chain if isinstance(e, OSError) and e.strerror)
+    return type(exc).__name__
+
+
+async def check_connection(url: str, verify: ssl.SSLContext | bool = True, timeout: float = 10.0,
+                           settle: float = 0.5) -> str | None:
+    """None when a connection to `url`'s host and port is accepted, else why not (`connection_problem`'s words).
+    Over https it completes the TLS handshake and then listens for `settle` seconds without sending anything: a
+    server that refuses the client certificate (TLS 1.3 does so after the handshake) says so with an alert, or just
+    closes the connection, which is then told apart from a server waiting for a request."""
+    parts = httpx.URL(url)
+    host, port = parts.host, parts.port or (443 if parts.scheme == "https" else 80)
+    context: ssl.SSLContext | None = None
+    if parts.scheme == "https":
+        context = verify if isinstance(verify, ssl.SSLContext) else ssl.create_default_context()
+        if verify is False:
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+
+    def probe() -> str | None:
+        try:
+            raw = socket.create_connection((host, port), timeout=timeout)
+        except OSError as exc:
+            return connection_problem(exc)
+        try:
+            if context is None:
+                return None
+            with context.wrap_socket(raw, server_hostname=host) as tls:
+                tls.settimeout(settle)
+                try:
+                    if tls.recv(1) == b"":
+                        return SILENT_CLOSE
+                except TimeoutError:
+                    return None  # waiting for our request: accepted
+                return None  # it spoke first (unusual, but not a refusal)
+        except OSError as exc:
+            return SILENT_CLOSE if isinstance(exc, (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError)) \
+                else connection_problem(exc)
+        finally:
+            raw.close()
+
+    return await asyncio.to_thread(probe)
 
 
 # --- the answer -------------------------------------------------------------------------------------------------

@@ -6,9 +6,9 @@ import ssl
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from adapter.console import stderr_console
 from adapter.suite import declaration, report_console, report_html, report_junit, runner
 
 EXIT_FAILED = 1  # a case failed
@@ -27,6 +27,40 @@ def tls_context(cert: Path | None, key: Path | None, ca: Path | None) -> ssl.SSL
     if cert is not None:
         ctx.load_cert_chain(str(cert), str(key) if key else None)
     return ctx
+
+
+def offered(cert: Path | None) -> str:
+    """Which client certificate the run offered, and what is wrong with it that can be seen here."""
+    if cert is None:
+        return "No client certificate was offered: a producer behind the platform's mTLS requires one (--cert, --key)."
+    from datetime import UTC, datetime
+
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    try:
+        c = x509.load_pem_x509_certificate(cert.read_bytes())
+    except (OSError, ValueError):
+        return f"Offered {cert} (not readable as a PEM certificate)."
+    notes = []
+    now = datetime.now(UTC)
+    if c.not_valid_after_utc < now:
+        notes.append(f"it expired on {c.not_valid_after_utc:%Y-%m-%d}")
+    elif c.not_valid_before_utc > now:
+        notes.append(f"it is valid only from {c.not_valid_before_utc:%Y-%m-%d}")
+    try:
+        if ExtendedKeyUsageOID.CLIENT_AUTH not in c.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value:
+            notes.append("it is not for client authentication (extended key usage)")
+    except x509.ExtensionNotFound:
+        pass
+    found = "; " + "; ".join(notes) if notes else "; if the server did not say why: revoked, or from a CA it does " \
+                                                    "not trust? Its log says which"
+    from adapter.gateway.pki import hsa_id_from_certificate
+
+    hsa_id = hsa_id_from_certificate(c)
+    issuer = c.issuer.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return (f"Offered {cert} (HSA-id {hsa_id or 'none'}, issued by "
+            f"{issuer[0].value if issuer else 'an unnamed CA'!s}){found}.")
 
 
 def contract_test(
@@ -62,7 +96,7 @@ def contract_test(
     Exit status 0 when no case failed, 1 when a case failed, 2 when the command line or the
     declaration cannot be used.
     """
-    console = Console(stderr=True)
+    console = stderr_console()
     try:
         decl = declaration.load(data)
         verify = tls_context(cert, key, ca)
@@ -74,7 +108,13 @@ def contract_test(
         console.print(f"[red]contract-test:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(code=EXIT_UNUSABLE) from None
 
-    result = runner.run(decl, contract, options, report_console.progress(console), report_console.starting(console))
+    try:
+        result = runner.run(decl, contract, options, report_console.progress(console),
+                            report_console.starting(console))
+    except runner.ConnectionProblem as exc:
+        console.print(f"[red]contract-test: cannot connect to the producer[/red] {escape(exc.url)}\n"
+                      f"  {escape(exc.why)}\n  {escape(offered(cert))}\nNo case was run.", highlight=False)
+        raise typer.Exit(code=EXIT_UNUSABLE) from None
     report_console.summary(console, result)
     if junit:
         report_junit.write(result, junit)

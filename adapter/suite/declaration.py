@@ -72,6 +72,39 @@ class LoadProfile:
     def lasting(self, seconds: float) -> LoadProfile:
         return dataclasses.replace(self, basic_seconds=seconds, endurance_seconds=seconds, ramp_seconds=seconds)
 
+    def seconds(self, number: str) -> float:
+        """How long the load of case `number` (6.1.1, 6.1.2, 6.2.1) lasts."""
+        return {"6.1.1": self.basic_seconds, "6.1.2": self.endurance_seconds, "6.2.1": self.ramp_seconds}[number]
+
+    def threads(self, number: str) -> int:
+        """The most threads case `number` runs at once."""
+        return {"6.1.1": self.basic_threads, "6.1.2": self.endurance_threads, "6.2.1": self.ramp_to}[number]
+
+    def plan(self, number: str) -> str:
+        """The load case `number` runs with this profile, in words: "5 threads for 30 min"."""
+        if number == "6.2.1":
+            return f"{self.ramp_from} to {self.ramp_to} threads over {duration(self.ramp_seconds)}"
+        return f"{self.threads(number)} threads for {duration(self.seconds(number))}"
+
+    def shortfalls(self) -> list[str]:
+        """Where this profile is lighter than the official suite's (shorter or fewer threads): a run with any
+        is not valid for the self-declaration."""
+        official = LoadProfile()
+        return [f"{n}: {self.plan(n)} instead of {official.plan(n)}" for n in LOAD_CASES
+                if self.seconds(n) < official.seconds(n) or self.threads(n) < official.threads(n)
+                or (n == "6.2.1" and self.ramp_from < official.ramp_from)]
+
+
+LOAD_CASES = ("6.1.1", "6.1.2", "6.2.1")
+
+
+def duration(seconds: float) -> str:
+    """Seconds in words as a tester reads them: "2 s", "180 s", "30 min", "1 h 30 min"."""
+    if seconds < 600 or seconds % 60:
+        return f"{seconds:g} s"
+    hours, minutes = divmod(int(seconds) // 60, 60)
+    return " ".join(part for part in (f"{hours} h" if hours else "", f"{minutes} min" if minutes else "") if part)
+
 
 @dataclass
 class ContractDeclaration:

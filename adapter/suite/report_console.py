@@ -7,6 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from adapter.suite.cases import Case, Session
+from adapter.suite.declaration import LOAD_CASES
 from adapter.suite.results import CaseResult, Status, SuiteResult
 
 _STYLE = {Status.PASSED: "green", Status.FAILED: "bold red", Status.SKIPPED: "yellow"}
@@ -35,18 +36,17 @@ def starting(console: Console):
     def announce(session: Session, case: Case) -> None:
         if case.family != 6:
             return
-        load = session.load
-        plan = {"6.1.1": f"{load.basic_threads} threads for {load.basic_seconds:g} s",
-                "6.1.2": f"{load.endurance_threads} threads for {load.endurance_seconds:g} s",
-                "6.2.1": f"{load.ramp_from} to {load.ramp_to} threads over {load.ramp_seconds:g} s, then recovery"}
+        plan = session.load.plan(case.number) if case.number in LOAD_CASES else "under load"
+        then = ", then recovery" if case.number == "6.2.1" else ""
         console.print(f"[dim]…   {escape(session.contract.title)} {escape(case.number)} {escape(case.title)}: "
-                      f"{plan.get(case.number, 'under load')}[/dim]", highlight=False)
+                      f"{escape(plan)}{then}[/dim]", highlight=False)
 
     return announce
 
 
 def summary(console: Console, result: SuiteResult) -> None:
-    table = Table(title="Contract suite summary")
+    mark = result.declaration_mark
+    table = Table(title="Contract suite summary" + (f" ({mark})" if mark else ""))
     table.add_column("contract")
     table.add_column("service address", overflow="fold")
     for status in Status:
@@ -58,6 +58,11 @@ def summary(console: Console, result: SuiteResult) -> None:
     total = result.counts()
     table.add_row("all", "", *(str(total[s]) for s in Status), style="bold")
     console.print(table)
+    if mark:
+        console.print(f"[bold yellow]{escape(mark)}[/bold yellow]: family 6 ran a lighter load than the official "
+                      "suite's; run without --quick and --load-seconds for the self-declaration.", highlight=False)
+        for shortfall in result.not_for_declaration:
+            console.print(f"  [yellow]{escape(shortfall)}[/yellow]", highlight=False)
     if result.failed:
         failed = Table(title="Failed cases", show_lines=True)
         failed.add_column("contract")

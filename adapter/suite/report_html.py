@@ -10,8 +10,9 @@ from pathlib import Path
 from lxml import etree
 
 from adapter.rivta import xml
+from adapter.suite.chart_svg import PERCENTILES, load_chart
 from adapter.suite.exchange import MAX_ANSWER_BYTES, MAX_DEPTH, Exchange, decode
-from adapter.suite.results import CaseResult, Status, SuiteResult
+from adapter.suite.results import CaseResult, LoadRun, Status, SuiteResult
 
 EXCERPT = 3000  # characters of each request and answer shown
 SHOWN = 4  # exchanges shown in full per case (plus every one a failure names)
@@ -26,6 +27,15 @@ details{border:1px solid #ddd;border-radius:4px;margin:.3rem 0;padding:.3rem .6r
 details.failed-case{border-color:#b00020}summary{cursor:pointer}
 pre{background:#f7f7f7;padding:.5rem;overflow-x:auto;white-space:pre-wrap;word-break:break-all;font-size:.8rem}
 .meta td:first-child{font-weight:bold}.dim{color:#666}
+.summary td:nth-child(2){overflow-wrap:anywhere}.summary{max-width:100%}
+.meta td{overflow-wrap:anywhere}
+.not-valid{background:#fff4d6;color:#6b4500;border:2px solid #b36b00;border-radius:4px;padding:.1rem .5rem;
+font-size:1rem;vertical-align:middle}
+.warning{background:#fff4d6;border-left:6px solid #b36b00;padding:.5rem .8rem}
+.load{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start;margin:.5rem 0}
+.load table{flex:0 0 auto}.load td:nth-child(2){text-align:right;white-space:nowrap}
+.load figure{flex:1 1 36rem;margin:0;min-width:0;max-width:52rem}
+.load figcaption{font-size:.85rem;color:#555}
 """
 
 
@@ -57,6 +67,36 @@ def _exchange(ex: Exchange) -> str:
             f"</details><details open><summary>answer (excerpt)</summary><pre>{answer}</pre></details>")
 
 
+def _breakable(url: str) -> str:
+    """A long address escaped, with line-break opportunities after its slashes (a table cell may wrap it)."""
+    return escape(url).replace("/", "/<wbr>")
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms" if seconds < 0.01 else f"{seconds * 1000:.0f} ms"
+
+
+def _figures(run: LoadRun) -> list[tuple[str, str]]:
+    failed = sum(run.failed)
+    elapsed = max(run.elapsed, 0.001)
+    return [("load run", run.plan), ("calls", f"{run.calls}"), ("calls per second", f"{run.calls / elapsed:.1f}"),
+            ("threads at most", f"{max((n for _, n in run.threads), default=0)}"),
+            ("average", _ms(sum(run.seconds) / run.calls)),
+            *((f"p{p}" + (" (median)" if p == 50 else ""), _ms(run.percentile(p))) for p in PERCENTILES),
+            ("slowest", _ms(max(run.seconds))), ("failed calls", f"{failed}")]
+
+
+def _load(case: CaseResult) -> str:
+    """The load case's figures beside the chart of its response times over the run."""
+    assert case.load is not None
+    rows = "".join(f"<tr><td>{escape(k)}</td><td>{escape(v)}</td></tr>" for k, v in _figures(case.load))
+    chart = load_chart(case.load, f"{case.contract.title} {case.name}: response times over the run")
+    return (f"<div class=\"load\"><table class=\"figures\"><tr><th colspan=\"2\">figures</th></tr>{rows}</table>"
+            f"<figure>{chart}<figcaption>Response times of the {case.load.calls} calls by when they were sent: "
+            "median and slowest per time bucket, the whole run's percentiles as dashed lines, threads running "
+            "against the right-hand axis.</figcaption></figure></div>")
+
+
 def _case(case: CaseResult) -> str:
     status = case.status.value
     parts = [f"<details class=\"{'failed-case' if case.status is Status.FAILED else ''}\""
@@ -67,6 +107,8 @@ def _case(case: CaseResult) -> str:
     if case.reasons:
         label = "Why it failed" if case.status is Status.FAILED else "Why it was skipped"
         parts.append(f"<p><b>{label}</b></p><ul>" + "".join(f"<li>{escape(r)}</li>" for r in case.reasons) + "</ul>")
+    if case.load is not None and case.load.calls:
+        parts.append(_load(case))
     if case.notes:
         parts.append("<p><b>Notes</b></p><ul>" + "".join(f"<li>{escape(n)}</li>" for n in case.notes) + "</ul>")
     named = [ex for ex in case.exchanges if any(r.startswith(f"{ex.label}:") for r in case.reasons)]
@@ -91,17 +133,27 @@ def to_html(result: SuiteResult) -> str:
             ("declaration", ", ".join(result.declaration)), *result.options.items()]
     total = result.counts()
     verdict = "FAILED" if total[Status.FAILED] else "PASSED"
+    mark = result.declaration_mark
     out = ["<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
-           "<title>NPÖ contract suite report</title>", f"<style>{_CSS}</style></head><body>",
-           f"<h1>NPÖ contract suite report: <span class=\"{verdict.lower()}\">{verdict}</span></h1>",
-           "<table class=\"meta\">" + "".join(f"<tr><td>{escape(k)}</td><td>{escape(v)}</td></tr>" for k, v in meta)
-           + "</table>",
-           "<h2>Summary</h2><table><tr><th>contract</th><th>service address</th><th>passed</th><th>failed</th>"
-           "<th>skipped</th></tr>"]
+           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+           f"<title>NPÖ contract suite report: {verdict}{' (' + escape(mark) + ')' if mark else ''}</title>",
+           f"<style>{_CSS}</style></head><body>",
+           f"<h1>NPÖ contract suite report: <span class=\"{verdict.lower()}\">{verdict}</span>"
+           + (f" <span class=\"not-valid\">{escape(mark)}</span>" if mark else "") + "</h1>"]
+    if mark:
+        out.append("<div class=\"warning\"><p><b>This run is not valid for the self-declaration.</b> "
+                   + ("It was a quick run (--quick): " if result.quick else "")
+                   + "the non-functional cases (family 6) ran a lighter load than the official suite's. Run the "
+                   "suite without --quick and --load-seconds for the self-declaration.</p><ul>"
+                   + "".join(f"<li>{escape(s)}</li>" for s in result.not_for_declaration) + "</ul></div>")
+    out += ["<table class=\"meta\">" + "".join(f"<tr><td>{escape(k)}</td><td>{escape(v)}</td></tr>"
+                                                 for k, v in meta) + "</table>",
+            "<h2>Summary</h2><table class=\"summary\"><tr><th>contract</th><th>service address</th><th>passed</th>"
+            "<th>failed</th><th>skipped</th></tr>"]
     for contract in result.contracts:
         c = result.counts(contract.key)
         out.append(f"<tr><td><a href=\"#{contract.name}-{contract.major}\">{escape(contract.title)}</a></td>"
-                   f"<td>{escape(result.endpoints.get(contract.key, ''))}</td><td class=\"passed\">"
+                   f"<td>{_breakable(result.endpoints.get(contract.key, ''))}</td><td class=\"passed\">"
                    f"{c[Status.PASSED]}</td><td class=\"failed\">{c[Status.FAILED]}</td>"
                    f"<td class=\"skipped\">{c[Status.SKIPPED]}</td></tr>")
     out.append(f"<tr><th>all</th><th></th><th>{total[Status.PASSED]}</th><th>{total[Status.FAILED]}</th>"

@@ -30,10 +30,15 @@ def to_xml(result: SuiteResult) -> bytes:
                                  tests=str(len(cases)), failures=str(counts[Status.FAILED]),
                                  skipped=str(counts[Status.SKIPPED]), errors="0",
                                  time=f"{sum(c.seconds for c in cases):.3f}",
-                                 timestamp=result.started.isoformat(timespec="seconds"))
+                                 timestamp=result.contract_started.get(contract.key, result.started)
+                                 .isoformat(timespec="seconds"))
         props = etree.SubElement(suite, "properties")
         etree.SubElement(props, "property", name="endpoint", value=_clean(result.endpoints.get(contract.key, "")))
         etree.SubElement(props, "property", name="declaration", value=_clean(", ".join(result.declaration)))
+        etree.SubElement(props, "property", name="quick", value="true" if result.quick else "false")
+        validity = (f"NOT VALID ({result.declaration_mark}): " + "; ".join(result.not_for_declaration)
+                    if result.not_for_declaration else "valid")
+        etree.SubElement(props, "property", name="self-declaration", value=_clean(validity))
         for case in cases:
             tc = etree.SubElement(suite, "testcase", classname=f"{contract.name}.family{case.number.split('.')[0]}",
                                   name=_clean(case.name), time=f"{case.seconds:.3f}")

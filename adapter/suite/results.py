@@ -10,6 +10,29 @@ from adapter.rivta.contracts import Contract
 from adapter.suite.exchange import Exchange
 
 
+@dataclass
+class LoadRun:
+    """One load case's calls as they happened, for the figures and the chart of the HTML report."""
+
+    plan: str  # the load actually run, in words ("5 threads for 2 s")
+    elapsed: float = 0.0  # seconds from the first call sent to the last answer
+    started: list[float] = field(default_factory=list)  # per call: seconds from the start of the load
+    seconds: list[float] = field(default_factory=list)  # per call: its response time
+    failed: list[bool] = field(default_factory=list)  # per call: counted as a problem (error, mixed-up, slow)
+    threads: list[tuple[float, int]] = field(default_factory=list)  # (seconds from start, threads running)
+
+    @property
+    def calls(self) -> int:
+        return len(self.seconds)
+
+    def percentile(self, p: float) -> float:
+        """The p-th percentile (0-100) of the response times in seconds, nearest rank; 0 without calls."""
+        if not self.seconds:
+            return 0.0
+        ordered = sorted(self.seconds)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
+
+
 class Status(StrEnum):
     PASSED = "passed"
     FAILED = "failed"
@@ -27,6 +50,7 @@ class CaseResult:
     notes: list[str] = field(default_factory=list)  # what the tester may want in the self-declaration
     exchanges: list[Exchange] = field(default_factory=list)
     seconds: float = 0.0
+    load: LoadRun | None = None  # family 6: every call's timing
 
     @property
     def name(self) -> str:
@@ -41,6 +65,18 @@ class SuiteResult:
     declaration: tuple[str, ...] = ()
     options: dict[str, str] = field(default_factory=dict)
     cases: list[CaseResult] = field(default_factory=list)
+    contract_started: dict[str, datetime] = field(default_factory=dict)  # contract key -> its first case began
+    quick: bool = False  # --quick: family 6 for seconds
+    not_for_declaration: list[str] = field(default_factory=list)  # why the run is no evidence for the
+    # self-declaration (a load lighter than the official suite's); empty: it is
+
+    @property
+    def declaration_mark(self) -> str:
+        """What every report says about the run's use for the self-declaration (empty when it is valid)."""
+        if not self.not_for_declaration:
+            return ""
+        kind = "QUICK RUN" if self.quick else "SHORTENED LOAD"
+        return f"{kind}: not valid for the self-declaration"
 
     @property
     def failed(self) -> list[CaseResult]:

@@ -12,6 +12,7 @@ from datetime import datetime
 
 import httpx
 
+from adapter.rivta import client as rivta
 from adapter.suite import cases as suite_cases
 from adapter.suite.cases import Case, CaseContext, Session, Skipped
 from adapter.suite.declaration import ContractDeclaration, Declaration, DeclarationError, LoadProfile, covered
@@ -45,6 +46,28 @@ def service_url(decl: ContractDeclaration, endpoint: str | None) -> str:
     return url if url.endswith("/rivtabp21") else url + decl.contract.url_path
 
 
+class ConnectionProblem(Exception):
+    """The producer cannot be reached at all (refused, unknown host, TLS refused either way): one error for the run
+    instead of every case failing alike."""
+
+    def __init__(self, url: str, why: str) -> None:
+        super().__init__(f"{url}: {why}")
+        self.url, self.why = url, why
+
+
+async def check_connections(urls: Sequence[str], options: RunOptions) -> None:
+    """Connect once to each producer (scheme, host and port) before the first case: `ConnectionProblem` if one
+    cannot be reached."""
+    origins: dict[tuple[str, str, int | None], str] = {}
+    for url in urls:
+        u = httpx.URL(url)
+        origins.setdefault((u.scheme, u.host, u.port), url)
+    for url in origins.values():
+        why = await rivta.check_connection(url, options.verify, timeout=options.timeout)
+        if why is not None:
+            raise ConnectionProblem(url, why)
+
+
 def _matches(number: str, prefixes: Sequence[str]) -> bool:
     return any(number == p or number.startswith(p.rstrip(".") + ".") for p in prefixes)
 
@@ -58,6 +81,7 @@ async def run_contract(decl: ContractDeclaration, options: RunOptions, load: Loa
                        progress: Progress | None = None, starting: Starting | None = None) -> None:
     url = service_url(decl, options.endpoint)
     result.endpoints[decl.contract.key] = url
+    result.contract_started[decl.contract.key] = datetime.now().astimezone()
     connections = max(load.ramp_to, load.basic_threads, load.endurance_threads) + 5
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     async with httpx.AsyncClient(verify=options.verify, trust_env=False, limits=limits,
@@ -76,7 +100,7 @@ async def run_contract(decl: ContractDeclaration, options: RunOptions, load: Loa
 
 
 async def _run_case(case: Case, session: Session, options: RunOptions) -> CaseResult:
-    out = CaseResult(session.contract, case.number, case.title, case.description, Status.PASSED)
+    out = CaseResult(session.contract, case.number, case.title, case.described(session.load), Status.PASSED)
     declared = session.decl.skip.get(case.number)
     if declared or _matches(case.number, options.skip):
         out.status = Status.SKIPPED
@@ -92,7 +116,7 @@ async def _run_case(case: Case, session: Session, options: RunOptions) -> CaseRe
     except Exception as exc:  # a defect in the suite must not end the run: the case reports it
         ctx.fail(f"the suite could not run this case ({type(exc).__name__}: {exc})")
     out.seconds = time.perf_counter() - started
-    out.exchanges, out.notes = ctx.exchanges, ctx.notes
+    out.exchanges, out.notes, out.load = ctx.exchanges, ctx.notes, ctx.load_run
     if ctx.failures and out.status is not Status.SKIPPED:
         out.status = Status.FAILED
         out.reasons.extend(ctx.failures)
@@ -109,9 +133,10 @@ async def run_async(declaration: Declaration, contract: str = "all", options: Ru
         "load": f"{load.basic_threads} threads {load.basic_seconds:g} s; {load.endurance_threads} threads "
                 f"{load.endurance_seconds:g} s; ramp {load.ramp_from}→{load.ramp_to} threads {load.ramp_seconds:g} s",
         "seed": str(options.seed),
-    })
+    }, quick=options.quick, not_for_declaration=load.shortfalls())
     for decl in chosen:
         service_url(decl, options.endpoint)  # refuse a missing address before any case runs
+    await check_connections([service_url(decl, options.endpoint) for decl in chosen], options)
     for decl in chosen:
         await run_contract(decl, options, load, result, progress, starting)
     result.finished = datetime.now().astimezone()

@@ -21,7 +21,7 @@ from adapter.consumer.pdl import access_log
 from adapter.consumer.pdl.decide import Hidden, UserContext
 from adapter.consumer.pdl.soap_call import PdlServiceError, ServiceRefused
 from adapter.consumer.staff_settings import reason_problem
-from adapter.consumer.summary import summarise
+from adapter.consumer.summary import newest_first
 from adapter.consumer.view import to_bundle
 from adapter.rivta.contracts import INFORMATION_TYPES
 from adapter.ui.errors import ApiError
@@ -147,9 +147,7 @@ def to_out(ov: Overview) -> OverviewAnswer:
 
 
 def _newest_first(ov: Overview, contract: str) -> list[RecordSummary]:
-    """By the date shown (e.g. start of treatment), not the authoring time the overview sorts by; undated last."""
-    rows = [RecordSummary(**summarise(r)) for r in ov.records[contract]]
-    return sorted(rows, key=lambda r: r.date, reverse=True)
+    return [RecordSummary(**line) for line in newest_first(ov.records[contract])]
 
 
 def notice_kind(text: str) -> NoticeKind:

@@ -18,8 +18,11 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.engine import Engine
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from adapter import logs
 from adapter.consumer.fetch import FaultMemory
 from adapter.consumer.overview import ConsumerConfig, new_client
+from adapter.health import Readiness
+from adapter.ops import consumer_health, health_endpoints
 from adapter.ui import api, signin
 from adapter.ui.errors import ApiError, InternalErrors, SecurityHeaders, api_error, invalid_request
 from adapter.ui.guard import EmergencyLimit
@@ -52,8 +55,10 @@ TAGS = [
 ]
 
 
-def create_ui_app(config: ConsumerConfig, engine: Engine, *, log_flush_interval: float = 30.0) -> FastAPI:
-    """The app; `log_flush_interval`: seconds between rounds of sending the access-log queue (StoreLog)."""
+def create_ui_app(config: ConsumerConfig, engine: Engine, *, log_flush_interval: float = 30.0,
+                  readiness: Readiness | None = None) -> FastAPI:
+    """The app; `log_flush_interval`: seconds between rounds of sending the access-log queue (StoreLog);
+    `readiness`: what /health/ready checks (default: the store and the consumer's CRLs)."""
     flusher = LogFlusher(config, engine, log_flush_interval)
 
     @contextlib.asynccontextmanager
@@ -84,6 +89,11 @@ def create_ui_app(config: ConsumerConfig, engine: Engine, *, log_flush_interval:
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts(config)))
     app.add_middleware(InternalErrors)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(logs.RequestContext)  # outermost: a correlation id for each request and its overview
+    if readiness is None:
+        readiness = consumer_health(engine, config)[1]
+    for path, endpoint in health_endpoints(readiness):
+        app.add_route(path, endpoint, methods=["GET"], include_in_schema=False)  # type: ignore[arg-type]
     app.include_router(signin.router)
     app.include_router(api.router)
 

@@ -4,6 +4,7 @@ plain HTTP only for that demo."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import uvicorn
@@ -38,10 +39,12 @@ def uvicorn_config(app: FastAPI, *, host: str = "127.0.0.1", port: int = 8700, t
     if refusal:
         raise ValueError(refusal)
     # lifespan on: it runs the access-log sender; no access log lines (paths only, but nothing to gain)
-    return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on",
-                          server_header=False, ssl_certfile=str(tls_cert) if tls_cert else None,
+    # log_config=None: uvicorn's own lines go through adapter/logs.py (text or JSON) like everything else
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, log_config=None, access_log=False,
+                          lifespan="on", server_header=False, ssl_certfile=str(tls_cert) if tls_cert else None,
                           ssl_keyfile=str(tls_key) if tls_key else None)
 
 
-def run_ui(app: FastAPI, **options) -> None:
-    uvicorn.Server(uvicorn_config(app, **options)).run()
+def run_ui(app: FastAPI, sock: socket.socket | None = None, **options) -> None:
+    """Serve until stopped; on `sock` when given (bound before the command said where it serves)."""
+    uvicorn.Server(uvicorn_config(app, **options)).run(sockets=[sock] if sock is not None else None)

@@ -34,20 +34,26 @@ def test_answer_log_names_caller_contract_address_count_and_correlation_id(gatew
     assert not [r for r in caplog.records if r.levelno >= logging.INFO and PNR in r.getMessage()]
 
 
-def test_consumer2_is_named_and_a_missing_correlation_id_is_shown_as_such(gateway, pki, caplog):
+def test_consumer2_is_named_and_a_missing_correlation_id_is_made_logged_and_echoed(gateway, pki, caplog):
     caplog.set_level(logging.INFO)
     with client(pki, "consumer2") as c:
-        ids(ask(c, gateway.url))
+        resp = ask(c, gateway.url)
+    ids(resp)
+    made = resp.headers[CORRELATION]
+    assert str(uuid.UUID(made)) == made
     [line] = answer_lines(caplog)
-    assert "2 records to consumer SE2321000016-9KHR" in line and "correlation id -" in line
+    assert "2 records to consumer SE2321000016-9KHR" in line and f"correlation id {made})" in line
 
 
 def test_a_personnummer_smuggled_into_the_headers_is_not_logged(gateway, pki, caplog):
     caplog.set_level(logging.DEBUG)
     with client(pki, "platform") as c:
-        ids(ask(c, gateway.url, {CORRELATION: PNR, "x-rivta-original-serviceconsumer-hsaid": PNR}))
+        resp = ask(c, gateway.url, {CORRELATION: PNR, "x-rivta-original-serviceconsumer-hsaid": PNR})
+    ids(resp)
+    made = resp.headers[CORRELATION]  # a correlation id that could hold a personnummer is replaced by a new one
+    assert str(uuid.UUID(made)) == made
     [line] = answer_lines(caplog)
-    assert "correlation id (not shown)" in line and "original consumer (not shown)" in line
+    assert f"correlation id {made})" in line and "original consumer (not shown)" in line
     assert not [r for r in caplog.records if r.levelno >= logging.INFO and PNR in r.getMessage()]
 
 

@@ -10,6 +10,7 @@ from lxml import etree
 from typer.testing import CliRunner
 
 from adapter.suite import report_html, runner
+from adapter.suite.chart_svg import load_chart
 from adapter.suite.cli import contract_test
 from adapter.suite.results import Status
 from tests.suite.conftest import DEMO_DECLARATION
@@ -53,6 +54,12 @@ def test_answers_mixed_up_under_concurrency_fail_the_load_case(broken_producer, 
     assert load.status is Status.FAILED, load.notes
     assert any("were not the patient's own answer" in r for r in load.reasons), load.reasons
     assert any(ex.label == "under load: an answer holding another patient's records" for ex in load.exchanges)
+    # the chart marks the buckets whose calls failed, as many as the run counted
+    assert load.load is not None and any(load.load.failed)
+    svg = etree.fromstring(load_chart(load.load, "6.1.1"))
+    width = float(svg.get("data-bucket-seconds", "nan"))
+    failing = {int(t // width) for t, bad in zip(load.load.started, load.load.failed, strict=True) if bad}
+    assert len(svg.findall("{http://www.w3.org/2000/svg}circle[@class='failed']")) == len(failing)
 
 
 def test_the_reports_name_the_failure_and_the_exit_status_is_non_zero(broken_producer, tmp_path):

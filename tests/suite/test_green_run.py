@@ -45,6 +45,11 @@ def test_all_five_contracts_pass_against_our_producer_over_mtls(tls_producer, pk
         assert int(suite.get("tests")) - int(suite.get("skipped")) >= 30, name
     page = html.read_text(encoding="utf-8")
     assert "NPÖ contract suite report: <span class=\"passed\">PASSED</span>" in page
+    # a quick run passes, but says in every report that it is no evidence for the self-declaration
+    assert '<span class="not-valid">QUICK RUN: not valid for the self-declaration</span>' in page
+    assert "5 threads for 30 minutes" not in page and "5 threads for 1 s, endurance" in page
+    assert "QUICK RUN: not valid for the self-declaration" in result.output
+    assert all(s.find("properties/property[@name='quick']").get("value") == "true" for s in suites.values())
     assert "<b>1.2.1</b>" in page and "GetCareDocumentation 2.1" in page
     assert "&lt;r:GetDiagnosis&gt;" in page  # requests are shown, escaped
     assert not any(tag in page for tag in ("<script", "<link", " src=", "@import"))  # self-contained

@@ -15,6 +15,7 @@ from datetime import datetime
 import httpx
 from lxml import etree
 
+from adapter import metrics
 from adapter.consumer.pdl.services import NationalService, schema
 from adapter.mapping.timefmt import SWEDEN
 from adapter.rivta import client as rivta
@@ -88,7 +89,9 @@ async def call(client: httpx.AsyncClient, url: str, service: NationalService, lo
         raise invalid_answer(service, exc.reason) from None
     except rivta.RivtaCallError as exc:  # Unreachable, Timeout, HttpStatus: the wording is the client's
         raise _unavailable(service, exc.reason) from exc
-    return _answer(service, reply.answer)
+    answer = _answer(service, reply.answer)
+    metrics.NATIONAL_CALLS.labels(service.name, "answered").inc()
+    return answer
 
 
 def result_code(result: etree._Element | None, ns: str) -> str:
@@ -102,6 +105,7 @@ def require_success(service: NationalService, code: str, result: etree._Element 
         log.debug("%s result %s: %s", service.name, code, result.findtext(f"{{{ns}}}resultText") if result is not None
                   else None)
         log.warning("%s refused the request: result code %s", service.name, code)
+        metrics.NATIONAL_CALLS.labels(service.name, "refused").inc()
         raise ServiceRefused(service.name, code)
 
 
@@ -126,4 +130,5 @@ def _error_path(s: etree.XMLSchema) -> str:
 
 def _unavailable(service: NationalService, reason: str) -> ServiceUnavailable:
     log.warning("%s unavailable: %s", service.name, reason)
+    metrics.NATIONAL_CALLS.labels(service.name, "unavailable").inc()
     return ServiceUnavailable(service.name, reason)

@@ -14,6 +14,7 @@ from adapter.suite import exchange
 from adapter.suite import records as R
 from adapter.suite.declaration import ContractDeclaration, LoadProfile, Patient
 from adapter.suite.exchange import Answer, Caller, Exchange
+from adapter.suite.results import LoadRun
 
 DEFAULT = object()  # "the declared consumer" for CaseContext.ask(consumer=...)
 MAX_PARTS = 50  # partial answers (hasMore) followed by `ask` before the case gives up on the producer
@@ -31,6 +32,7 @@ class Case:
     run: Callable[[CaseContext], Awaitable[None]]
     contracts: tuple[str, ...] = ()  # contract keys the case is written for; empty: every contract
     when: Callable[[Contract], bool] | None = None  # which contracts it applies to, by what their description says
+    describe: Callable[[LoadProfile], str] | None = None  # family 6: the description for the load actually run
 
     @property
     def family(self) -> int:
@@ -39,6 +41,10 @@ class Case:
     @property
     def sort_key(self) -> tuple[int, ...]:
         return tuple(int(p) for p in self.number.split("."))
+
+    def described(self, load: LoadProfile) -> str:
+        """The description of the case as it runs with `load` (family 6 names the load actually run)."""
+        return self.describe(load) if self.describe else self.description
 
     def applies_to(self, contract: Contract) -> bool:
         return (not self.contracts or contract.key in self.contracts) and (self.when is None or self.when(contract))
@@ -65,6 +71,7 @@ class CaseContext:
         self.exchanges: list[Exchange] = []
         self.failures: list[str] = []
         self.notes: list[str] = []
+        self.load_run: LoadRun | None = None  # family 6: every call's timing, for the report's chart
 
     @property
     def decl(self) -> ContractDeclaration:

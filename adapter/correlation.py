@@ -1,0 +1,55 @@
+"""The platform's correlation id (`x-skltp-correlation-id`), carried through a request or an overview.
+
+NTjP sets the header on every call it routes, so one id follows a call from the consumer through the platform to
+the producer. The producer reads it on every call (and makes one when it is absent); the consumer makes one per
+overview and sends it on every call it makes (adapter/rivta/client.py reads it from here). Log lines carry it
+(adapter/logs.py), and the producer echoes it in its answer's header.
+
+An id from the network is taken only when it cannot hold a personnummer: one that could is replaced by a new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import uuid
+from collections.abc import Iterator
+from contextvars import ContextVar
+
+from adapter.privacy import may_hold_personnummer
+
+HEADER = "x-skltp-correlation-id"
+
+_current: ContextVar[str | None] = ContextVar("npo_correlation_id", default=None)
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_TOKEN = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+
+
+def new() -> str:
+    return str(uuid.uuid4())
+
+
+def accepted(value: str | None) -> str | None:
+    """`value` when it is usable as a correlation id (a UUID, or a short token that cannot be a personnummer)."""
+    if value is None:
+        return None
+    value = value.strip()
+    if _UUID.match(value) or (_TOKEN.match(value) and not may_hold_personnummer(value)):
+        return value
+    return None
+
+
+def current() -> str | None:
+    """The correlation id of the request or overview in hand, if any."""
+    return _current.get()
+
+
+@contextlib.contextmanager
+def scope(value: str | None = None) -> Iterator[str]:
+    """Within the block, `current()` is `value` (a new id when None)."""
+    value = value or new()
+    token = _current.set(value)
+    try:
+        yield value
+    finally:
+        _current.reset(token)
