@@ -405,15 +405,19 @@ def overview(
     consent_given: bool = typer.Option(False, "--consent", help="Register the patient's consent for your unit"),
     emergency: str | None = typer.Option(None, "--emergency", help="Emergency access, with the reason"),
     as_json: bool = typer.Option(False, "--json", help="Print the FHIR Bundle"),
+    full: bool = typer.Option(False, "--full", help="Print every record whole: its text, attachments, author"),
+    record: str | None = typer.Option(None, "--record", metavar="DOCUMENT-ID",
+                                      help="Only this record, whole (only it is shown and logged)"),
     config_path: Path = ConsumerOpt,
     store: str | None = StoreOpt,
 ) -> None:
-    """A patient's overview from every source, with PDL applied and the access logged."""
+    """A patient's overview from every source, with PDL applied and the access logged. Each source is reported as
+    it answers; the tables follow when every source answered or the deadline passed."""
     import asyncio
 
     from adapter.consumer.overview import (
         AccessOrigin,
-        build_overview,
+        overview_stream,
         patient_type_of,
         register_unit_consent,
     )
@@ -444,11 +448,53 @@ def overview(
         except PdlServiceError as exc:
             _fail(f"the consent service could not be reached ({exc.reason}); nothing was registered or shown")
     origin = AccessOrigin("cli", None, "local", assignment.name)
-    ov = asyncio.run(build_overview(config, engine, user, patient, ptype, emergency_reason=emergency, origin=origin))
+
+    async def as_it_comes():
+        told: set = set()
+        last = None
+        async for ov in overview_stream(config, engine, user, patient, ptype, emergency_reason=emergency,
+                                        origin=origin, only_document=record):
+            _print_progress(ov, told)
+            last = ov
+        return last
+
+    ov = asyncio.run(as_it_comes())
     if as_json:
         typer.echo(to_bundle(ov).model_dump_json(indent=2))
         return
-    _print_overview(ov, assignment.name)
+    if record is not None:
+        found = [r for recs in ov.records.values() for r in recs]
+        for notice in ov.notices:
+            console.print(f"[yellow]![/yellow] {escape(notice)}", highlight=False)
+        if not found:
+            console.print(f"no record with document id {escape(record)} is shown in this overview", highlight=False)
+            raise typer.Exit(code=1)
+        from adapter.consumer.summary import summarise
+        for r in found:
+            _print_record(r.contract.label, summarise(r, config.names))
+        return
+    _print_overview(ov, assignment.name, config.names, full=full)
+
+
+def _print_progress(ov, told: set) -> None:
+    """A line per source as it answers (and, first, which are asked): a hung producer holds only itself."""
+    from adapter.consumer.fetch import Outcome
+
+    if not told and ov.pending and not ov.complete:
+        console.print(f"Hämtar från {len(ov.pending)} källor: {escape(', '.join(s.name for s in ov.pending))}",
+                      highlight=False)
+    for source in dict.fromkeys(r.source for r in ov.sources):
+        if source in told:
+            continue
+        told.add(source)
+        results = [r for r in ov.sources if r.source == source]
+        failed = [r for r in results if r.outcome is Outcome.FAILED]
+        shown = sum(n for (s, _), n in ov.shown_from.items() if s == source)
+        mark = "[red]✗[/red]" if failed else "[green]✓[/green]"
+        said = f"{shown} uppgifter visas" if shown else "inget att visa"
+        if failed:
+            said += f"; misslyckades för {len(failed)} av {len(results)} informationsmängder"
+        console.print(f"{mark} {escape(source.name)} ({source.logical_address}): {said}", highlight=False)
 
 
 def _consumer_config(path: Path):
@@ -461,32 +507,75 @@ def _consumer_config(path: Path):
         _fail(str(exc))
 
 
-def _print_overview(ov, assignment_name: str) -> None:
-    from adapter.consumer.fetch import Outcome
-    from adapter.consumer.summary import newest_first
+def _print_overview(ov, assignment_name: str, names=None, *, full: bool = False) -> None:
+    from rich.text import Text
+
+    from adapter.consumer.summary import empty_text, newest_first, source_rows, tab_notices
     from adapter.rivta.contracts import INFORMATION_TYPES
 
-    console.print(f"[bold]Patientöversikt[/bold] {ov.patient_id} - {assignment_name}"
+    console.print(f"[bold]Patientöversikt[/bold] {ov.patient_id} - {escape(assignment_name)}"
                   + (" - [red]NÖDÅTKOMST[/red]" if ov.emergency else ""))
     for notice in ov.notices:
-        console.print(f"[yellow]![/yellow] {notice}", highlight=False)
+        console.print(f"[yellow]![/yellow] {escape(notice)}", highlight=False)
     for contract in INFORMATION_TYPES:
-        table = Table(title=contract.label, title_justify="left")
-        for col in ("Datum", "Uppgift", "Vårdenhet", "Källa", "Åtkomst"):
+        # clinical text is text, never markup: every cell is a Text, so "[red]" in a note stays "[red]"
+        table = Table(title=f"{contract.label} ({len(ov.records[contract.key])})", title_justify="left")
+        for col in ("Datum", "Uppgift", "Vem", "Vårdenhet", "Källa", "Åtkomst"):
             table.add_column(col)
-        for s in newest_first(ov.records[contract.key]):
-            table.add_row(s["date"], s["text"], s["unit"], s["source"], s["basis"])
-        if not ov.records[contract.key]:
-            table.add_row("-", "inga uppgifter", "", "", "")
+        lines = newest_first(ov.records[contract.key], names)
+        for s in lines:
+            table.add_row(Text(" ".join(p for p in (s["date"], s["time"]) if p) or "-"), Text(s["text"]),
+                          Text(", ".join(p for p in (s["author"], s["profession"]) if p)),
+                          _named(s["unit"], s["care_unit"]), _named(s["source_name"], s["source"]), Text(s["basis"]))
+        if not lines:
+            table.add_row("-", Text(empty_text(ov, contract, names)), "", "", "", "")
         console.print(table)
-    status = Table(title="Källor", title_justify="left")
-    for col in ("Källa", "Informationstyp", "Status", "Orsak"):
+        for _kind, text in tab_notices(ov, contract, names):
+            console.print(Text("  ! " + text), highlight=False)
+        if full:
+            for s in lines:
+                _print_record(contract.label, s)
+    status = Table(title="Källor och status", title_justify="left")
+    for col in ("Källa", "Informationsmängd", "Status", "Orsak"):
         status.add_column(col)
-    for r in ov.sources:
-        colour = {Outcome.DATA: "green", Outcome.NONE: "white", Outcome.FAILED: "red"}[r.outcome]
-        status.add_row(r.source.name, r.contract.label, f"[{colour}]{r.outcome.value}[/{colour}]",
-                       r.reason)
+    for row in source_rows(ov):
+        colour = {"failed": "red", "pending": "yellow"}.get(row["status"], "green" if row["shown"] else "white")
+        status.add_row(_named(row["source"], row["address"]), Text(row["information_type"]),
+                       Text(row["text"], style=colour), Text(row["reason"]))
     console.print(status)
+
+
+def _named(name: str, hsa_id: str):
+    """A name with its HSA-id below it, or the HSA-id alone."""
+    from rich.text import Text
+
+    if not name or name == hsa_id:
+        return Text(hsa_id)
+    return Text.assemble(name, "\n", (hsa_id, "dim"))
+
+
+def _print_record(label: str, s: dict) -> None:
+    """One record whole: the text as written (line breaks kept), attachments, who, where, from which source."""
+    from rich.text import Text
+
+    when = " ".join(p for p in (s["date"], s["time"]) if p)
+    console.print(Text.assemble(("── " + label, "bold"), f" {when} ", (f"dokument-id {s['document_id']}", "dim")))
+    console.print(Text(s["full_text"] or s["text"]), highlight=False)
+    for n, a in enumerate(s["attachments"], 1):
+        what = {"image": "bild", "file": "fil", "text": "text", "link": "länk", "reference": "referens (inte https)",
+                "unreadable": "oläslig bilaga"}[a["kind"]]
+        size = f", {len(a['data']) * 3 // 4 // 1024 or 1} kB" if a["data"] else ""
+        console.print(Text(f"  Bilaga {n}: {what} ({a['media_type']}{size})"
+                           + (f" {a['url']}" if a["url"] else "")), highlight=False)
+        if a["text"]:
+            console.print(Text(a["text"]), highlight=False)
+    who = ", ".join(p for p in (s["author"], s["profession"], s["author_time"]) if p)
+    if who:
+        console.print(Text(f"  Dokumenterad av: {who}"), highlight=False)
+    giver = f"{s['care_giver_name']} ({s['care_giver']})" if s["care_giver_name"] else s["care_giver"]
+    source = f"{s['source_name']} ({s['source']})" if s["source_name"] else s["source"]
+    console.print(Text(f"  Vårdenhet: {s['unit']} ({s['care_unit']}); vårdgivare: {giver}; källa: {source}; "
+                       f"åtkomst: {s['basis']}"), highlight=False)
 
 
 @app.command()

@@ -95,6 +95,9 @@ def _times(rec: etree._Element, contract) -> tuple[set[str], tuple[str | None, s
     elif contract.name == "GetCareDocumentation":
         days = (author + all_text(f"{h}/c:documentTime") + all_text(f"{h}/c:legalAuthenticator/c:signatureTime")
                 + all_text(".//c:dissentintOpinion/c:authorTime"))
+    elif contract.name == "GetVaccinationHistory":
+        days = (author + all_text(f"{h}/c:documentTime") + all_text(f"{h}/c:legalAuthenticator/c:signatureTime")
+                + all_text(".//c:registrationRecord/c:date"))
     elif contract.name in ("GetFunctionalStatus", "GetCarePlans"):
         days = all_text(f"{h}/c:documentTime")
     else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -82,23 +83,64 @@ class FaultMemory:
 async def fetch_all(client: httpx.AsyncClient, sources: list[Source], patient_id: str, patient_type: str,
                     settings: FetchSettings = FetchSettings(), faults: FaultMemory | None = None,
                     contracts: tuple[Contract, ...] = INFORMATION_TYPES) -> list[SourceResult]:
+    """Every source's results, in the order of `sources` and `contracts`, once all are in (or the deadline)."""
+    by_source: dict[Source, list[SourceResult]] = {}
+    async for batch in fetch_by_source(client, sources, patient_id, patient_type, settings, faults, contracts):
+        by_source[batch.source] = batch.results
+    return [r for s in sources for r in by_source[s]]
+
+
+@dataclass
+class SourceBatch:
+    """One source's results for every contract asked, released together."""
+
+    source: Source
+    results: list[SourceResult]
+
+
+async def fetch_by_source(client: httpx.AsyncClient, sources: list[Source], patient_id: str, patient_type: str,
+                          settings: FetchSettings = FetchSettings(), faults: FaultMemory | None = None,
+                          contracts: tuple[Contract, ...] = INFORMATION_TYPES) -> AsyncIterator[SourceBatch]:
+    """Each source's results as soon as every contract asked of it answered or failed, in the order the sources
+    finish, so one hung producer holds only itself; at the deadline the sources still waiting come with their
+    unanswered contracts failed. A source's contracts are released together, never one by one: the moment
+    a single contract's answer was released would otherwise tell which kind of information a block notice
+    that appears with it is about (PDL: the user may learn only that blocked information exists at a care
+    giver)."""
     faults = faults or FaultMemory()
-    jobs = {(s, c): asyncio.create_task(_fetch_one(client, s, c, patient_id, patient_type, settings, faults))
-            for s in sources for c in contracts}
-    done, pending = await asyncio.wait(jobs.values(), timeout=settings.deadline)
-    for task in pending:
-        task.cancel()
-    results = []
-    for (s, c), task in jobs.items():
-        if task in done and not task.cancelled() and task.exception() is None:
-            results.append(task.result())
-        elif task in done and task.exception() is not None:
-            metrics.observe_consumer(s.name, c.key, metrics.INTERNAL, settings.deadline)
-            results.append(SourceResult(s, c, Outcome.FAILED, f"internal error ({type(task.exception()).__name__})"))
-        else:
-            metrics.observe_consumer(s.name, c.key, metrics.DEADLINE, settings.deadline)
-            results.append(SourceResult(s, c, Outcome.FAILED, f"no answer within the {settings.deadline:g} s deadline"))
-    return results
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.deadline
+
+    async def one_source(s: Source) -> SourceBatch:
+        jobs = {c: asyncio.create_task(_fetch_one(client, s, c, patient_id, patient_type, settings, faults))
+                for c in contracts}
+        try:
+            await asyncio.wait(jobs.values(), timeout=max(0.0, deadline - loop.time()))
+        finally:
+            for task in jobs.values():
+                if not task.done():
+                    task.cancel()
+        results = []
+        for c, task in jobs.items():
+            if task.done() and not task.cancelled() and task.exception() is None:
+                results.append(task.result())
+            elif task.done() and not task.cancelled():
+                metrics.observe_consumer(s.name, c.key, metrics.INTERNAL, settings.deadline)
+                results.append(SourceResult(s, c, Outcome.FAILED,
+                                            f"internal error ({type(task.exception()).__name__})"))
+            else:
+                metrics.observe_consumer(s.name, c.key, metrics.DEADLINE, settings.deadline)
+                results.append(SourceResult(s, c, Outcome.FAILED,
+                                            f"no answer within the {settings.deadline:g} s deadline"))
+        return SourceBatch(s, results)
+
+    waiting = [asyncio.create_task(one_source(s)) for s in sources]
+    try:
+        for next_done in asyncio.as_completed(waiting):
+            yield await next_done
+    finally:
+        for task in waiting:
+            task.cancel()
 
 
 async def _fetch_one(client: httpx.AsyncClient, source: Source, contract: Contract, patient_id: str,

@@ -5,7 +5,8 @@ these descriptions; adding a contract version means adding one entry to CONTRACT
 `module` slug names:
 
 - adapter/mapping/fhir_to_rivta/<module>.py  MAPS: which FHIR resources publish records of the contract
-- adapter/mapping/rivta_to_fhir/<module>.py  convert (record -> FHIR), summary (one line for people) and,
+- adapter/mapping/rivta_to_fhir/<module>.py  convert (record -> FHIR), summary (for people: the
+                                             record's whole text and its date; views shorten it) and,
                                              optionally, rules (what the schema cannot say)
 - adapter/demo/<module>.py                   resources (demo data), optional
 
@@ -75,6 +76,8 @@ class RecordPaths:
     author_time: tuple[str, ...]
     unit_name: tuple[str, ...]
     approved_for_patient: tuple[str, ...]
+    author_name: tuple[str, ...]
+    author_role: tuple[str, ...]  # the role's display name, else its original text
 
 
 def _patient_summary_paths(header: str, source_system: str) -> RecordPaths:
@@ -89,6 +92,9 @@ def _patient_summary_paths(header: str, source_system: str) -> RecordPaths:
         author_time=(f"{prof}/c:authorTime",),
         unit_name=(f"{prof}/c:healthcareProfessionalOrgUnit/c:orgUnitName",),
         approved_for_patient=(f"{h}/c:approvedForPatient",),
+        author_name=(f"{prof}/c:healthcareProfessionalName",),
+        author_role=(f"{prof}/c:healthcareProfessionalRoleCode/c:displayName",
+                     f"{prof}/c:healthcareProfessionalRoleCode/c:originalText"),
     )
 
 
@@ -106,6 +112,8 @@ def _jol_paths(header: str) -> RecordPaths:
         author_time=(f"{h}/c:author/c:timestamp", f"{h}/c:record/c:timestamp"),
         unit_name=(f"{h}/c:author/c:orgUnit/c:orgUnitName",),
         approved_for_patient=(f"{acl}/c:approvedForPatient",),
+        author_name=(f"{h}/c:author/c:name",),
+        author_role=(f"{h}/c:author/c:byRole/c:displayName", f"{h}/c:author/c:byRole/c:originalText"),
     )
 
 
@@ -404,6 +412,63 @@ GET_CARE_PLANS = Contract(
     label="Vårdplan",
 )
 
+_GVH_ADM = ".//c:vaccinationMedicalRecordBody/c:administrationRecord"
+_GVH_REG = ".//c:vaccinationMedicalRecordBody/c:registrationRecord"
+
+GET_VACCINATION_HISTORY = Contract(
+    name="GetVaccinationHistory",
+    version="2.0",
+    domain=_AA,
+    core_ns=ACTOUTCOME_CORE,
+    record_element="vaccinationMedicalRecord",
+    header_element="vaccinationMedicalRecordHeader",
+    body_element="vaccinationMedicalRecordBody",
+    # the request spells these with a lower-case "id"; timePeriod is a DatePeriodType (start and end 0..1)
+    period_element="timePeriod",
+    care_unit_element="careUnitHSAid",
+    source_system_element="sourceSystemHSAid",
+    # TKB 7.1.4: documentTime, authorTime, signatureTime or registrationRecord.date within the period
+    filter_times=("documentTime", "authorTime", "signatureTime", "date"),
+    # TKB: nullified is 1..1 here (nullifiedReason only with nullified true, rules() checks both); no record
+    # element is 0..0 (gender's originalText is, also checked by rules())
+    forbidden=(),
+    ei_service_domain=f"riv:{_AA}",
+    ei_categorizations=("caa-gvh",),
+    module="vaccination_history",
+    label="Vaccinationer",
+    suite_cases=(
+        ContentCase("5.1", "signed", "En signerad post / a signed record (legalAuthenticator)",
+                    ".//c:legalAuthenticator/c:signatureTime", "a legalAuthenticator"),
+        ContentCase("5.2", "unsigned", "En osignerad post / an unsigned record (no legalAuthenticator)",
+                    "not(.//c:legalAuthenticator)", "no legalAuthenticator"),
+        ContentCase("5.4", "IsDoseComplete_true", "Full dos uppnådd / a complete dose (isDoseComplete true)",
+                    f"{_GVH_ADM}/c:isDoseComplete[normalize-space(.)='true' or normalize-space(.)='1']",
+                    "isDoseComplete true"),
+        ContentCase("5.5", "IsDoseComplete_false", "Delvaccination / an incomplete dose (isDoseComplete false)",
+                    f"{_GVH_ADM}/c:isDoseComplete[normalize-space(.)='false' or normalize-space(.)='0']",
+                    "isDoseComplete false"),
+        ContentCase("5.6", "VaccinationUnstructuredNote", "Ostrukturerad vaccinationsinformation / an "
+                    "unstructured note", f"{_GVH_REG}/c:vaccinationUnstructuredNote",
+                    "vaccinationUnstructuredNote"),
+        ContentCase("5.7", "vaccineName", "Vaccinets produktnamn / the vaccine's product name",
+                    f"{_GVH_ADM}/c:vaccineName", "vaccineName"),
+        ContentCase("5.8", "patientAdverseEffect", "Reaktion hos patienten / an adverse effect",
+                    f"{_GVH_REG}/c:patientAdverseEffect | {_GVH_ADM}/c:patientAdverseEffect",
+                    "patientAdverseEffect"),
+        ContentCase("5.9", "vaccineTargetDisease", "Sjukdom som vaccinet skyddar mot / a target disease",
+                    f"{_GVH_ADM}/c:vaccineTargetDisease", "vaccineTargetDisease"),
+        ContentCase("5.11", "IsNullified_false", "Ej makulerad post / a record not nullified (nullified false)",
+                    ".//c:vaccinationMedicalRecordHeader/c:nullified[normalize-space(.)='false' or "
+                    "normalize-space(.)='0']", "nullified false"),
+        ContentCase("5.12", "Performer", "Vem som vaccinerat / who administered the vaccination",
+                    f"{_GVH_ADM}/c:performer", "performer"),
+        ContentCase("5.13", "riskCategory", "Riskgrupp / a risk category", f"{_GVH_REG}/c:riskCategory",
+                    "riskCategory"),
+    ),
+    suite_note="5.10 IsNullified_true is not run: a FHIR Immunization marked entered-in-error withdraws its "
+    "record, so a record with nullified true is never served.",
+)
+
 CONTRACTS: tuple[Contract, ...] = (  # in the order NPÖ shows the information types
     GET_DIAGNOSIS,
     GET_MEDICATION_HISTORY,
@@ -411,6 +476,7 @@ CONTRACTS: tuple[Contract, ...] = (  # in the order NPÖ shows the information t
     GET_FUNCTIONAL_STATUS,
     GET_CARE_DOCUMENTATION,
     GET_CARE_DOCUMENTATION_3,
+    GET_VACCINATION_HISTORY,
 )
 
 BY_KEY: dict[str, Contract] = {c.key: c for c in CONTRACTS}

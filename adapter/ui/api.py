@@ -6,14 +6,18 @@ returned; if the access cannot be logged, nothing is shown (500).
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+import logging
+import uuid
+from collections.abc import AsyncIterator
 
-from adapter.consumer.fetch import Outcome
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response, StreamingResponse
+
 from adapter.consumer.overview import (
     ConsumerConfig,
+    Names,
     Overview,
-    build_overview,
+    overview_stream,
     patient_type_of,
     register_unit_consent,
 )
@@ -21,7 +25,7 @@ from adapter.consumer.pdl import access_log
 from adapter.consumer.pdl.decide import Hidden, UserContext
 from adapter.consumer.pdl.soap_call import PdlServiceError, ServiceRefused
 from adapter.consumer.staff_settings import reason_problem
-from adapter.consumer.summary import newest_first
+from adapter.consumer.summary import empty_text, newest_first, source_rows, tab_notices
 from adapter.consumer.view import to_bundle
 from adapter.rivta.contracts import INFORMATION_TYPES
 from adapter.ui.errors import ApiError
@@ -39,9 +43,12 @@ from adapter.ui.models import (
     RecordSummary,
     SourceStatus,
     StaffAssignment,
+    TabNotice,
 )
 
 FHIR_JSON = "application/fhir+json"
+NDJSON = "application/x-ndjson"
+log = logging.getLogger("adapter.ui")
 router = APIRouter(prefix="/api")
 
 _INVALID = {422: {"model": ErrorAnswer, "description": "A field was not accepted (named, never repeated)"}}
@@ -63,7 +70,9 @@ def _user(who: Caller, care_unit: str) -> UserContext:
     return UserContext(who.user.hsa_id, a.care_unit, a.care_giver, purpose=a.purpose, name=who.user.name)
 
 
-async def _overview(request: Request, body: OverviewRequest, who: Caller) -> Overview:
+def _overview_stream(request: Request, body: OverviewRequest, who: Caller) -> AsyncIterator[Overview]:
+    """The overview as it grows (`overview_stream`), after the request's checks: the user's own assignment, the
+    emergency reason and the hourly emergency limit."""
     user = _user(who, body.care_unit)
     reason = body.emergency_reason
     if reason is not None:
@@ -73,13 +82,21 @@ async def _overview(request: Request, body: OverviewRequest, who: Caller) -> Ove
         if not request.app.state.emergency_limit.take(user.employee_hsa_id):
             raise ApiError(429, "för många nödåtkomster den senaste timmen: kontakta din chef eller "
                                 "informationssäkerhetsansvarig")
+    return overview_stream(_config(request), request.app.state.engine, user, body.patient,
+                           patient_type_of(body.patient), emergency_reason=reason,
+                           faults=request.app.state.faults, client=request.app.state.client,
+                           origin=who.origin(who.own_assignment(body.care_unit)))
+
+
+async def _overview(request: Request, body: OverviewRequest, who: Caller) -> Overview:
+    last = None
     try:
-        return await build_overview(_config(request), request.app.state.engine, user, body.patient,
-                                    patient_type_of(body.patient), emergency_reason=reason,
-                                    faults=request.app.state.faults, client=request.app.state.client,
-                                    origin=who.origin(who.own_assignment(body.care_unit)))
+        async for last in _overview_stream(request, body, who):  # noqa: B007 (the last one is the whole overview)
+            pass
     except PdlServiceError as exc:
         raise ApiError(503, f"{exc.service} kunde inte nås ({exc.reason})") from None
+    assert last is not None and last.complete
+    return last
 
 
 @router.get("/assignments", tags=["staff"], summary="The signed-in user's own assignments (medarbetaruppdrag)",
@@ -93,7 +110,39 @@ async def assignments(who: Caller = Depends(caller)) -> list[StaffAssignment]:
              summary="A patient's overview from every source, PDL applied, the access logged",
              responses={**_AUTH, **_INVALID, **_LIMIT, **_SERVICE, **_INTERNAL})
 async def overview(request: Request, body: OverviewRequest, who: Caller = Depends(caller)) -> OverviewAnswer:
-    return to_out(await _overview(request, body, who))
+    return to_out(await _overview(request, body, who), _config(request).names)
+
+
+@router.post("/overview/stream", tags=["overview"], response_class=StreamingResponse,
+             summary="The same overview as it arrives: one JSON line per step (NDJSON), each a whole OverviewAnswer",
+             description="The first line has every source pending; a line follows each time a source has answered "
+                         "(all its information types) and PDL decided and logged what of it is shown; the last line "
+                         "is `complete` (every source answered, failed, or the deadline passed). A source that does "
+                         "not answer holds only itself. A failure after the first line ends the stream with an "
+                         "ErrorAnswer line; nothing more is shown.",
+             responses={200: {"description": "Newline-delimited JSON: OverviewAnswer lines, possibly one ErrorAnswer "
+                                             "last", "content": {NDJSON: {"schema": {
+                                                 "$ref": "#/components/schemas/OverviewAnswer"}}}},
+                        **_AUTH, **_INVALID, **_LIMIT, **_INTERNAL})
+async def overview_stream_lines(request: Request, body: OverviewRequest,
+                                who: Caller = Depends(caller)) -> StreamingResponse:
+    stream = _overview_stream(request, body, who)
+    names = _config(request).names
+
+    async def lines() -> AsyncIterator[bytes]:
+        try:
+            async for ov in stream:
+                yield to_out(ov, names).model_dump_json().encode() + b"\n"
+        except Exception as exc:  # the answer is under way: say so in the stream, without the exception's text
+            log_id = str(uuid.uuid4())
+            log.error("overview stream ended by an internal error, log id %s (%s)", log_id, type(exc).__name__)
+            log.debug("internal error, log id %s", log_id, exc_info=True)
+            yield ErrorAnswer(detail=f"Internt fel: ingen mer information visas (logg-id {log_id}).",
+                              errors=[]).model_dump_json().encode() + b"\n"
+        finally:
+            await stream.aclose()
+
+    return StreamingResponse(lines(), media_type=NDJSON, headers={"X-Accel-Buffering": "no"})
 
 
 @router.post("/overview/fhir", tags=["overview"], response_class=Response,
@@ -131,14 +180,17 @@ async def audit_verify(request: Request, _who: Caller = Depends(caller)) -> Audi
     return AuditVerification(entries=result.entries, ok=result.ok, problems=result.problems)
 
 
-def to_out(ov: Overview) -> OverviewAnswer:
-    tabs = [InformationTab(contract=c.key, title=c.label, records=_newest_first(ov, c.key))
+def to_out(ov: Overview, names: Names | None = None) -> OverviewAnswer:
+    names = names or Names()
+    pending = [s.name for s in ov.pending]
+    tabs = [InformationTab(contract=c.key, title=c.label, records=_newest_first(ov, c.key, names),
+                           notices=[TabNotice(kind=k, text=t) for k, t in tab_notices(ov, c, names)],
+                           empty_text=empty_text(ov, c, names))
             for c in INFORMATION_TYPES]
-    sources = [SourceStatus(source=r.source.name, contract=r.contract.key,
-                               information_type=r.contract.label, status=r.outcome.value,
-                               reason=r.reason if r.outcome is Outcome.FAILED else "")
-               for r in ov.sources]
+    sources = [SourceStatus(**row) for row in source_rows(ov)]
     return OverviewAnswer(
+        complete=ov.complete,
+        pending_sources=pending,
         emergency=ov.emergency,
         consent_needed=any(d.hidden is Hidden.NO_CONSENT for d in ov.decisions),
         blocked_care_givers=ov.blocked_care_givers,
@@ -146,8 +198,8 @@ def to_out(ov: Overview) -> OverviewAnswer:
         tabs=tabs, sources=sources)
 
 
-def _newest_first(ov: Overview, contract: str) -> list[RecordSummary]:
-    return [RecordSummary(**line) for line in newest_first(ov.records[contract])]
+def _newest_first(ov: Overview, contract: str, names: Names) -> list[RecordSummary]:
+    return [RecordSummary(**line) for line in newest_first(ov.records[contract], names)]
 
 
 def notice_kind(text: str) -> NoticeKind:

@@ -96,17 +96,53 @@ class SignedOut(BaseModel):
     redirect: str | None = Field(description="The provider's end-session address to send the browser to")
 
 
+class Attachment(BaseModel):
+    """A record's multimedia (a note's multimediaEntry, a care plan's content item)."""
+
+    kind: Literal["image", "text", "file", "link", "reference", "unreadable"] = Field(
+        description="image: PNG, JPEG or GIF in `data`, to show; text: text/plain, decoded into `text`; file: any "
+                    "other embedded type in `data`, to download, never to open in the page; link: an https "
+                    "reference in `url`; reference: any other reference, to show as text only; unreadable: "
+                    "embedded data that is not base64")
+    media_type: str = Field(description="As the record gives it, e.g. application/pdf")
+    name: str = Field(description="A file name for a download: the document id, the entry's number, an extension")
+    data: str = Field(description="Base64 (image and file), else empty")
+    text: str = Field(description="The decoded text (text), else empty")
+    url: str = Field(description="The reference (link and reference), else empty")
+
+
 class RecordSummary(BaseModel):
-    """One shown record, summarised for people."""
+    """One shown record, for people: a line for the table and the whole record for when it is opened."""
 
     date: str = Field(description="YYYY-MM-DD, empty when the record has no date")
-    text: str
-    unit: str = Field(description="The care unit's name (its HSA-id when the record names none)")
+    time: str = Field(description="HH:MM of the same moment, empty when only a date is known")
+    text: str = Field(description="The record in one line, at most 160 characters")
+    full_text: str = Field(description="The whole text (line breaks kept); plain text, never markup")
+    attachments: list[Attachment]
+    author: str = Field(description="Who documented it (healthcareProfessionalName), empty when not given")
+    profession: str = Field(description="The author's profession (healthcareProfessionalRoleCode), or empty")
+    author_time: str = Field(description="When it was documented: YYYY-MM-DD HH:MM (or the date alone)")
+    unit: str = Field(description="The care unit's name (its HSA-id when neither the record nor [names] has one)")
     care_unit: str = Field(description="HSA-id of the care unit the record belongs to")
     care_giver: str = Field(description="HSA-id of the care giver the record belongs to")
+    care_giver_name: str = Field(description="The care giver's name from [names], or empty")
     source: str = Field(description="HSA-id of the source system")
+    source_name: str = Field(description="The source system's name ([names], or the [[source]] with that "
+                                         "logical address), or empty")
     basis: str = Field(description="Access basis: egen vårdgivare, samtycke or nödåtkomst")
     document_id: str
+
+
+TabNoticeKind = Literal["consent", "blocked", "block-status-unknown", "failed", "pending"]
+
+
+class TabNotice(BaseModel):
+    """Why a tab may not show everything. Only `consent` is about this kind of information: blocked information
+    and information whose block status is unknown are told in the same words in every tab (PDL: the user may
+    learn that blocked information exists at a care giver, never its kind)."""
+
+    kind: TabNoticeKind
+    text: str
 
 
 class InformationTab(BaseModel):
@@ -115,6 +151,9 @@ class InformationTab(BaseModel):
     contract: str = Field(description="The RIVTA contract's name and major version, e.g. GetDiagnosis:2")
     title: str = Field(description="The tab's Swedish name, e.g. Diagnoser")
     records: list[RecordSummary]
+    notices: list[TabNotice] = Field(description="What exists but is not shown, and why; sources that failed or "
+                                                 "have not answered yet")
+    empty_text: str = Field(description="What the tab says when it shows no record")
 
 
 NoticeKind = Literal["blocked", "consent", "emergency", "failed", "service", "info"]
@@ -132,14 +171,26 @@ class Notice(BaseModel):
 
 
 class SourceStatus(BaseModel):
+    """What one source gave for one kind of information, in terms of what is shown: a source whose information
+    is all blocked reads exactly like one that had none."""
+
     source: str = Field(description="The source's name from the configuration")
+    address: str = Field(description="The source's logical address (HSA-id)")
     contract: str = Field(description="The RIVTA contract's name and major version, e.g. GetDiagnosis:2")
     information_type: str
-    status: Literal["data", "none", "failed"]
+    status: Literal["pending", "answered", "failed"] = Field(
+        description="pending: no answer yet; answered: it answered (see shown); failed: see reason")
+    shown: int = Field(description="Records shown from this source in this tab")
+    consent_needed: bool = Field(description="It holds information of this kind that the patient's consent or "
+                                             "emergency access would show")
     reason: str = Field(description="Why the source failed (no personal data); empty otherwise")
+    text: str = Field(description="The status for people, e.g. \"3 visas\", \"inget att visa\", \"väntar på "
+                                  "svar\"")
 
 
 class OverviewAnswer(BaseModel):
+    complete: bool = Field(description="Every source answered, failed or passed the deadline: nothing more comes")
+    pending_sources: list[str] = Field(description="Sources (names) that have not answered yet")
     emergency: bool = Field(description="The overview was opened with emergency access")
     consent_needed: bool = Field(description="Other care givers' information is hidden until the patient "
                                              "consents (POST /api/consent) or emergency access is used")

@@ -4,6 +4,7 @@ embedded mTLS server, plus a producer that never answers and one that is slow.""
 from __future__ import annotations
 
 import asyncio
+import base64
 import threading
 import time
 
@@ -95,3 +96,54 @@ class SlowProducer:
 
 
 __all__ = ["REGION_SOURCE", "SOURCE", "PNR"]
+
+
+# -- notes to read whole: a long one, pictures, files, links (tests of the staff page and `overview --full`) -------
+NOTES_SOURCE = "SE2120001231-SYS2"  # the municipality's second journal system
+PNG_1X1 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+PDF = "JVBERi0xLjQKJSBhIHRlc3QgZmlsZQo="  # "%PDF-1.4\n% a test file\n"
+LONG_NOTE = ("Hembesök: patienten uppger yrsel på morgonen. <script>alert('x')</script> ska stå som text.\n"
+             + " ".join(["Blodtryck 135/85 sittande, 118/70 stående efter en minut."] * 8)
+             + "\nPlan: följ upp om en vecka. SLUTET AV ANTECKNINGEN")
+
+
+def note(rid: str, title: str, attachment: dict, *, when: str = "2024-05-02T14:35:00+02:00", staff: int = 0,
+         patient: str = "pat-1", source: str = NOTES_SOURCE) -> dict:
+    """A DocumentReference as a municipal journal system writes it (demo staff as author)."""
+    return {
+        "resourceType": "DocumentReference", "id": rid,
+        "meta": {"source": f"urn:oid:1.2.752.129.2.1.4.1#{source}"},
+        "masterIdentifier": {"system": "urn:oid:1.2.752.129.2.1.2.1", "value": f"note-{rid}"},
+        "status": "current", "docStatus": "final",
+        "type": {"coding": [{"system": "urn:oid:1.2.752.129.2.2.2.11", "code": "bes", "display": "Besöksanteckning"}]},
+        "subject": {"reference": f"Patient/{patient}"}, "date": when,
+        "author": [{"reference": f"PractitionerRole/{WORLD_STAFF[staff]}-role"}],
+        "description": title, "content": [{"attachment": attachment}],
+    }
+
+
+WORLD_STAFF = ("ssk-asa", "ssk-jonas", "at-maria", "usk-omar")
+
+
+def notes_resources() -> list[dict]:
+    return [
+        note("long", "Hembesök", {"contentType": "text/plain; charset=utf-8",
+                                  "data": base64.b64encode(LONG_NOTE.encode()).decode()}),
+        note("picture", "Foto av sår", {"contentType": "image/png", "data": PNG_1X1},
+             when="2024-05-01T09:05:00+02:00"),
+        note("pdf", "Remissvar", {"contentType": "application/pdf", "data": PDF}, when="2024-04-30T08:00:00+02:00"),
+        note("link", "Vårdplan från regionen", {"contentType": "application/pdf",
+                                                "url": "https://dokument.example.se/vardplan/1"},
+             when="2024-04-29T08:00:00+02:00"),
+        note("plain-link", "Gammal länk", {"contentType": "application/pdf", "url": "http://intranat.example/x"},
+             when="2024-04-28T08:00:00+02:00"),
+    ]
+
+
+def store_of(folder, name: str, resources: list[dict]):
+    """A producer's store holding the demo organisation and patients plus `resources`."""
+    support = [e["resource"] for e in support_bundle()["entry"]]
+    (folder / f"{name}.json").write_bytes(orjson.dumps(bundle(*support, *resources)))
+    engine = open_store(f"sqlite:///{folder}/{name}.db")
+    assert not ingest(engine, [folder / f"{name}.json"]).rejected
+    return engine

@@ -85,3 +85,53 @@ def test_the_overview_is_logged_as_a_cli_access(tmp_path, pki):
     assert result.exit_code == 0, result.output
     entry = access_log.entries(open_store(store))[-1]
     assert entry["authenticated_by"] == "cli" and entry["assignment_name"] == "Akutmottagningen"
+
+
+def test_overview_prints_records_whole_by_name_and_one_record_alone(tmp_path, pki, monkeypatch):
+    """`overview --full` prints each record whole (text as text: markup in a note stays as written), with author,
+    profession, time and names; `--record` shows and logs that record alone; each source is told as it answers."""
+    import asyncio
+    from dataclasses import replace
+    from io import StringIO
+
+    from rich.console import Console
+
+    from adapter import cli
+    from adapter.consumer.fetch import Source
+    from adapter.consumer.overview import build_overview, overview_stream
+    from adapter.consumer.pdl.decide import UserContext
+    from adapter.gateway.tls import TlsContexts
+    from tests.consumer.producers import NOTES_SOURCE, note, notes_resources, store_of
+    from tests.consumer.world import ASSIGNMENTS, HOME, TOLVAN, running_world
+    from tests.gateway.conftest import TlsServer, tls_files
+
+    marked = note("markup", "Markup", {"contentType": "text/plain", "data": "W3JlZF1pbnRlIHLDtmR0Wy9yZWRd"})
+    store = open_store(f"sqlite:///{tmp_path}/log.db")
+    with running_world(tmp_path, pki) as world, \
+            TlsServer(store_of(tmp_path, "j2", [*notes_resources(), marked]), TlsContexts(tls_files(pki))) as j2:
+        config = replace(world.config, sources=(Source("Exempelby journal 2", j2.url, NOTES_SOURCE),))
+        user = UserContext("SE2321000016-L001", ASSIGNMENTS[0].care_unit, ASSIGNMENTS[0].care_giver)
+        buffer = StringIO()
+        monkeypatch.setattr(cli, "console", Console(file=buffer, width=300))
+
+        async def stream():
+            told: set = set()
+            async for ov in overview_stream(config, store, user, TOLVAN):
+                cli._print_progress(ov, told)
+            return ov
+
+        ov = asyncio.run(stream())
+        cli._print_overview(ov, ASSIGNMENTS[0].name, config.names, full=True)
+        before = access_log.count(store)
+        one = asyncio.run(build_overview(config, store, user, TOLVAN, only_document="note-markup"))
+    out = buffer.getvalue()
+    assert "Hämtar från 1 källor: Exempelby journal 2" in out
+    assert f"✓ Exempelby journal 2 ({NOTES_SOURCE}): 6 uppgifter visas" in out
+    assert "SLUTET AV ANTECKNINGEN" in out and "<script>alert('x')</script>" in out
+    assert "[red]inte rödt[/red]" in out  # text, never rich markup
+    assert "Dokumenterad av: Åsa Öberg, Sjuksköterska, 2024-05-02 14:35" in out
+    assert "2024-05-02 14:35" in out and "Hemtjänsten Ängsvägen" in out and HOME in out
+    assert "Bilaga 1: bild (image/png" in out and "länk (application/pdf) https://dokument.example.se/vardplan/1" in out
+    assert [r.document_id for recs in one.records.values() for r in recs] == ["note-markup"]
+    logged = access_log.entries(store)[before:]
+    assert [e["resource_types"] for e in logged] == [["GetCareDocumentation:2"]]

@@ -31,6 +31,9 @@ MUNICIPALITY = "SE2120001231-VG01"
 HOME, HOUSING = "SE2120001231-HT01", "SE2120001231-SB01"
 EMERGENCY_DEPARTMENT, GERIATRICS = "SE2321000016-AKUT", "SE2321000016-GER1"
 TOLVAN, MARTA, GORAN, PER = "191212121212", "194004019818", "193508199282", "195311262397"
+# the [names] table: a local stand-in for the HSA catalogue
+NAMES = {MUNICIPALITY: "Exempelby kommun", REGION_GIVER: "Region Exempel", HOME: "Hemtjänsten Ängsvägen",
+         "SE2120001231-SYS2": "Exempelby journal 2"}
 ASSIGNMENTS = (
     Assignment("Akutmottagningen, Region Exempel", EMERGENCY_DEPARTMENT, REGION_GIVER),
     Assignment("Geriatriska kliniken, Region Exempel", GERIATRICS, REGION_GIVER),
@@ -74,7 +77,7 @@ def running_world(folder: Path, pki: DevPki, assignments: tuple[Assignment, ...]
                 services=NationalServices(stubs.url("consent"), stubs.url("blocking"), stubs.url("log")),
                 client_cert=platform.cert, client_key=platform.key, ca=pki.ca_bundle,
                 fetch=FetchSettings(per_source_timeout=5, deadline=8), service_timeout=3,
-                assignments=assignments,
+                assignments=assignments, name_table=NAMES,
             )
             yield World(config, stubs, folder, municipality, region)
     finally:

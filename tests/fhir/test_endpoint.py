@@ -178,8 +178,8 @@ def test_a_transaction_is_all_or_nothing_and_the_outcome_names_the_entry(store, 
 def test_a_batch_stores_each_good_entry_on_its_own(store, fhir):
     bad = condition("c-b2", identifier="d-b2", source="not an hsa id!")
     body = transaction(put_entry(condition("c-b1", identifier="d-b1")), put_entry(bad),
-                       {"resource": {"resourceType": "Immunization", "id": "i1"},
-                        "request": {"method": "PUT", "url": "Immunization/i1"}},
+                       {"resource": {"resourceType": "Appointment", "id": "a1"},
+                        "request": {"method": "PUT", "url": "Appointment/a1"}},
                        put_entry(condition("c-b3", identifier="d-b3")), type_="batch")
     r = fhir.post("", body)
     assert r.status_code == 200, r.text
@@ -328,7 +328,7 @@ def test_errors_are_operation_outcomes_with_the_status_fhir_assigns(store, fhir)
     assert fhir.put("Condition/other-id", c).status_code == 400  # id in body and URL differ
     wrong = fhir.put("Condition/c-err", {**c, "subject": "Patient/pat-1"})
     assert wrong.status_code == 422 and issues(wrong)[0]["expression"][0].startswith("Condition.subject")
-    assert fhir.put("Immunization/i1", {"resourceType": "Immunization", "id": "i1"}).status_code == 404
+    assert fhir.put("Appointment/a1", {"resourceType": "Appointment", "id": "a1"}).status_code == 404
     assert fhir.get("Condition/unknown").status_code == 404
     xml = fhir.http.put(f"{fhir.base}/Condition/c-err", content=b"<Condition/>",
                         headers={"Content-Type": "application/fhir+xml"})

@@ -47,12 +47,13 @@ SAMPLES = Path(__file__).resolve().parents[1] / "contracts" / "samples"
 ICF = "http://hl7.org/fhir/sid/icf"
 NPL_PACK = "urn:oid:1.2.752.129.2.1.5.2"
 NOTE_CODES = "urn:oid:1.2.752.129.2.2.2.11"
-CLINICAL_TYPES = {"Condition", "Observation", "MedicationRequest", "MedicationStatement", "CarePlan",
+CLINICAL_TYPES = {"Condition", "Observation", "MedicationRequest", "MedicationStatement", "CarePlan", "Immunization",
                   "DocumentReference", "Composition"}
 # What each contract's record becomes (the main resource; then Provenance, then PractitionerRoles).
 MAIN_TYPE = {"GetDiagnosis:2": "Condition", "GetFunctionalStatus:2": "Condition",
              "GetMedicationHistory:2": "MedicationStatement", "GetCarePlans:2": "CarePlan",
-             "GetCareDocumentation:2": "DocumentReference", "GetCareDocumentation:3": "DocumentReference"}
+             "GetCareDocumentation:2": "DocumentReference", "GetCareDocumentation:3": "DocumentReference",
+             "GetVaccinationHistory:2": "Immunization"}
 
 
 # -- the pipeline --------------------------------------------------------------------------------------
@@ -123,7 +124,8 @@ def test_header_follows_ehds_tk(pipeline: Pipeline) -> None:
     secured = 0
     for (name, _), (main, provenance, *_roles) in pipeline.converted.items():
         assert main.meta.source == f"urn:oid:1.2.752.129.2.1.4.1#{WORLD.source_system}"
-        assert main.meta.profile[0].startswith("https://fhir.inera.se/ig/ehds-tk/StructureDefinition/inera-ehds-")
+        if name != "GetVaccinationHistory:2":  # EHDS-TK maps no vaccinations (mappings/GetVaccinationHistory.md)
+            assert main.meta.profile[0].startswith("https://fhir.inera.se/ig/ehds-tk/StructureDefinition/inera-ehds-")
         agents = {a.type.coding[0].code: a.who.identifier.value for a in provenance.agent}
         assert agents["custodian"] == WORLD.care_giver.hsa_id
         assert agents["author"] in {u.hsa_id for u in WORLD.units}
@@ -668,6 +670,44 @@ def _kind(res: dict) -> str:
     return rtype
 
 
+_AP = "performer.where(function.coding.code='AP').actor"
+_OP = "performer.where(function.coding.code='OP').actor"
+IMMUNIZATION = [
+    Field("source system", "meta.source", "meta.source"),
+    Field("patient id", "patient.resolve().identifier.value", "patient.identifier.value"),
+    Field("patient id system", "patient.resolve().identifier.system", "patient.identifier.system"),
+    Field("approvedForPatient=false", "meta.security.where(code='NOPATIENT').code",
+          "meta.security.where(code='NOPATIENT').code", present),
+    Field("administering HSA-id", f"{_AP}.{WHO}", f"{_AP}.identifier.value"),
+    Field("administering name", f"{_AP}.resolve().practitioner.display", f"{_AP}.display"),
+    Field("administering role", f"{_AP}.resolve().code.coding", f"{_AP}.resolve().code.coding", codings),
+    Field("ordering HSA-id", f"{_OP}.identifier.value", f"{_OP}.identifier.value"),
+    Field("ordering name", f"{_OP}.display", f"{_OP}.display"),
+    Field("author time", "recorded", "recorded", instants),
+    Field("care unit", f"{_AP}.resolve().organization.resolve().identifier.value",
+          "provenance('author').identifier.value"),
+    Field("care giver", f"{_AP}.resolve().organization.resolve().partOf.resolve().identifier.value",
+          "provenance('custodian').identifier.value"),
+    Field("care contact", "encounter.identifier.value", "encounter.identifier.value"),
+    Field("vaccination time", "occurrenceDateTime", "occurrenceDateTime", instants),
+    Field("signature time", f"extension('{SIG}').valueDateTime", f"extension('{SIG}').valueDateTime", instants),
+    Field("vaccine (NPL-id, ATC)", "vaccineCode.coding", "vaccineCode.coding", codings),
+    Field("batch", "lotNumber", "lotNumber"),
+    Field("manufacturer", "manufacturer.display", "manufacturer.display"),
+    Field("site", "site.coding", "site.coding", codings),
+    Field("route", "route.coding", "route.coding", codings),
+    Field("dose", "doseQuantity.value", "doseQuantity.value"),
+    Field("dose unit", "doseQuantity.code", "doseQuantity.code"),
+    Field("risk categories", "reasonCode.text", "reasonCode.text"),
+    Field("vaccination programme", "protocolApplied.series", "protocolApplied.series"),
+    Field("dose number", "protocolApplied.doseNumberPositiveInt", "protocolApplied.doseNumberPositiveInt"),
+    Field("doses in the series", "protocolApplied.seriesDosesPositiveInt", "protocolApplied.seriesDosesPositiveInt"),
+    Field("target disease", "protocolApplied.targetDisease.coding", "protocolApplied.targetDisease.coding", codings),
+    Field("reaction", "reaction.detail.resolve().code.coding", "reaction.detail.resolve().code.coding", codings),
+    Field("note", "note.text", "note.text"),
+    Field("narrative", "text.div", "text.div", lambda v: [re.sub(r"<[^>]+>|\\s+", "", str(x)) for x in v]),
+]
+
 SPECS: dict[str, tuple[str, str, list[Field]]] = {
     "Condition": ("GetDiagnosis:2", "Condition", DIAGNOSIS),
     "Condition-functional": ("GetFunctionalStatus:2", "Condition", FUNCTIONAL_CONDITION),
@@ -677,6 +717,7 @@ SPECS: dict[str, tuple[str, str, list[Field]]] = {
     "CarePlan": ("GetCarePlans:2", "CarePlan", CARE_PLAN),
     "DocumentReference": ("GetCareDocumentation:2", "DocumentReference", DOCUMENT_REFERENCE),
     "Composition": ("GetCareDocumentation:2", "DocumentReference", COMPOSITION),
+    "Immunization": ("GetVaccinationHistory:2", "Immunization", IMMUNIZATION),
 }
 
 # Not round-trippable: (path in the original, path in the rebuilt resource when it moved, reason).

@@ -4,14 +4,20 @@ against the consumer's world: producers over mTLS and the national services' sta
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import FastAPI
 
 from adapter.consumer.overview import ConsumerConfig
@@ -19,7 +25,7 @@ from adapter.ui import create_ui_app
 from adapter.ui.serve import uvicorn_config
 from tests.conftest import free_port
 from tests.consumer.world import running_world
-from tests.oidc.provider import OidcProvider, machine_token, sign_in, start_provider
+from tests.oidc.provider import STAFF, OidcProvider, machine_token, sign_in, start_provider
 from tests.stores import BACKENDS, engine_for
 
 
@@ -103,3 +109,53 @@ def anna(ui, oidc) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def anna_token(oidc) -> str:
     return machine_token(oidc, "anna")
+
+
+# -- the real browser (Debian's chromium driven by Playwright) -----------------------------------------------------
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def _missing() -> str | None:
+    if not CHROMIUM.exists():
+        return f"no {CHROMIUM} (apt-get install -y chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Playwright is not installed (pip install playwright; no `playwright install` needed)"
+    return None
+
+
+def spki_pin(cert_pem: Path) -> str:
+    cert = x509.load_pem_x509_certificate(cert_pem.read_bytes())
+    der = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+@pytest.fixture(scope="module")
+def browser(pki):
+    reason = _missing()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the browser test cannot run: {reason}", pytrace=False)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        pin = f"--ignore-certificate-errors-spki-list={spki_pin(pki.server_cert)}"
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, pin], timeout=30_000)
+        yield chromium
+        chromium.close()
+
+
+def browser_sign_in(page, url: str, who: str = "anna") -> None:
+    """Through the provider's login form, as staff do."""
+    from playwright.sync_api import expect
+
+    page.goto(url + "/")
+    page.get_by_role("link", name="Logga in").click()
+    page.get_by_label("Användarnamn").fill(who)
+    page.get_by_label("Lösenord").fill(STAFF[who]["password"])
+    page.get_by_role("button", name="Logga in").click()
+    expect(page.locator("#user-name")).not_to_be_empty()

@@ -80,9 +80,9 @@ def test_overview_with_consent_has_every_tab_in_order_with_readable_records(api)
     assert {r["basis"] for r in records(ov) if r["care_giver"] == REGION_GIVER} == {"egen vårdgivare"}
     assert any("<&>" in r["text"] for r in records(ov))  # as data, for the page to insert as text
     assert not ov["emergency"] and not ov["consent_needed"] and ov["blocked_care_givers"] == []
-    status = {(s["source"], s["contract"]): s["status"] for s in ov["sources"]}
-    assert status[("Exempelby kommun", "GetDiagnosis:2")] == "data"
-    assert status[("Region Exempel", "GetCarePlans:2")] == "none"
+    status = {(s["source"], s["contract"]): (s["status"], s["shown"] > 0) for s in ov["sources"]}
+    assert status[("Exempelby kommun", "GetDiagnosis:2")] == ("answered", True)
+    assert status[("Region Exempel", "GetCarePlans:2")] == ("answered", False)  # says what is shown, nothing more
 
 
 def test_emergency_access_is_flagged_and_blocked_information_named_by_care_giver_only(api):

@@ -38,7 +38,8 @@ def test_the_generator_writes_a_deterministic_document(tmp_path):
 def test_the_document_describes_every_operation_with_tags_summaries_and_error_models():
     doc = create_ui_app(some_config(), create_engine("sqlite://")).openapi()
     ops = {(path, method): op for path, item in doc["paths"].items() for method, op in item.items()}
-    assert set(ops) == {("/api/overview", "post"), ("/api/overview/fhir", "post"), ("/api/consent", "post"),
+    assert set(ops) == {("/api/overview", "post"), ("/api/overview/fhir", "post"), ("/api/overview/stream", "post"),
+                        ("/api/consent", "post"),
                         ("/api/assignments", "get"), ("/api/audit/verify", "get"), ("/api/session", "get"),
                         ("/auth/logout", "post")}
     for op in ops.values():
@@ -48,4 +49,7 @@ def test_the_document_describes_every_operation_with_tags_summaries_and_error_mo
         assert "503" in ops[key]["responses"]
         assert {"401", "403"} <= set(ops[key]["responses"])  # signed in, with the CSRF token, own assignment only
     assert "application/fhir+json" in ops[("/api/overview/fhir", "post")]["responses"]["200"]["content"]
+    stream = ops[("/api/overview/stream", "post")]["responses"]
+    assert stream["200"]["content"]["application/x-ndjson"]["schema"]["$ref"].endswith("/OverviewAnswer")
+    assert {"401", "403", "422", "429"} <= set(stream)
     assert "HTTPValidationError" not in doc["components"]["schemas"]  # FastAPI's default repeats the input

@@ -23,7 +23,6 @@ from adapter.mapping.rivta_to_fhir.common import (
     extension,
     ii,
     ii_identifier,
-    preview,
     read_header,
     signature_extension,
 )
@@ -150,7 +149,7 @@ def summary(first: Any, body: str, header: str) -> tuple[str, str | None]:
     note = f"{body}/c:clinicalDocumentNote"
     title = first(f"{note}/c:clinicalDocumentNoteTitle") or "Anteckning"
     text = first(f"{note}/c:clinicalDocumentNoteText")
-    return f"{title}: {preview(text) if text else '(bilaga)'}", first(f"{header}/c:documentTime")
+    return f"{title}: {text if text else '(bilaga)'}", first(f"{header}/c:documentTime")
 
 
 # -- the contract's own rules (TKB, schematron) that its schema cannot say --------------------------------------

@@ -20,7 +20,6 @@ from adapter.mapping.rivta_to_fhir.common import (
     Output,
     concept,
     extension,
-    preview,
     read_header,
 )
 from adapter.rivta.contracts import GET_FUNCTIONAL_STATUS as CONTRACT
@@ -100,7 +99,7 @@ def summary(first: Any, body: str, header: str) -> tuple[str, str | None]:
         what = first(f"{body}/c:disability/c:disabilityAssessment/c:displayName",
                      f"{body}/c:disability/c:disabilityAssessment/c:originalText")
         return f"Funktionsnedsättning: {what}", first(f"{header}/c:documentTime")
-    return f"PADL: {preview(first(f'{body}/c:comment') or 'bedömning av personlig ADL')}", \
+    return f"PADL: {first(f'{body}/c:comment') or 'bedömning av personlig ADL'}", \
         first(f"{header}/c:documentTime")
 
 

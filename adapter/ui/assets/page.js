@@ -12,9 +12,18 @@
     blocked: "Spärr:", consent: "Samtycke krävs:", emergency: "", failed: "Ofullständig översikt:",
     service: "Tjänst otillgänglig:", info: "",
   };
-  const STATUS_TEXT = { data: "uppgifter", none: "inga uppgifter", failed: "misslyckades" };
+  const ATTACHMENT_TEXT = { image: "Bild", file: "Fil", text: "Text", link: "Länk", reference: "Referens",
+    unreadable: "Bilaga" };
   let shownPatient = null;
   let csrf = null;  // the session's CSRF token, sent with every call
+  let running = null;  // the AbortController of the overview being read
+  const opened = new Set();  // records opened to their whole text, by document id, kept while the overview grows
+  const rowIds = new Map();  // document id -> a number for element ids, the same in every rendering
+
+  function rowId(documentId) {
+    if (!rowIds.has(documentId)) rowIds.set(documentId, rowIds.size + 1);
+    return rowIds.get(documentId);
+  }
 
   function el(tag, props, ...children) {
     const node = document.createElement(tag);
@@ -81,9 +90,8 @@
   }
 
   function busy(on, text) {
-    for (const b of document.querySelectorAll("button")) b.disabled = on;
-    byId("result").setAttribute("aria-busy", on ? "true" : "false");
-    say(on ? text : "");
+    for (const id of ["search-button", "consent-button", "emergency-button"]) byId(id).disabled = on;
+    if (text !== undefined) say(text);
   }
 
   function reportFailure(err) {
@@ -96,6 +104,8 @@
   }
 
   function clearResult() {
+    if (running) { running.abort(); running = null; }
+    opened.clear();
     byId("result").hidden = true;
     byId("tablist").replaceChildren();
     byId("panels").replaceChildren();
@@ -104,24 +114,72 @@
     shownPatient = null;
   }
 
+  // The overview arrives source by source (NDJSON, one whole overview per line): what is there is shown at once,
+  // the sources still waiting are marked, the last line is complete.
   async function search() {
     const emergency = fields.emergency.checked;
     if (!validate(emergency)) return;
     showError("");
     const body = who();
     if (emergency) body.emergency_reason = fields.reason.value.trim();
+    clearResult();
+    const controller = new AbortController();
+    running = controller;
     busy(true, "Hämtar översikten från alla källor…");
     try {
-      const overview = await call("POST", "/api/overview", body);
-      render(body.patient, overview);
-      say("Översikten är hämtad.");
+      const headers = { "Content-Type": "application/json", "Accept": "application/x-ndjson" };
+      if (csrf) headers["X-CSRF-Token"] = csrf;
+      const response = await fetch("/api/overview/stream", {
+        method: "POST", headers, body: JSON.stringify(body), credentials: "same-origin", cache: "no-store",
+        signal: controller.signal,
+      });
+      if (!response.ok) await failure(response);
+      let complete = false;
+      for await (const line of lines(response)) {
+        if (running !== controller) return;
+        if (typeof line.detail === "string") throw new Error(line.detail);
+        render(body.patient, line);
+        complete = line.complete;
+        say(complete ? "Översikten är hämtad." : "Visar det som har kommit. Väntar på svar från: "
+          + line.pending_sources.join(", ") + ".");
+      }
+      if (!complete) throw new Error("Översikten avbröts innan alla källor hade svarat. Sök igen.");
     } catch (err) {
-      clearResult();
+      if (err.name === "AbortError" || running !== controller) return;
+      if (err.status) clearResult();
       reportFailure(err);
-      say("");
+      if (!err.status) say("");
     } finally {
-      busy(false, "");
+      if (running === controller) { running = null; busy(false); }
     }
+  }
+
+  async function* lines(response) {
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffered = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      buffered += decoder.decode(value || new Uint8Array(), { stream: !done });
+      let end;
+      while ((end = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, end).trim();
+        buffered = buffered.slice(end + 1);
+        if (line) yield JSON.parse(line);
+      }
+      if (done) return;
+    }
+  }
+
+  async function failure(response) {
+    let data = null;
+    try { data = await response.json(); } catch (_) { data = null; }
+    const detail = data && typeof data.detail === "string" ? data.detail : "Okänt fel (HTTP " + response.status + ").";
+    if (response.status === 401) signedOut("Sessionen har gått ut. Logga in igen.");
+    const error = new Error(detail);
+    error.status = response.status;
+    error.fields = (data && Array.isArray(data.errors)) ? data.errors : [];
+    throw error;
   }
 
   async function registerConsent() {
@@ -152,11 +210,19 @@
   }
 
   function render(patient, ov) {
-    clearResult();
+    const selected = byId("tablist").querySelector("[aria-selected=true]");
+    const selectedId = selected ? selected.id : null;
+    const focused = document.activeElement && document.activeElement.id;
+    const sourcesOpen = byId("sources-details").open;
+    byId("tablist").replaceChildren();
+    byId("panels").replaceChildren();
+    byId("notices").replaceChildren();
+    byId("sources").replaceChildren();
     shownPatient = patient;
     const assignment = fields.assignment.options[fields.assignment.selectedIndex];
     byId("result-title").textContent = "Patient " + formatPatient(patient) + " – " + (assignment ? assignment.text : "");
     byId("emergency-flag").hidden = !ov.emergency;
+    byId("result").setAttribute("aria-busy", ov.complete ? "false" : "true");
 
     const notices = byId("notices");
     for (const n of ov.notices) {
@@ -170,12 +236,14 @@
 
     const tablist = byId("tablist");
     const panels = byId("panels");
+    let current = ov.tabs.findIndex((tab) => "tab-" + tab.contract.replace(":", "-") === selectedId);
+    if (current < 0) current = 0;
     ov.tabs.forEach((tab, i) => {
       const tabId = "tab-" + tab.contract.replace(":", "-");
       const panelId = "panel-" + tab.contract.replace(":", "-");
       const button = el("button", {
         type: "button", role: "tab", id: tabId, "aria-controls": panelId,
-        "aria-selected": i === 0 ? "true" : "false", tabindex: i === 0 ? "0" : "-1",
+        "aria-selected": i === current ? "true" : "false", tabindex: i === current ? "0" : "-1",
       }, tab.title + " (" + tab.records.length + ")");
       button.addEventListener("click", () => select(i));
       button.addEventListener("keydown", (e) => {
@@ -187,35 +255,104 @@
       });
       tablist.append(button);
       const panel = el("div", { role: "tabpanel", id: panelId, "aria-labelledby": tabId, tabindex: "0" });
-      panel.hidden = i !== 0;
+      panel.hidden = i !== current;
+      if (tab.notices.length) {
+        panel.append(el("ul", { class: "tab-notices" }, ...tab.notices.map((n) =>
+          el("li", { class: "notice notice-" + n.kind, "data-kind": n.kind, text: n.text }))));
+      }
       panel.append(records(tab));
       panels.append(panel);
     });
 
     const sources = byId("sources");
     for (const s of ov.sources) {
-      sources.append(el("tr", {},
-        el("td", { text: s.source }), el("td", { text: s.information_type }),
-        el("td", { class: "st-" + s.status, text: STATUS_TEXT[s.status] || s.status }),
+      sources.append(el("tr", { "data-source": s.source, "data-contract": s.contract },
+        el("td", {}, s.source, el("span", { class: "hsa", text: s.address })),
+        el("td", { text: s.information_type }),
+        el("td", { class: "st-" + s.status + (s.shown ? " st-shown" : ""), text: s.text }),
         el("td", { text: s.reason })));
     }
+    byId("sources-details").open = sourcesOpen;
     byId("result").hidden = false;
+    if (focused && byId(focused)) byId(focused).focus();
+  }
+
+  function named(name, hsaId) {
+    return name && name !== hsaId ? [name, el("span", { class: "hsa", text: hsaId })] : [hsaId];
   }
 
   function records(tab) {
-    if (!tab.records.length) return el("p", { class: "empty", text: "Inga uppgifter om " + tab.title.toLowerCase() + "." });
+    if (!tab.records.length) return el("p", { class: "empty", text: tab.empty_text });
     const body = el("tbody");
-    for (const r of tab.records) {
-      body.append(el("tr", { "data-record": r.document_id },
-        el("td", { class: "date", text: r.date || "–" }),
-        el("td", { class: "text", text: r.text }),
+    tab.records.forEach((r) => {
+      const detailId = "detail-" + tab.contract.replace(":", "-") + "-" + rowId(r.document_id);
+      const isOpen = opened.has(r.document_id);
+      const toggle = el("button", {
+        type: "button", class: "open", id: "open-" + detailId, "aria-expanded": isOpen ? "true" : "false",
+        "aria-controls": detailId,
+      }, isOpen ? "Stäng" : "Visa hela");
+      const who = [r.author, r.profession].filter(Boolean).join(", ");
+      const row = el("tr", { "data-record": r.document_id },
+        el("td", { class: "date" }, el("span", { class: "day", text: r.date || "–" }),
+          el("span", { class: "time", text: r.time })),
+        el("td", { class: "text" }, el("span", { class: "line", text: r.text }),
+          who ? el("span", { class: "who", text: who }) : "", toggle),
         el("td", { class: "unit" }, r.unit, el("span", { class: "hsa", text: r.care_unit })),
-        el("td", { class: "source", text: r.source }),
-        el("td", { class: "basis basis-" + basisClass(r.basis), text: r.basis })));
-    }
+        el("td", { class: "source" }, ...named(r.source_name, r.source)),
+        el("td", { class: "basis basis-" + basisClass(r.basis), text: r.basis }));
+      const detail = el("tr", { class: "detail", id: detailId, "data-detail": r.document_id },
+        el("td", { colspan: "5" }, ...(isOpen ? whole(r) : [])));
+      detail.hidden = !isOpen;
+      toggle.addEventListener("click", () => {
+        const open = toggle.getAttribute("aria-expanded") !== "true";
+        toggle.setAttribute("aria-expanded", open ? "true" : "false");
+        toggle.textContent = open ? "Stäng" : "Visa hela";
+        detail.firstChild.replaceChildren(...(open ? whole(r) : []));
+        detail.hidden = !open;
+        if (open) opened.add(r.document_id); else opened.delete(r.document_id);
+      });
+      body.append(row, detail);
+    });
     const head = el("thead", {}, el("tr", {},
       ...["Datum", "Uppgift", "Vårdenhet", "Källa", "Åtkomst"].map((h) => el("th", { scope: "col", text: h }))));
     return el("table", {}, el("caption", { class: "visually-hidden", text: tab.title }), head, body);
+  }
+
+  // The whole record: its text as written (as text, never markup), attachments, who wrote it, where, from where.
+  function whole(r) {
+    const out = [el("p", { class: "full-text", text: r.full_text || r.text })];
+    if (r.attachments.length) out.push(el("ul", { class: "attachments" }, ...r.attachments.map(attachment)));
+    const facts = [];
+    const who = [r.author, r.profession].filter(Boolean).join(", ");
+    if (who || r.author_time) facts.push(["Dokumenterad av", [who, r.author_time].filter(Boolean).join(", ")]);
+    facts.push(["Vårdenhet", r.unit + (r.unit !== r.care_unit ? " (" + r.care_unit + ")" : "")]);
+    facts.push(["Vårdgivare", r.care_giver_name ? r.care_giver_name + " (" + r.care_giver + ")" : r.care_giver]);
+    facts.push(["Källa", r.source_name ? r.source_name + " (" + r.source + ")" : r.source]);
+    facts.push(["Åtkomst", r.basis], ["Dokument-id", r.document_id]);
+    out.push(el("dl", { class: "facts" }, ...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })])));
+    return out;
+  }
+
+  function attachment(a) {
+    const item = el("li", { class: "attachment attachment-" + a.kind, "data-kind": a.kind });
+    const label = ATTACHMENT_TEXT[a.kind] + " (" + a.media_type + ")";
+    if (a.kind === "image") {
+      item.append(el("img", { src: "data:" + a.media_type + ";base64," + a.data, alt: label }));
+    } else if (a.kind === "text") {
+      item.append(el("strong", { text: label }), el("p", { class: "full-text", text: a.text }));
+    } else if (a.kind === "file") {
+      // downloaded, never opened in the page: an octet-stream Blob, whatever the record says the type is
+      const bytes = Uint8Array.from(atob(a.data), (c) => c.charCodeAt(0));
+      const url = URL.createObjectURL(new Blob([bytes], { type: "application/octet-stream" }));
+      item.append(el("a", { href: url, download: a.name, text: "Ladda ner " + a.name }), " " + label);
+    } else if (a.kind === "link" && /^https:\/\//i.test(a.url)) {
+      item.append(el("a", { href: a.url, rel: "noopener noreferrer", target: "_blank", text: a.url }), " " + label);
+    } else if (a.kind === "unreadable") {
+      item.append("Bilagan kunde inte läsas (" + a.media_type + ").");
+    } else {
+      item.append(label + ", öppnas inte härifrån (inte https): ", el("code", { text: a.url }));
+    }
+    return item;
   }
 
   function basisClass(basis) {
