@@ -19,6 +19,13 @@ class Settings(BaseSettings):
     max_xml_depth: int = 64
     # Longest wait for a request's body once its headers arrived (a slowloris caller is answered with 408).
     max_request_seconds: float = 10.0
+    # Contracts with partial answers (GetCareDocumentation 3.0, TKB hasMore) answer at most this many records,
+    # the newest first, and a hasMore reference for the rest.
+    max_records_per_answer: int = 500
+    # Fernet key (adapter.producer.paging.new_key() makes one)
+    # that protects hasMore references; unset, a random key per process (references do not survive a restart;
+    # replicas behind one logical address must share it).
+    paging_key: str | None = None
     # The FHIR endpoint's requests (a municipality's transaction Bundle may be large).
     max_fhir_request_bytes: int = 32 * 1024 * 1024
     max_fhir_request_seconds: float = 60.0

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from lxml import etree
 
 from adapter.rivta.contracts import Contract, DateRule
+from adapter.rivta.rules import first_text
 
 # contracts.py names the dissenting opinion's time by what it is; in the answer it is its authorTime.
 _TIME_ELEMENTS = {"dissentingOpinionTime": "authorTime"}
@@ -35,7 +36,7 @@ def header_text(rec: etree._Element, contract: Contract, path: str) -> str | Non
 
 
 def document_id(rec: etree._Element, contract: Contract) -> str:
-    return header_text(rec, contract, "documentId") or ""
+    return first_text(rec, contract, contract.paths.document_id) or ""
 
 
 def document_ids(recs: Iterable[etree._Element], contract: Contract) -> set[str]:
@@ -43,11 +44,11 @@ def document_ids(recs: Iterable[etree._Element], contract: Contract) -> set[str]
 
 
 def care_unit(rec: etree._Element, contract: Contract) -> str | None:
-    return header_text(rec, contract, "accountableHealthcareProfessional/healthcareProfessionalCareUnitHSAId")
+    return first_text(rec, contract, contract.paths.care_unit)
 
 
 def care_giver(rec: etree._Element, contract: Contract) -> str | None:
-    return header_text(rec, contract, "accountableHealthcareProfessional/healthcareProfessionalCareGiverHSAId")
+    return first_text(rec, contract, contract.paths.care_giver)
 
 
 def care_contact(rec: etree._Element, contract: Contract) -> str | None:
@@ -55,7 +56,7 @@ def care_contact(rec: etree._Element, contract: Contract) -> str | None:
 
 
 def source_system(rec: etree._Element, contract: Contract) -> str | None:
-    return header_text(rec, contract, contract.header_source_system_element)
+    return first_text(rec, contract, contract.paths.source_system)
 
 
 def chain_id(rec: etree._Element, contract: Contract) -> tuple[str, str | None] | None:
@@ -79,7 +80,11 @@ def _day(timestamp: str | None) -> str | None:
 
 
 def filter_days(rec: etree._Element, contract: Contract) -> set[str]:
-    """ANY_TIME_WITHIN: the days of every record time the date filter looks at."""
+    """ANY_TIME_WITHIN: the days of every record time the date filter looks at (at the description's
+    `filter_time_paths` when it gives them, else every element named like a filter time)."""
+    if contract.filter_time_paths:
+        found = (el.text for path in contract.filter_time_paths for el in rec.xpath(path, namespaces=_c(contract)))
+        return {d for text in found if (d := _day(text))}
     names = {_TIME_ELEMENTS.get(n, n) for n in contract.filter_times}
     return {d for el in rec.iter() if isinstance(el.tag, str) and etree.QName(el).localname in names
             if (d := _day(el.text))}
