@@ -57,7 +57,8 @@ class _Contacts:
             if n == 2:  # e.g. a visit about something the patient has not yet been told
                 enc["meta"]["security"] = [{"system": NOPATIENT_SYSTEM, "code": NOPATIENT_CODE}]
         self.contact("telefon", "finished", "VR", "2", "Telefonkontakt med anhörig", housing_nurse, self.housing,
-                     self.at(18, 13), 10, "Dottern ringer: pappa äter sämre och är tröttare än vanligt")
+                     self.at(18, 13), 10, "Dottern ringer: pappa äter sämre & är tröttare än vanligt; "
+                     "blodsocker < 4 två morgnar, > 15 på kvällen")
         self.contact("at-bedomning", "finished", "AMB", "1", "Arbetsterapeutisk bedömning", ot, self.housing,
                      self.at(24, 10), 60, "Bedömning av förflyttningsförmåga och behov av hjälpmedel")
         self.contact("installt", "cancelled", "HH", "1", "Hembesök distriktssköterska", nurse, self.home_care,

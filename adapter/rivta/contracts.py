@@ -115,6 +115,8 @@ class Contract(Interaction):
     care_unit_element: str = "careUnitHSAId"
     source_system_element: str = "sourceSystemHSAId"
     date_rule: DateRule = DateRule.ANY_TIME_WITHIN
+    # the request's period may leave out start or end (actoutcome DatePeriodType; logistics and healthcond: both 1..1)
+    period_open_ends: bool = False
     # names of the record times that the date filter looks at (ANY_TIME_WITHIN)
     filter_times: tuple[str, ...] = ()
     # engagement index
@@ -234,6 +236,7 @@ GET_MEDICATION_HISTORY = Contract(
     header_element="medicationMedicalRecordHeader",
     body_element="medicationMedicalRecordBody",
     date_rule=DateRule.OVERLAP,
+    period_open_ends=True,
     forbidden=("nullified", "nullifiedReason", "documentTime", "relation"),
     ei_service_domain=f"riv:{_AA}",
     ei_categorizations=("caa-gmh",),

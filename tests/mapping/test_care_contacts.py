@@ -406,3 +406,31 @@ def test_envelope_answer_checks(ctx: Context, schema: etree.XMLSchema) -> None:
     body = etree.SubElement(env, f"{{{SOAP_NS}}}Body")
     body.append(answer([record(encounter(), ctx).fragment]))
     assert rules.find_problems(env, CONTRACT) == []
+
+
+def test_the_suite_reads_the_interval_the_store_was_given(ctx: Context) -> None:
+    """rivta_to_fhir.period (the contract suite's oracle, read from the answer) agrees with what the mapping gave the
+    store, for every demo contact and the open-ended forms."""
+    raws = [r for p in WORLD.patients for r in demo.resources(WORLD, p, random.Random(f"s-{p.id}"))]
+    raws += [encounter(id="open-end", period={"start": "2024-03-05T10:00:00+01:00"},
+                       **{"class": {"system": ACT, "code": "IMP"}}),
+             encounter(id="open-start", period={"end": "2024-03-09T12:00:00+01:00"})]
+    for raw in raws:
+        rec = record(raw, ctx)
+        assert to_fhir.period(etree.fromstring(rec.fragment), CONTRACT) == rec.period, raw["id"]
+
+
+def test_summary_line() -> None:
+    el = etree.parse(str(Path(__file__).parents[1] / "contracts/samples/GetCareContacts_3.0/valid_response_rich.xml"))
+    cc = el.getroot().find(f"{{{CONTRACT.responder_ns}}}careContact")
+
+    def first(*paths: str) -> str | None:
+        for p in paths:
+            found = cc.xpath(f"string({p})", namespaces=NS)
+            if found:
+                return found.strip()
+        return None
+
+    text, when = to_fhir.summary(first, "c:careContactBody", "c:careContactHeader")
+    assert text == "Besök: Synthetic reason: såromläggning, Hemsjukvården Teststad (avslutad vårdkontakt)"
+    assert when == "20240115093000"

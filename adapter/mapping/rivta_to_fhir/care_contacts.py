@@ -1,10 +1,10 @@
 """GetCareContacts 3.0 `careContact` record -> Encounter (mappings/GetCareContacts.md), and the contract's own
 TKB rules that its schema cannot say.
 
-EHDS-TK has no mapping for care contacts in this pack (its open issues CC-001 to CC-003 name the gaps), so the
-Encounter is the inverse of the input profile: careContactCode -> type (and class), careContactStatus -> status,
-careContactTimePeriod -> period, careContactReason -> reasonCode.text, careContactOrgUnit -> serviceProvider,
-the accountable professional -> participant (primary performer).
+EHDS-TK names an Encounter profile for care contacts but its mapping is not in the material (its open issues
+CC-001 to CC-003 name the gaps), so the Encounter is the inverse of the input profile: careContactCode -> type (and
+class), careContactStatus -> status, careContactTimePeriod -> period, careContactReason -> reasonCode.text,
+careContactOrgUnit -> serviceProvider, the accountable professional -> participant (primary performer).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from adapter.mapping.fhir_to_rivta.care_contacts import (
 )
 from adapter.mapping.rivta_to_fhir.common import (
     DATA_ABSENT,
+    EHDS_TK,
     HSA_SYSTEM,
     Json,
     Node,
@@ -32,6 +33,9 @@ from adapter.mapping.rivta_to_fhir.common import (
 from adapter.rivta.contracts import GET_CARE_CONTACTS as CONTRACT
 from adapter.rivta.contracts import Contract
 
+# EHDS-TK names IneraEHDSEncounter for GetCareContacts (its mapping overview); the profile's definition and its
+# mapping page are not in the material this project works from.
+PROFILES = [EHDS_TK + "inera-ehds-encounter"]
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 PARTICIPATION_TYPE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 # KV Vårdkontakttyp -> Encounter.class (v3-ActCode)
@@ -57,7 +61,7 @@ def convert(el: etree._Element) -> list[Any]:
     encounter = {
         "resourceType": "Encounter",
         "id": out.id,
-        "meta": out.meta([]),  # no FHIR profile for care contacts in EHDS-TK as available to this project
+        "meta": out.meta(PROFILES),
         "identifier": [out.identifier()],
         "status": _status(body.child("careContactStatus")),
         "class": _class(contact_type),
@@ -101,6 +105,24 @@ def _unit(node: Node | None) -> Json | None:
         return None
     return {"type": "Organization", "identifier": {"system": HSA_SYSTEM, "value": hsa_id} if hsa_id else None,
             "display": name}
+
+
+# -- the date filter's view of a record (the contract suite's oracle) -------------------------------------------
+def period(el: etree._Element, contract: Contract) -> tuple[str | None, str | None]:
+    """The days the TKB's datePeriod rule sees, read from the record: from the earliest to the latest of
+    authorTime, careContactTimePeriod.start and .end; open towards the future without an end, towards the past
+    without a start (as fhir_to_rivta/care_contacts.py stores it for the query)."""
+    ns = {"c": contract.core_ns}
+    times = [t.strip()[:8] for t in el.xpath(
+        "c:careContactHeader/c:accountableHealthcareProfessional/c:authorTime/text() | "
+        "c:careContactBody/c:careContactTimePeriod/c:start/text() | "
+        "c:careContactBody/c:careContactTimePeriod/c:end/text()", namespaces=ns) if t.strip()]
+    has = {etree.QName(e).localname for e in el.iterfind("c:careContactBody/c:careContactTimePeriod/*", ns)}
+    if not times:
+        return None, None
+    if not has:  # no contact time: authorTime alone forms the interval
+        return min(times), max(times)
+    return (min(times) if "start" in has else None, max(times) if "end" in has else None)
 
 
 # -- for people: one line of the overview ---------------------------------------------------------------------
