@@ -100,6 +100,11 @@ def _times(rec: etree._Element, contract) -> tuple[set[str], tuple[str | None, s
                 + all_text(".//c:registrationRecord/c:date"))
     elif contract.name in ("GetFunctionalStatus", "GetCarePlans"):
         days = all_text(f"{h}/c:documentTime")
+    elif contract.name == "GetCareContacts":  # TKB: authorTime, start and end form the interval; open ends
+        period = f"c:{contract.body_element}/c:careContactTimePeriod"
+        start, end = all_text(f"{period}/c:start"), all_text(f"{period}/c:end")
+        formed = sorted(_day(d) or "" for d in author + start + end)
+        return set(), (formed[0] if start else None, formed[-1] if end else None)
     else:
         mp = ".//c:medicationPrescription"
         start = (all_text(f"{mp}/c:prescriber/c:authorTime") or all_text(f"{mp}/c:startOfTreatment") or author)[0]

@@ -193,6 +193,8 @@ class Contract(Interaction):
     care_unit_element: str = "careUnitHSAId"
     source_system_element: str = "sourceSystemHSAId"
     date_rule: DateRule = DateRule.ANY_TIME_WITHIN
+    # the request's period may leave out start or end (actoutcome DatePeriodType; logistics and healthcond: both 1..1)
+    period_open_ends: bool = False
     # names of the record times that the date filter looks at (ANY_TIME_WITHIN)
     filter_times: tuple[str, ...] = ()
     # where those times are in a record (XPaths, prefix c:); empty: every element named like one of them
@@ -383,6 +385,7 @@ GET_MEDICATION_HISTORY = Contract(
     header_element="medicationMedicalRecordHeader",
     body_element="medicationMedicalRecordBody",
     date_rule=DateRule.OVERLAP,
+    period_open_ends=True,
     forbidden=("nullified", "nullifiedReason", "documentTime", "relation"),
     ei_service_domain=f"riv:{_AA}",
     ei_categorizations=("caa-gmh",),
@@ -469,6 +472,56 @@ GET_VACCINATION_HISTORY = Contract(
     "record, so a record with nullified true is never served.",
 )
 
+GET_CARE_CONTACTS = Contract(
+    name="GetCareContacts",
+    version="3.0",
+    domain="clinicalprocess:logistics:logistics",
+    # Unlike GetCarePlans, the national soapAction keeps both "logistics" (the default form).
+    core_ns=LOGISTICS_CORE,
+    record_element="careContact",
+    header_element="careContactHeader",
+    body_element="careContactBody",
+    # TKB: the interval formed by authorTime and careContactTimePeriod start/end overlaps the request's datePeriod;
+    # a contact without end is open towards the future, one without start towards the past.
+    date_rule=DateRule.OVERLAP,
+    # TKB 0..0 (the XSD allows them)
+    forbidden=("documentTitle", "documentTime", "legalAuthenticator", "nullified", "nullifiedReason",
+               "careContactId"),
+    ei_service_domain="riv:clinicalprocess:logistics:logistics",
+    ei_categorizations=("vko",),
+    has_care_giver_filter=True,
+    module="care_contacts",
+    label="Vårdkontakter",
+    suite_cases=(
+        ContentCase("5.1", "careContactCode", "Kodad vårdkontakttyp (KV Vårdkontakttyp) / a coded contact type",
+                    ".//c:careContactCode[c:codeSystem='1.2.752.129.2.2.2.25']/c:code",
+                    "careContactCode in KV Vårdkontakttyp"),
+        ContentCase("5.2", "careContactCode_Besok", "Besök / a visit",
+                    ".//c:careContactCode[c:code='1']", "careContactCode 1 (Besök)"),
+        ContentCase("5.3", "careContactCode_Telefon", "Telefonkontakt / a phone contact",
+                    ".//c:careContactCode[c:code='2']", "careContactCode 2 (Telefon)"),
+        ContentCase("5.4", "careContactReason", "Orsak till vårdkontakten / the reason for the contact",
+                    ".//c:careContactBody/c:careContactReason", "careContactReason"),
+        ContentCase("5.5", "careContactOrgUnit", "Utförande enhet med HSA-id och namn (Regel 5) / the unit of the "
+                    "contact", ".//c:careContactOrgUnit[c:orgUnitHSAId and c:orgUnitName]",
+                    "careContactOrgUnit with orgUnitHSAId and orgUnitName"),
+        ContentCase("5.6", "healthcareProfessionalOrgUnit", "Ansvarig personals enhet (Regel 4) / the accountable "
+                    "professional's unit", ".//c:healthcareProfessionalOrgUnit[c:orgUnitHSAId and c:orgUnitName]",
+                    "healthcareProfessionalOrgUnit with orgUnitHSAId and orgUnitName"),
+        ContentCase("5.7", "careContactTimePeriod", "Tidsintervall med start och slut / start and end of the "
+                    "contact", ".//c:careContactTimePeriod[c:start and c:end]", "careContactTimePeriod start and end"),
+        ContentCase("5.8", "careContactStatus_avslutad", "Avslutad vårdkontakt / a finished contact",
+                    ".//c:careContactStatus[c:code='53671000052101']", "careContactStatus avslutad"),
+        ContentCase("5.9", "careContactStatus_tidbokad", "Tidbokad vårdkontakt / a booked contact",
+                    ".//c:careContactStatus[c:code='53631000052103']", "careContactStatus tidbokad"),
+        ContentCase("5.10", "careContactStatus_installd", "Inställd vårdkontakt / a cancelled contact",
+                    ".//c:careContactStatus[c:code='53641000052109']", "careContactStatus inställd"),
+    ),
+    suite_note="No official test suite exists for GetCareContacts 3.0: its cases are derived from TKB "
+    "clinicalprocess:logistics:logistics 3.0.13 (field rules, Regel 4 and 5, the datePeriod rule, the careGiverHSAId "
+    "filter) and the families the other contracts share; the numbers are the project's, not Inera's.",
+)
+
 CONTRACTS: tuple[Contract, ...] = (  # in the order NPÖ shows the information types
     GET_DIAGNOSIS,
     GET_MEDICATION_HISTORY,
@@ -477,6 +530,7 @@ CONTRACTS: tuple[Contract, ...] = (  # in the order NPÖ shows the information t
     GET_CARE_DOCUMENTATION,
     GET_CARE_DOCUMENTATION_3,
     GET_VACCINATION_HISTORY,
+    GET_CARE_CONTACTS,
 )
 
 BY_KEY: dict[str, Contract] = {c.key: c for c in CONTRACTS}

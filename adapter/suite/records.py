@@ -1,7 +1,8 @@
 """Reading what the cases compare from a record: its ids, care unit and giver, and the days the date filter sees.
 
 The date rules come from the contract description (adapter/rivta/contracts.py): ANY_TIME_WITHIN looks at
-the record times named in `filter_times`, OVERLAP (GetMedicationHistory) at the treatment interval.
+the record times named in `filter_times`, OVERLAP at the record's interval: the `period` its rivta_to_fhir module
+gives (GetCareContacts), else the treatment interval (GetMedicationHistory).
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ def care_giver(rec: etree._Element, contract: Contract) -> str | None:
 
 
 def care_contact(rec: etree._Element, contract: Contract) -> str | None:
+    """The care contact a request's careContactId finds the record by: the header's careContactId; where the header
+    may not carry one (GetCareContacts, TKB 0..0), the record is the care contact and its documentId is that id."""
+    if "careContactId" in contract.forbidden:
+        return document_id(rec, contract) or None
     return header_text(rec, contract, "careContactId")
 
 
@@ -103,8 +108,18 @@ def treatment_interval(rec: etree._Element, contract: Contract) -> tuple[str | N
     return start, _day(rec.findtext(f"{mp}/c:endOfTreatment", namespaces=ns))
 
 
+def interval(rec: etree._Element, contract: Contract) -> tuple[str | None, str | None]:
+    """OVERLAP: the record's interval in days, as the contract's rivta_to_fhir module reads it (`period`), else the
+    treatment interval."""
+    own = getattr(contract.code("mapping.rivta_to_fhir"), "period", None)
+    result: tuple[str | None, str | None] = own(rec, contract) if own is not None else treatment_interval(rec, contract)
+    return result
+
+
 def days(rec: etree._Element, contract: Contract) -> set[str]:
     """All days the period cases use as boundaries for this record."""
+    if contract.date_rule is DateRule.OVERLAP and getattr(contract.code("mapping.rivta_to_fhir"), "period", None):
+        return {d for d in interval(rec, contract) if d}
     if contract.date_rule is DateRule.OVERLAP:
         ns = _c(contract)
         found = {_day(rec.findtext(p, namespaces=ns)) for p in (
@@ -117,7 +132,7 @@ def days(rec: etree._Element, contract: Contract) -> set[str]:
 
 def in_period(rec: etree._Element, contract: Contract, start: str | None, end: str | None) -> bool:
     if contract.date_rule is DateRule.OVERLAP:
-        s, e = treatment_interval(rec, contract)
+        s, e = interval(rec, contract)
         return (s is None or end is None or s <= end) and (e is None or start is None or e >= start)
     return any((start is None or start <= d) and (end is None or d <= end) for d in filter_days(rec, contract))
 

@@ -253,7 +253,7 @@ def test_overview_as_fhir_bundle_keeps_the_demo_content(world, log_store):
     assert again.meta.security[0].code == "BTG"
     shown = sum(len(v) for v in ov.records.values())
     mains = [e for e in again.entry if e.resource.get_resource_type() in
-             ("Condition", "MedicationStatement", "CarePlan", "DocumentReference", "Immunization")]
+             ("Condition", "MedicationStatement", "CarePlan", "DocumentReference", "Immunization", "Encounter")]
     assert len(mains) == shown
     provenance = [e.resource for e in again.entry if e.resource.get_resource_type() == "Provenance"]
     assert {a.who.identifier.value for p in provenance for a in p.agent if a.type and

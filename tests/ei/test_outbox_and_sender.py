@@ -21,6 +21,7 @@ from adapter.demo.world import default_world
 from adapter.ei.outbox import _upsert
 from adapter.ei.sender import Sender, SenderSettings
 from adapter.ingest import ingest
+from adapter.rivta.contracts import CONTRACTS
 from adapter.store.engine import open_store
 from adapter.store.keys import RecordKey
 from adapter.store.tables import ei_outbox
@@ -29,7 +30,7 @@ from tests.samples import bundle, condition, support_bundle
 
 WORLD = default_world()
 EI_ADDRESS = "5565594230"
-CATEGORIES = {"dia", "caa-gmh", "cll-cp", "voo", "pad-pad", "fun-fun", "caa-gvh"}
+CATEGORIES = {cat for contract in CONTRACTS for cat in contract.ei_categorizations}  # each in the demo
 
 
 class Clock:

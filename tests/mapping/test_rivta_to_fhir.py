@@ -33,6 +33,7 @@ from adapter.demo.generate import generate
 from adapter.demo.world import default_world
 from adapter.ingest import ingest
 from adapter.mapping import codes, profile
+from adapter.mapping.fhir_to_rivta.care_contacts import CLASS_TO_TYPE, CONTACT_TYPES
 from adapter.mapping.fhir_to_rivta.care_plans import PLAN_TYPES
 from adapter.mapping.rivta_to_fhir import RecordError, collection_bundle, to_fhir
 from adapter.mapping.timefmt import SWEDEN
@@ -45,15 +46,16 @@ from tests.stores import BACKENDS, engine_for
 WORLD = default_world()
 SAMPLES = Path(__file__).resolve().parents[1] / "contracts" / "samples"
 ICF = "http://hl7.org/fhir/sid/icf"
+CONTACT_TYPE_URI = "urn:oid:1.2.752.129.2.2.2.25"
 NPL_PACK = "urn:oid:1.2.752.129.2.1.5.2"
 NOTE_CODES = "urn:oid:1.2.752.129.2.2.2.11"
 CLINICAL_TYPES = {"Condition", "Observation", "MedicationRequest", "MedicationStatement", "CarePlan", "Immunization",
-                  "DocumentReference", "Composition"}
+                  "DocumentReference", "Composition", "Encounter"}
 # What each contract's record becomes (the main resource; then Provenance, then PractitionerRoles).
 MAIN_TYPE = {"GetDiagnosis:2": "Condition", "GetFunctionalStatus:2": "Condition",
              "GetMedicationHistory:2": "MedicationStatement", "GetCarePlans:2": "CarePlan",
              "GetCareDocumentation:2": "DocumentReference", "GetCareDocumentation:3": "DocumentReference",
-             "GetVaccinationHistory:2": "Immunization"}
+             "GetVaccinationHistory:2": "Immunization", "GetCareContacts:3": "Encounter"}
 
 
 # -- the pipeline --------------------------------------------------------------------------------------
@@ -658,6 +660,43 @@ COMPOSITION = [
 ]
 
 
+def contact_type(ev: Evaluator, res: dict) -> list:
+    """KV Vårdkontakttyp: the type's KV coding, else what the input profile makes of `class`."""
+    kv = ev(res, f"type.coding.where(system='{CONTACT_TYPE_URI}')")
+    if kv:
+        return codings([{**c, "display": CONTACT_TYPES[c["code"]]} for c in kv])
+    code = CLASS_TO_TYPE.get(res.get("class", {}).get("code", ""))
+    return codings([{"system": CONTACT_TYPE_URI, "code": code, "display": CONTACT_TYPES[code]}]) if code else []
+
+
+def contact_end(ev: Evaluator, res: dict) -> list:
+    """The end, or for a visit (Besök) its start: the TKB sends a visit's start as both."""
+    visit = [c for c in contact_type(ev, res) if c[1] == "1"]
+    return instants(ev(res, "period.start" if visit and ev(res, "period.start") else "period.end"))
+
+
+ENCOUNTER = [
+    *(f for f in header(["participant.individual"], "participant.individual", "period.start ?? period.end",
+                        "provenance().recorded", "identifier.value", "identifier.value")
+      if f.name not in ("care unit", "care giver", "care contact")),
+    Field("document id", "identifier.value ?? id", "identifier.value"),
+    Field("care unit", "provenance('author').identifier.value ?? participant.individual.resolve().organization"
+          ".resolve().identifier.value ?? serviceProvider.resolve().identifier.value",
+          "provenance('author').identifier.value"),
+    Field("care giver", "provenance('custodian').identifier.value ?? participant.individual.resolve().organization"
+          ".resolve().partOf.resolve().identifier.value ?? serviceProvider.resolve().partOf.resolve().identifier"
+          ".value", "provenance('custodian').identifier.value"),
+    Field("contact type", contact_type, lambda ev, res: codings(ev(res, "type.coding")), normalise=lambda v: v),
+    Field("status", "status", "status"),
+    Field("start", "period.start", "period.start", instants),
+    Field("end (a visit's is its start)", contact_end, lambda ev, res: instants(ev(res, "period.end")),
+          normalise=lambda v: v),
+    Field("reason", "reasonCode.text", "reasonCode.text"),
+    Field("unit HSA-id", "serviceProvider.resolve().identifier.value", "serviceProvider.identifier.value"),
+    Field("unit name", "serviceProvider.resolve().name", "serviceProvider.display"),
+]
+
+
 # What comes back from a record, per original resource type: (type it comes back as, fields compared).
 def _kind(res: dict) -> str:
     rtype = res["resourceType"]
@@ -718,6 +757,7 @@ SPECS: dict[str, tuple[str, str, list[Field]]] = {
     "DocumentReference": ("GetCareDocumentation:2", "DocumentReference", DOCUMENT_REFERENCE),
     "Composition": ("GetCareDocumentation:2", "DocumentReference", COMPOSITION),
     "Immunization": ("GetVaccinationHistory:2", "Immunization", IMMUNIZATION),
+    "Encounter": ("GetCareContacts:3", "Encounter", ENCOUNTER),
 }
 
 # Not round-trippable: (path in the original, path in the rebuilt resource when it moved, reason).
@@ -763,6 +803,15 @@ NOT_ROUND_TRIPPABLE: dict[str, list[tuple[str, str | None, str]]] = {
     ],
     "DocumentReference": [
         ("masterIdentifier.system", None, "documentId has no system in RIVTA"),
+    ],
+    "Encounter": [
+        ("identifier.system", None, "documentId has no system in RIVTA"),
+        ("class.code", None, "the setting comes back from the contact type: a home visit (HH) is a Besök (AMB)"),
+        ("type.text", None, "careContactCode is a KV code or a text, not both"),
+        ("participant.individual.reference", None, "people become PractitionerRoles built from the record"),
+        ("period.end", None, "a visit's end is its start (TKB)"),
+        ("location", None, "not part of the contract"),
+        ("serviceProvider.reference", None, "the unit comes back as a logical reference (HSA-id and name)"),
     ],
     "Composition": [
         ("resourceType", None, "the contract has one note form: it comes back as a DocumentReference"),

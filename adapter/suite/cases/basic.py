@@ -80,7 +80,7 @@ async def period_all_and_each_day(ctx: CaseContext) -> None:
     chosen = days if len(days) <= MAX_SINGLE_DAYS else sorted(ctx.session.rng.sample(days, MAX_SINGLE_DAYS))
     for day in chosen:  # each record time as both boundaries: inclusive days
         await _check_period(ctx, base, day, day)
-    if ctx.contract.date_rule is DateRule.OVERLAP:  # GetMedicationHistory allows open periods
+    if ctx.contract.date_rule is DateRule.OVERLAP and ctx.contract.period_open_ends:  # GetMedicationHistory
         await _check_period(ctx, base, days[0], None)
         await _check_period(ctx, base, None, days[-1])
     ctx.note(f"{len(chosen)} single days and the whole span {days[0]}–{days[-1]}")
