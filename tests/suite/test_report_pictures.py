@@ -20,7 +20,7 @@ from adapter.suite import report_console, report_html, report_junit, runner
 from adapter.suite.chart_svg import SVG_NS, bucket_seconds
 from adapter.suite.cli import tls_context
 from adapter.suite.results import SuiteResult
-from tests.ui.test_page import CHROMIUM, CHROMIUM_ARGS, _missing
+from tests.ui.conftest import CHROMIUM, CHROMIUM_ARGS, _missing
 
 SVG = re.compile(r"<svg\b.*?</svg>", re.S)
 LOAD_SECONDS = 1.0
