@@ -223,6 +223,22 @@ GET_CARE_DOCUMENTATION = Contract(
     label="Anteckningar",
 )
 
+GET_ALERT_INFORMATION = Contract(
+    name="GetAlertInformation",
+    version="2.0",
+    domain=_HC,
+    core_ns=HEALTHCOND_CORE,
+    record_element="alertInformation",
+    header_element="alertInformationHeader",
+    body_element="alertInformationBody",
+    period_element="timePeriod",
+    # TKB: the validity interval (validityTimePeriod.start to obsoleteTime or validityTimePeriod.end) overlaps
+    date_rule=DateRule.OVERLAP,
+    forbidden=("nullified", "nullifiedReason", "documentTitle", "documentTime"),
+    ei_service_domain=f"riv:{_HC}",
+    ei_categorizations=("upp",),
+)
+
 _AA = "clinicalprocess:activityprescription:actoutcome"
 
 GET_MEDICATION_HISTORY = Contract(
