@@ -230,6 +230,12 @@ def test_other_hypersensitivity(schema, ctx):
     assert txt(hs, "c:typeOfHypersensitivity/c:originalText") == "Överkänslighet avs. miljöämne"
 
 
+def test_hypersensitivity_without_anything_is_refused(ctx):
+    with pytest.raises(MappingError) as err:
+        map_one(allergy(category=None, criticality=None, verificationStatus=None, code=None), ctx)
+    assert err.value.field == "code"
+
+
 def test_inactive_allergy_is_obsolete(schema, ctx):
     obsolete = {"url": alert.ALERT_OBSOLETE, "extension": [
         {"url": "time", "valueDateTime": "2023-01-15T11:00:00+01:00"}, {"url": "comment", "valueString": "Avskriven"}]}

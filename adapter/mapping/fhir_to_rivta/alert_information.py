@@ -173,6 +173,8 @@ def _hypersensitivity(b: rivta_xml.Builder, body: _Element, ai: Any) -> None:
         agent.write(b, other, "hypersensitivityAgentCode", "code.coding")
     if not len(other):
         el.remove(other)
+    if not len(el):
+        raise MappingError("code", "a hypersensitivity needs its agent (code), category, criticality or verification")
 
 
 def _severity(resource: Any) -> Cv | None:
@@ -308,6 +310,8 @@ def _flag_body(b: rivta_xml.Builder, body: _Element, kind: str, flag: Any) -> No
             agent.write(b, other, "hypersensitivityAgentCode", "code.coding")
         if not len(other):
             el.remove(other)
+        if not len(el):
+            raise MappingError("code", "a hypersensitivity needs its agent (code.text or a coded agent)")
     elif kind == RESTRICTION_OF_CARE:
         if not text:
             raise MappingError("code", "a restriction of care needs its text (code.text or a display)")
