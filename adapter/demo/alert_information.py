@@ -104,7 +104,8 @@ def _latex(world: World, patient: DemoPatient, who: Staff, year: int) -> dict:
     return _allergy(world, patient, "latex", who, f"{year + 1}-09-12T08:45:00+02:00",
                     verificationStatus=_verified("unconfirmed", "Trolig"), type="allergy", category=["environment"],
                     code={"coding": [{"system": SNOMED, "code": "111088007", "display": "Latex"}]},
-                    reaction=[{"manifestation": [{"text": "Rodnad och klåda på händerna"}], "severity": "mild"}])
+                    reaction=[{"manifestation": [{"text": "Kontakteksem och svullnad på händerna"}],
+                               "severity": "moderate"}])
 
 
 def _herbal(world: World, patient: DemoPatient, who: Staff, year: int) -> dict:
