@@ -12,11 +12,11 @@ from lxml import etree
 
 from adapter.mapping import codes, profile
 from adapter.mapping.fhir_to_rivta import alert_information as ai
-from adapter.mapping.rivta_to_fhir.common import Json, Node, Output, concept, extension, read_header
+from adapter.mapping.rivta_to_fhir.common import EU_EPS, Json, Node, Output, concept, extension, read_header
 from adapter.rivta.contracts import GET_ALERT_INFORMATION as CONTRACT
 from adapter.rivta.contracts import Contract
 
-SE_ALLERGY = "http://hl7.se/fhir/ig/base/StructureDefinition/SEBaseAllergyIntolerance"
+ALLERGY_PROFILE = EU_EPS + "allergyIntolerance-eu-eps"  # HL7 Sweden has no AllergyIntolerance profile
 SE_FLAG = ai.SE_ALERT + "StructureDefinition/SEAlertInformationFlag"
 # kind -> HL7 Sweden category code (main group) for Flag.category
 KIND_CATEGORY = {ai.SERIOUS_DISEASE: ("A1", "Other medical condition"), ai.TREATMENT: ("A2", "Treatment"),
@@ -78,7 +78,7 @@ def _allergy(out: Output, body: Node, hs: Node, start: str | None, common: list[
     return {
         "resourceType": "AllergyIntolerance",
         "id": out.id,
-        "meta": out.meta([SE_ALLERGY]),
+        "meta": out.meta([ALLERGY_PROFILE]),
         "extension": [*common, severity[1]],
         "identifier": [out.identifier()],
         "clinicalStatus": {"coding": [{"system": ai.ALLERGY_CLINICAL,
