@@ -101,6 +101,10 @@ def _times(rec: etree._Element, contract) -> tuple[set[str], tuple[str | None, s
                 + all_text(".//c:registrationRecord/c:date"))
     elif contract.name in ("GetFunctionalStatus", "GetCarePlans"):
         days = all_text(f"{h}/c:documentTime")
+    elif contract.name == "GetAlertInformation":  # validity start to obsoleteTime or validity end, the earlier
+        b = f"c:{contract.body_element}"
+        ends = all_text(f"{b}/c:validityTimePeriod/c:end") + all_text(f"{b}/c:obsoleteTime")
+        return set(), (_day(all_text(f"{b}/c:validityTimePeriod/c:start")[0]), _day(min(ends)) if ends else None)
     else:
         mp = ".//c:medicationPrescription"
         start = (all_text(f"{mp}/c:prescriber/c:authorTime") or all_text(f"{mp}/c:startOfTreatment") or author)[0]

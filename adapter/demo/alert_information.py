@@ -119,8 +119,7 @@ def _herbal(world: World, patient: DemoPatient, who: Staff, year: int) -> dict:
 
 def _fall_risk(world: World, patient: DemoPatient, who: Staff, year: int) -> dict:
     return _flag(world, patient, "fallrisk", who, "D1", f"{year + 1}-05-02T09:00:00+02:00",
-                 {"coding": [{"system": SNOMED, "code": "129839007", "display": "Risk för fall"}],
-                  "text": "Fallrisk: ska ha tillsyn vid förflyttning och gånghjälpmedel inom räckhåll"},
+                 {"text": "Fallrisk: ska ha tillsyn vid förflyttning och gånghjälpmedel inom räckhåll"},
                  extension=[{"url": alert.ALERT_COMMENT, "valueString": "Två fall senaste halvåret."}])
 
 

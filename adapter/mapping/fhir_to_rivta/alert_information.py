@@ -18,7 +18,7 @@ from lxml import etree
 from adapter.mapping import codes, profile, rivta_xml, timefmt
 from adapter.mapping.context import Context
 from adapter.mapping.errors import MappingError
-from adapter.mapping.record import Header, Record
+from adapter.mapping.record import Header, Map, Record
 from adapter.rivta.contracts import GET_ALERT_INFORMATION as CONTRACT
 
 _Element = etree._Element
@@ -450,3 +450,6 @@ def _coded(concept: Any) -> Cv | None:
             return Cv(coding.code.strip(), oid, coding.display.strip())
     text = _concept_text(concept) or next((c.code for c in concept.coding or [] if c.code), None)
     return Cv(text=text) if text else None
+
+
+MAPS = (Map("AllergyIntolerance", map_allergy_intolerance), Map("Flag", map_flag, claims=is_alert_flag))

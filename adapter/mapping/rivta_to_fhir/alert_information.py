@@ -196,6 +196,29 @@ def _related(node: Node) -> Json:
     return {"url": ai.RELATED_ALERT, "extension": [p for p in parts if p]}
 
 
+# -- for people: one line of the overview ---------------------------------------------------------------------
+def summary(first: Any, body: str, header: str) -> tuple[str, str | None]:
+    what = first(
+        f"{body}/c:hypersensitivity/c:pharmaceuticalHypersensitivity/c:atcSubstance/c:displayName",
+        f"{body}/c:hypersensitivity/c:pharmaceuticalHypersensitivity/c:nonATCSubstance",
+        f"{body}/c:hypersensitivity/c:otherHypersensitivity/c:hypersensitivityAgent",
+        f"{body}/c:hypersensitivity/c:otherHypersensitivity/c:hypersensitivityAgentCode/c:displayName",
+        f"{body}/c:seriousDisease/c:disease/c:displayName", f"{body}/c:seriousDisease/c:disease/c:originalText",
+        f"{body}/c:treatment/c:treatmentDescription",
+        f"{body}/c:communicableDisease/c:communicableDiseaseCode/c:displayName",
+        f"{body}/c:communicableDisease/c:communicableDiseaseCode/c:originalText",
+        f"{body}/c:restrictionOfCare/c:restrictionOfCareComment",
+        f"{body}/c:unstructuredAlertInformation/c:unstructuredAlertInformationHeading")
+    kind = first(f"{body}/c:typeOfAlertInformation/c:displayName", f"{body}/c:typeOfAlertInformation/c:originalText",
+                 f"{body}/c:typeOfAlertInformation/c:code")
+    severity = first(f"{body}/c:hypersensitivity/c:degreeOfSeverity/c:displayName",
+                     f"{body}/c:hypersensitivity/c:degreeOfSeverity/c:originalText")
+    obsolete = " (inaktuell)" if first(f"{body}/c:obsoleteTime") else ""
+    text = " - ".join(p for p in (kind, what) if p) or "Uppmärksamhetsinformation"
+    return f"{text}{f' ({severity.lower()})' if severity else ''}{obsolete}", \
+        first(f"{body}/c:validityTimePeriod/c:start")
+
+
 # -- the TKB rules a schema cannot say ---------------------------------------------------------------------------
 def rules(rec: etree._Element, contract: Contract) -> list[str]:
     ns = {"c": contract.core_ns}
