@@ -117,6 +117,11 @@ class Contract(Interaction):
     date_rule: DateRule = DateRule.ANY_TIME_WITHIN
     # names of the record times that the date filter looks at (ANY_TIME_WITHIN)
     filter_times: tuple[str, ...] = ()
+    # OVERLAP: the record's interval as the answer shows it (XPaths relative to the record, prefix c: = core_ns):
+    # it starts at the first start path with a value and ends at the earliest end value, open when there is none
+    overlap_start: tuple[str, ...] = ()
+    overlap_end: tuple[str, ...] = ()
+    open_period: bool = False  # the request's period may leave out its start or end (GetMedicationHistory)
     # engagement index
     ei_service_domain: str = ""
     ei_categorizations: tuple[str, ...] = ()
@@ -234,6 +239,8 @@ GET_ALERT_INFORMATION = Contract(
     period_element="timePeriod",
     # TKB: the validity interval (validityTimePeriod.start to obsoleteTime or validityTimePeriod.end) overlaps
     date_rule=DateRule.OVERLAP,
+    overlap_start=("c:alertInformationBody/c:validityTimePeriod/c:start",),
+    overlap_end=("c:alertInformationBody/c:validityTimePeriod/c:end", "c:alertInformationBody/c:obsoleteTime"),
     forbidden=("nullified", "nullifiedReason", "documentTitle", "documentTime"),
     ei_service_domain=f"riv:{_HC}",
     ei_categorizations=("upp",),
@@ -316,6 +323,12 @@ GET_MEDICATION_HISTORY = Contract(
     header_element="medicationMedicalRecordHeader",
     body_element="medicationMedicalRecordBody",
     date_rule=DateRule.OVERLAP,
+    # TKB datePeriod: from the prescription decision, else startOfTreatment, else the registration
+    overlap_start=(".//c:medicationPrescription/c:prescriber/c:authorTime",
+                   ".//c:medicationPrescription/c:startOfTreatment",
+                   "c:medicationMedicalRecordHeader/c:accountableHealthcareProfessional/c:authorTime"),
+    overlap_end=(".//c:medicationPrescription/c:endOfTreatment",),
+    open_period=True,
     forbidden=("nullified", "nullifiedReason", "documentTime", "relation"),
     ei_service_domain=f"riv:{_AA}",
     ei_categorizations=("caa-gmh",),

@@ -1,7 +1,7 @@
 """Reading what the cases compare from a record: its ids, care unit and giver, and the days the date filter sees.
 
 The date rules come from the contract description (adapter/rivta/contracts.py): ANY_TIME_WITHIN looks at
-the record times named in `filter_times`, OVERLAP (GetMedicationHistory) at the treatment interval.
+the record times named in `filter_times`, OVERLAP at the interval its `overlap_start`/`overlap_end` paths give.
 """
 
 from __future__ import annotations
@@ -85,34 +85,27 @@ def filter_days(rec: etree._Element, contract: Contract) -> set[str]:
             if (d := _day(el.text))}
 
 
-def treatment_interval(rec: etree._Element, contract: Contract) -> tuple[str | None, str | None]:
-    """OVERLAP (GetMedicationHistory): [prescriber.authorTime, else startOfTreatment, else the header's
-    authorTime; endOfTreatment, open when missing]."""
+def overlap_interval(rec: etree._Element, contract: Contract) -> tuple[str | None, str | None]:
+    """OVERLAP: the record's [start, end] in days, as the contract description reads it from the answer
+    (GetMedicationHistory: the treatment, GetAlertInformation: the validity); the end open when missing."""
     ns = _c(contract)
-    mp = ".//c:medicationPrescription"
-    for path in (f"{mp}/c:prescriber/c:authorTime", f"{mp}/c:startOfTreatment",
-                 f"c:{contract.header_element}/c:accountableHealthcareProfessional/c:authorTime"):
-        start = _day(rec.findtext(path, namespaces=ns))
-        if start:
-            break
-    return start, _day(rec.findtext(f"{mp}/c:endOfTreatment", namespaces=ns))
+    start = next((d for p in contract.overlap_start if (d := _day(rec.findtext(p, namespaces=ns)))), None)
+    ends = [d for p in contract.overlap_end if (d := _day(rec.findtext(p, namespaces=ns)))]
+    return start, min(ends) if ends else None
 
 
 def days(rec: etree._Element, contract: Contract) -> set[str]:
     """All days the period cases use as boundaries for this record."""
     if contract.date_rule is DateRule.OVERLAP:
         ns = _c(contract)
-        found = {_day(rec.findtext(p, namespaces=ns)) for p in (
-            ".//c:medicationPrescription/c:prescriber/c:authorTime", ".//c:medicationPrescription/c:startOfTreatment",
-            ".//c:medicationPrescription/c:endOfTreatment",
-            f"c:{contract.header_element}/c:accountableHealthcareProfessional/c:authorTime")}
+        found = {_day(rec.findtext(p, namespaces=ns)) for p in (*contract.overlap_start, *contract.overlap_end)}
         return {d for d in found if d}
     return filter_days(rec, contract)
 
 
 def in_period(rec: etree._Element, contract: Contract, start: str | None, end: str | None) -> bool:
     if contract.date_rule is DateRule.OVERLAP:
-        s, e = treatment_interval(rec, contract)
+        s, e = overlap_interval(rec, contract)
         return (s is None or end is None or s <= end) and (e is None or start is None or e >= start)
     return any((start is None or start <= d) and (end is None or d <= end) for d in filter_days(rec, contract))
 

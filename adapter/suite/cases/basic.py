@@ -7,7 +7,7 @@ import re
 from datetime import date, datetime, timedelta
 
 from adapter.mapping.codes import PERSONNUMMER
-from adapter.rivta.contracts import Contract, DateRule
+from adapter.rivta.contracts import Contract
 from adapter.suite import records as R
 from adapter.suite.cases.base import Case, CaseContext
 from adapter.suite.declaration import Patient
@@ -76,7 +76,7 @@ async def period_all_and_each_day(ctx: CaseContext) -> None:
     chosen = days if len(days) <= MAX_SINGLE_DAYS else sorted(ctx.session.rng.sample(days, MAX_SINGLE_DAYS))
     for day in chosen:  # each record time as both boundaries: inclusive days
         await _check_period(ctx, base, day, day)
-    if ctx.contract.date_rule is DateRule.OVERLAP:  # GetMedicationHistory allows open periods
+    if ctx.contract.open_period:  # GetMedicationHistory allows open periods
         await _check_period(ctx, base, days[0], None)
         await _check_period(ctx, base, None, days[-1])
     ctx.note(f"{len(chosen)} single days and the whole span {days[0]}–{days[-1]}")
