@@ -88,6 +88,7 @@ def _penicillin(world: World, patient: DemoPatient, who: Staff, year: int, rng: 
             {"system": NPL, "code": "19700101000025", "display": "Kåvepenin 1 g filmdragerad tablett"},
         ], "text": "Penicillin V"},
         "onsetDateTime": f"{year}-03-04",
+        "encounter": {"identifier": {"value": f"vk-{patient.id}-{year}0305"}, "display": "Hembesök"},
         "note": [{"text": "Urtikaria och andningspåverkan efter första dosen."}],
         "extension": [_signed(f"{year}-03-05T14:10:00+01:00"),
                       {"url": alert.ALERT_VERIFIED_TIME, "valueDateTime": f"{year}-03-05T14:10:00+01:00"}],

@@ -839,7 +839,7 @@ NOT_ROUND_TRIPPABLE: dict[str, list[tuple[str, str | None, str]]] = {
 }
 
 # Fields no demo resource of the contract fills (the demo data has no such element).
-EMPTY_IN_DEMO = [("GetDiagnosis:2", "care contact"), ("GetAlertInformation:2", "care contact")]
+EMPTY_IN_DEMO = [("GetDiagnosis:2", "care contact")]
 
 
 def _document_id(res: dict) -> str:
