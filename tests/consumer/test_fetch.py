@@ -11,7 +11,7 @@ import pytest
 
 from adapter.consumer.fetch import FaultMemory, FetchSettings, Outcome, Source, client_context, fetch_all, merge
 from adapter.gateway.tls import TlsContexts
-from adapter.rivta.contracts import GET_DIAGNOSIS
+from adapter.rivta.contracts import GET_DIAGNOSIS, INFORMATION_TYPES
 from tests.conftest import free_port
 from tests.consumer.producers import PNR, REGION_SOURCE, SOURCE, SlowProducer, municipal_store, region_store
 from tests.gateway.conftest import TlsServer, tls_files
@@ -43,7 +43,7 @@ def by(results, source_name, contract="GetDiagnosis:2"):
 
 def test_all_contracts_from_all_sources_with_per_source_status(pki, producers):
     results = run(pki, list(producers.values()))
-    assert len(results) == 10
+    assert len(results) == 2 * len(INFORMATION_TYPES)
     assert by(results, "Exempelby kommun").outcome is Outcome.DATA
     assert by(results, "Region Exempel").outcome is Outcome.DATA
     assert by(results, "Region Exempel", "GetCarePlans:2").outcome is Outcome.NONE

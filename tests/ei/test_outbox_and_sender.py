@@ -29,7 +29,7 @@ from tests.samples import bundle, condition, support_bundle
 
 WORLD = default_world()
 EI_ADDRESS = "5565594230"
-CATEGORIES = {"dia", "caa-gmh", "cll-cp", "voo", "pad-pad", "fun-fun", "caa-gvh"}
+CATEGORIES = {"dia", "caa-gmh", "cll-cp", "voo", "pad-pad", "fun-fun", "caa-gvh", "upp"}
 
 
 class Clock:
