@@ -245,7 +245,10 @@ def _bind(host: str, port: int):
 
 
 def _check_ei_files(settings: Settings) -> None:
-    """The engagement index's certificate, key and CA are files, or exit 2 naming the variable and the path."""
+    """The engagement index's certificate, key and CA are files, or exit 2 naming the variable and the path
+    (only for an https index: over plain http, in development and tests, they are not used)."""
+    if not (settings.ei_url or "").startswith("https:"):
+        return
     for variable, value in (("NPO_EI_CERT", settings.ei_cert), ("NPO_EI_KEY", settings.ei_key),
                             ("NPO_EI_CA", settings.ei_ca)):
         if not Path(value).is_file():
@@ -271,7 +274,11 @@ def _start_ei_sender(engine, settings: Settings) -> None:
 @app.command("ei-sync")
 def ei_sync(store: str | None = StoreOpt,
             max_calls: int | None = typer.Option(None, help="Stop after this many Update calls")) -> None:
-    """Send pending engagement-index changes now (one-off), then show what is left."""
+    """Send pending engagement-index changes now (one-off), then show what is left.
+
+    Exit status: 0 all delivered; 1 something was not delivered (the index unreachable or a fault: retried on
+    the next run); 3 the index refused engagements on their own and they were set aside (listed, with the
+    reason; fix the cause, then `ei-status --requeue`); 2 refused to run."""
     import asyncio
 
     from adapter.ei.run import sender_for
@@ -288,32 +295,85 @@ def ei_sync(store: str | None = StoreOpt,
             return await sender.drain(max_calls)
 
     report = asyncio.run(run())
-    console.print(f"Update calls: {report.calls}, engagements sent: {report.sent}, set aside (ERROR): "
-                  f"{report.failed}, not delivered: {len(report.errors)}")
+    console.print(f"Update calls: {report.calls}, engagements sent: {report.sent}, set aside: {report.failed}, "
+                  f"not delivered: {len(report.errors)}, sent rows purged: {report.purged}", highlight=False)
+    for a in report.set_aside:
+        console.print(f"[red]set aside[/red] {a.key}: {a.categorization} at {a.logical_address} for "
+                      f"{a.data_controller}{' (deleteFlag)' if a.delete_flag else ''}: {escape(a.reason)}",
+                      highlight=False)
+    for error in dict.fromkeys(report.errors):
+        console.print(f"[yellow]not delivered[/yellow] (retried later): {escape(error)}", highlight=False)
     _print_ei_status(engine)
+    if report.set_aside:
+        console.print("fix the cause, then put them back: npo-adapter ei-status --requeue KEY (or --all-failed)",
+                      highlight=False)
+        raise typer.Exit(code=3)
     if report.errors:
         raise typer.Exit(code=1)
 
 
 @app.command("ei-status")
-def ei_status(store: str | None = StoreOpt) -> None:
-    """What the engagement-index outbox holds: pending, sent, failed (with the reasons)."""
+def ei_status(
+    keys: list[int] = typer.Argument(None, metavar="[KEY]...", help="Set-aside engagements to requeue (as listed)"),
+    store: str | None = StoreOpt,
+    requeue: bool = typer.Option(False, "--requeue", help="Put the set-aside engagements KEY... back in the queue"),
+    all_failed: bool = typer.Option(False, "--all-failed", help="With --requeue: every set-aside engagement"),
+    show_resident: bool = typer.Option(False, "--show-resident",
+                                       help="Show the patient's personnummer of each set-aside engagement"),
+    limit: int = typer.Option(20, help="List at most this many set-aside engagements, newest first"),
+) -> None:
+    """What the engagement-index outbox holds: pending, sent, set aside (with the reasons); --requeue puts
+    set-aside engagements back once the cause is fixed. The personnummer is shown only with --show-resident."""
+    if keys and not requeue:
+        _fail("KEY is for --requeue: npo-adapter ei-status --requeue KEY...")
+    if all_failed and not requeue:
+        _fail("--all-failed is for --requeue: npo-adapter ei-status --requeue --all-failed")
+    if requeue and bool(keys) == all_failed:
+        _fail("--requeue takes the KEYs of set-aside engagements (as ei-status lists them) or --all-failed")
+    engine = _open(store)
+    if requeue:
+        from adapter.ei.outbox import requeue as put_back
+        from adapter.store.locks import write_transaction
 
-    _print_ei_status(_open(store))
+        with write_transaction(engine) as conn:
+            done = put_back(conn, None if all_failed else keys)
+        console.print(f"requeued: {len(done.requeued)} ({' '.join(map(str, done.requeued)) or '-'}); "
+                      f"older states of the same engagements dropped: {len(done.superseded)}", highlight=False)
+        if done.unknown:
+            console.print(f"[red]not set aside[/red] (no such KEY in ei-status): {' '.join(map(str, done.unknown))}",
+                          highlight=False)
+    _print_ei_status(engine, show_resident=show_resident, limit=limit)
+    if requeue and done.unknown:
+        raise typer.Exit(code=1)
 
 
-def _print_ei_status(engine) -> None:
+def _print_ei_status(engine, *, show_resident: bool = False, limit: int = 20) -> None:
     from adapter.ei.run import status
 
-    st = status(engine)
+    st = status(engine, limit)
     table = Table(title="Engagement index outbox", show_header=False)
-    for key in ("pending", "retrying", "sent", "failed"):
+    for key in ("pending", "retrying", "sent"):
         table.add_row(key, str(st[key]))
+    table.add_row("set aside (failed)", str(st["failed"]))
     table.add_row("oldest pending since", str(st["oldest_pending"] or "-"))
     console.print(table)
+    if not st["recent_failures"]:
+        return
+    failed = Table(title="Set aside for an operator (newest first)")
+    for column in ("KEY", *(("personnummer",) if show_resident else ()), "kind", "source system",
+                   "care giver", "delete", "since", "reason"):
+        failed.add_column(column, overflow="fold")
     for f in st["recent_failures"]:
-        console.print(f"[red]failed[/red] {f['categorization']} at {f['logical_address']}: {f['last_error']}",
-                      highlight=False)
+        failed.add_row(str(f["key"]), *((f["resident"],) if show_resident else ()), f["categorization"],
+                       f["logical_address"], f["data_controller"], "yes" if f["delete_flag"] else "",
+                       f["updated_at"].strftime("%Y-%m-%d %H:%M") if f["updated_at"] else "-",
+                       escape(f["last_error"] or ""))
+    console.print(failed)
+    if st["failed"] > len(st["recent_failures"]):
+        console.print(f"... and {st['failed'] - len(st['recent_failures'])} more (--limit)", highlight=False)
+    if not show_resident:
+        console.print("personnummer hidden (--show-resident shows them). Requeue after fixing the cause: "
+                      "npo-adapter ei-status --requeue KEY... (or --all-failed)", highlight=False)
 
 
 certs_app = typer.Typer(help="The development PKI (SITHS-like).", no_args_is_help=True)

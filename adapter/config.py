@@ -19,6 +19,13 @@ class Settings(BaseSettings):
     max_xml_depth: int = 64
     # Longest wait for a request's body once its headers arrived (a slowloris caller is answered with 408).
     max_request_seconds: float = 10.0
+    # Contracts with partial answers (GetCareDocumentation 3.0, TKB hasMore) answer at most this many records,
+    # the newest first, and a hasMore reference for the rest.
+    max_records_per_answer: int = 500
+    # Fernet key (adapter.producer.paging.new_key() makes one)
+    # that protects hasMore references; unset, a random key per process (references do not survive a restart;
+    # replicas behind one logical address must share it).
+    paging_key: str | None = None
     # The FHIR endpoint's requests (a municipality's transaction Bundle may be large).
     max_fhir_request_bytes: int = 32 * 1024 * 1024
     max_fhir_request_seconds: float = 60.0
@@ -33,7 +40,8 @@ class Settings(BaseSettings):
     ei_batch_size: int = 1000
     ei_min_interval: float = 5.0  # seconds between calls (initial load pacing)
     ei_per_key_interval: float = 300.0  # the same engagement at most every 5 minutes
-    ei_timeout: float = 27.0
+    ei_timeout: float = 27.0  # seconds to wait for the index's answer to one Update call
+    ei_retention_days: float = 7.0  # sent outbox rows are purged after this many days
 
     # The PDL access log's chain key and checkpoints, kept outside the database (adapter/consumer/pdl/audit_seal.py).
     audit_key_file: str = "var/audit.key"

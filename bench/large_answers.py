@@ -48,8 +48,8 @@ SIZES = (1000, 10_000)
 def templates(engine) -> dict[str, list[dict]]:
     """The demo patient's own records per contract, to be copied."""
     with engine.connect() as conn:
-        out = {c.name: [dict(r._mapping) for r in conn.execute(
-            select(records).where(records.c.contract == c.name, records.c.patient_id == PNR))] for c in CONTRACTS}
+        out = {c.key: [dict(r._mapping) for r in conn.execute(
+            select(records).where(records.c.contract == c.key, records.c.patient_id == PNR))] for c in CONTRACTS}
     for name, rows in out.items():
         if not rows:
             raise RuntimeError(f"the demo patient has no {name} records")
@@ -60,8 +60,8 @@ def fill(engine, originals: dict[str, list[dict]], per_contract: int) -> None:
     """Replace the patient's records by `per_contract` copies of them per contract, ids made unique."""
     with engine.begin() as conn:
         for c in CONTRACTS:
-            conn.execute(delete(records).where(records.c.contract == c.name, records.c.patient_id == PNR))
-            rows = originals[c.name]
+            conn.execute(delete(records).where(records.c.contract == c.key, records.c.patient_id == PNR))
+            rows = originals[c.key]
             out = []
             for i in range(per_contract):
                 row = dict(rows[i % len(rows)])

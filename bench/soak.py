@@ -34,6 +34,7 @@ from adapter.demo.world import default_world
 from adapter.ingest import ingest
 from adapter.rivta.contracts import CONTRACTS, SOAP_NS, Contract
 from adapter.rivta.request_builder import build_request
+from adapter.rivta.rules import first_text
 from adapter.store.engine import open_store
 from bench.report import Report
 from bench.servers import client_context, dev_pki, free_port, real_server
@@ -119,10 +120,10 @@ def document_ids(answer: bytes, contract: Contract) -> tuple[list[str], set[str]
     resp = root.find(f"{{{SOAP_NS}}}Body/{{{contract.responder_ns}}}{contract.response_element}")
     if resp is None:
         raise ValueError("not an answer")
-    ns = contract.core_ns
     recs = resp.findall(f"{{{contract.responder_ns}}}{contract.record_element}")
-    ids = [r.findtext(f"{{{ns}}}{contract.header_element}/{{{ns}}}documentId") or "" for r in recs]
-    patients = {i.text for p in resp.iter(f"{{{ns}}}patientId") for i in p.iter(f"{{{ns}}}id")}
+    paths = contract.paths  # where ids live is the contract's header model
+    ids = [first_text(r, contract, paths.document_id) or "" for r in recs]
+    patients = {first_text(r, contract, paths.patient_id) or "" for r in recs}
     return ids, patients
 
 
@@ -133,7 +134,7 @@ def expected_answers(port: int, ctx) -> dict[tuple[str, str], list[str]]:
         for p in WORLD.patients:
             status, body = caller.call(c, p.number)
             assert status == 200, f"{c.name} for a demo patient answered {status}"
-            out[(c.name, p.number)] = document_ids(body, c)[0]
+            out[(c.key, p.number)] = document_ids(body, c)[0]
     caller.close()
     return out
 
@@ -171,7 +172,7 @@ def run_profile(profile: Profile, port: int, ctx, expected: dict, seed: int = 8)
                 t = time.monotonic()
                 try:
                     status, body = caller.call(contract, patient)
-                    problem, mixed = check(status, body, contract, patient, expected[(contract.name, patient)])
+                    problem, mixed = check(status, body, contract, patient, expected[(contract.key, patient)])
                 except (OSError, http.client.HTTPException) as exc:
                     problem, mixed = f"connection: {type(exc).__name__}", False
                     caller.close()
@@ -237,7 +238,7 @@ def soak(names: list[str], time_scale: float = 1.0, folder: Path | None = None,
                     status, body = caller.call(CONTRACTS[0], patient)
                     after = time.monotonic() - t
                     caller.close()
-                    problem, _ = check(status, body, CONTRACTS[0], patient, expected[(CONTRACTS[0].name, patient)])
+                    problem, _ = check(status, body, CONTRACTS[0], patient, expected[(CONTRACTS[0].key, patient)])
                     report.add("recovery", answered_in_ms=after * 1000, ok=problem is None)
                     report.at_most("ordinary call after the ramp (s)", after if problem is None else 1e9, 1.0)
                 reports[name] = report

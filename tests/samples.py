@@ -12,6 +12,7 @@ from adapter.demo.world import default_world
 from adapter.mapping import profile
 from adapter.rivta.contracts import SOAP_NS, Contract
 from adapter.rivta.request_builder import build_request
+from adapter.rivta.rules import first_text
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = (REPO / ".." / "shared" / "reference").resolve()
@@ -89,8 +90,7 @@ def result(root: etree._Element, contract: Contract) -> dict[str, str]:
 
 
 def document_ids(root: etree._Element, contract: Contract) -> list[str]:
-    ns = contract.core_ns
-    return [r.find(f"{{{ns}}}{contract.header_element}/{{{ns}}}documentId").text for r in records(root, contract)]
+    return [first_text(r, contract, contract.paths.document_id) for r in records(root, contract)]
 
 
 def fault_string(root: etree._Element) -> str:

@@ -10,6 +10,7 @@ result ERROR; after a SOAP fault the same call is not repeated for 5 minutes (RI
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -22,10 +23,12 @@ from adapter import metrics
 from adapter.rivta import client as rivta
 from adapter.rivta import wsdl
 from adapter.rivta.client import client_context as client_context  # where overview and the tests find it
-from adapter.rivta.contracts import CONTRACTS, Contract
+from adapter.rivta.contracts import CONTRACTS, INFORMATION_TYPES, Contract, ResultModel
 from adapter.rivta.request_builder import build_request
+from adapter.rivta.rules import first_text
 
 FAULT_QUIET_SECONDS = 300.0
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,9 @@ class SourceResult:
     outcome: Outcome
     reason: str = ""
     records: list[etree._Element] = field(default_factory=list)
+    pages: int = 1  # answers fetched (more than one when the producer answered in parts: hasMore)
+    # where a partial answer can be continued (logical address, reference) when the page limit stopped us
+    has_more: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,9 @@ class FetchSettings:
     per_source_timeout: float = 27.0  # TKB: a producer answers within 27 s
     deadline: float = 20.0  # the whole overview; shorter than 27 s so staff are not kept waiting
     max_answer_bytes: int = 50 * 1024 * 1024
+    # partial answers (hasMore): at most this many answers per source and contract, so a producer that keeps
+    # answering hasMore cannot hold the overview (the deadline bounds the time as well)
+    max_pages: int = 20
 
 
 class FaultMemory:
@@ -73,7 +82,7 @@ class FaultMemory:
 
 async def fetch_all(client: httpx.AsyncClient, sources: list[Source], patient_id: str, patient_type: str,
                     settings: FetchSettings = FetchSettings(), faults: FaultMemory | None = None,
-                    contracts: tuple[Contract, ...] = CONTRACTS) -> list[SourceResult]:
+                    contracts: tuple[Contract, ...] = INFORMATION_TYPES) -> list[SourceResult]:
     """Every source's results, in the order of `sources` and `contracts`, once all are in (or the deadline)."""
     by_source: dict[Source, list[SourceResult]] = {}
     async for batch in fetch_by_source(client, sources, patient_id, patient_type, settings, faults, contracts):
@@ -91,7 +100,7 @@ class SourceBatch:
 
 async def fetch_by_source(client: httpx.AsyncClient, sources: list[Source], patient_id: str, patient_type: str,
                           settings: FetchSettings = FetchSettings(), faults: FaultMemory | None = None,
-                          contracts: tuple[Contract, ...] = CONTRACTS) -> AsyncIterator[SourceBatch]:
+                          contracts: tuple[Contract, ...] = INFORMATION_TYPES) -> AsyncIterator[SourceBatch]:
     """Each source's results as soon as every contract asked of it answered or failed, in the order the sources
     finish, so one hung producer holds only itself; at the deadline the sources still waiting come with their
     unanswered contracts failed. A source's contracts are released together, never one by one: the moment
@@ -136,6 +145,37 @@ async def fetch_by_source(client: httpx.AsyncClient, sources: list[Source], pati
 
 async def _fetch_one(client: httpx.AsyncClient, source: Source, contract: Contract, patient_id: str,
                      patient_type: str, settings: FetchSettings, faults: FaultMemory) -> SourceResult:
+    """One source's answer for one contract; a partial answer (hasMore) is followed to its end, directly
+    addressed to the logical address it names and with otherwise identical parameters (TKB), at most
+    `settings.max_pages` answers. Records repeated on a later page (a record changed meanwhile) count once."""
+    address, reference = source.logical_address, None
+    records: list[etree._Element] = []
+    seen: set[tuple[str, str]] = set()
+    pages = 0
+    while True:
+        pages += 1
+        page = await _fetch_page(client, source, contract, address, reference, patient_id, patient_type, settings,
+                                 faults)
+        if page.outcome is Outcome.FAILED:
+            page.reason += f" (answer {pages})" if pages > 1 else ""
+            page.pages = pages
+            return page
+        for rec in page.records:
+            doc = document_key(contract, rec)
+            if doc not in seen:  # TKB: the consumer drops repeated records (same record.id)
+                seen.add(doc)
+                records.append(rec)
+        if page.has_more is None or pages >= settings.max_pages:
+            return SourceResult(source, contract, Outcome.DATA if records else Outcome.NONE, records=records,
+                                pages=pages, has_more=page.has_more,
+                                reason=f"stopped after {pages} partial answers" if page.has_more else "")
+        address, reference = page.has_more
+
+
+async def _fetch_page(client: httpx.AsyncClient, source: Source, contract: Contract, address: str,
+                      reference: str | None, patient_id: str, patient_type: str, settings: FetchSettings,
+                      faults: FaultMemory) -> SourceResult:
+    """One answer (one part of a partial answer), counted in the metrics."""
     timer = metrics.Timer()
 
     def counted(outcome: str, result: SourceResult) -> SourceResult:
@@ -146,7 +186,7 @@ async def _fetch_one(client: httpx.AsyncClient, source: Source, contract: Contra
     if faults.quiet(key):
         return counted(metrics.NOT_ASKED, SourceResult(
             source, contract, Outcome.FAILED, "not asked again: it answered with a SOAP fault less than 5 minutes ago"))
-    body = build_request(contract, source.logical_address, patient_id, patient_type)
+    body = build_request(contract, address, patient_id, patient_type, has_more_reference=reference)
     try:
         reply = await rivta.call(client, source.url.rstrip("/") + contract.url_path, body,
                                  soap_action=contract.soap_action, timeout=settings.per_source_timeout,
@@ -181,19 +221,32 @@ def _interpret(source: Source, contract: Contract, answer: etree._Element) -> tu
     result = answer.find(f"{{{outer}}}result")
     code = result.findtext(f"{{{inner}}}resultCode") if result is not None else "OK"
     if code == "ERROR":
+        if contract.result_model is ResultModel.TEXT:
+            # resultText is the producer's own words: only a log id is passed on, never the text
+            log_id = _UUID.search(result.findtext(f"{{{inner}}}resultText") or "")
+            return failed("the producer answered ERROR" + (f" (log id {log_id.group(0)})" if log_id else ""),
+                          metrics.ERROR_RESULT)
         error = result.findtext(f"{{{inner}}}errorCode") or "ERROR"
         return failed(f"the producer answered {error} (log id {result.findtext(f'{{{inner}}}logId')})",
                       metrics.ERROR_RESULT)
     recs = answer.findall(f"{{{contract.responder_ns}}}{contract.record_element}")
-    return (metrics.DATA if recs else metrics.NONE), SourceResult(source, contract,
-                                                                  Outcome.DATA if recs else Outcome.NONE, records=recs)
+    more = None
+    if contract.has_more:
+        r = contract.responder_ns
+        el = answer.find(f"{{{r}}}hasMore")
+        address = (el.findtext(f"{{{r}}}logicalAddress") or "").strip() if el is not None else ""
+        reference = (el.findtext(f"{{{r}}}reference") or "").strip() if el is not None else ""
+        if address and reference:
+            more = (address, reference)
+    return (metrics.DATA if recs else metrics.NONE), SourceResult(
+        source, contract, Outcome.DATA if recs else Outcome.NONE, records=recs, has_more=more)
 
 
 def document_key(contract: Contract, record: etree._Element) -> tuple[str, str]:
-    ns = contract.core_ns
-    header = record.find(f"{{{ns}}}{contract.header_element}")
-    return (header.findtext(f"{{{ns}}}documentId") or "",
-            header.findtext(f"{{{ns}}}{contract.header_source_system_element}") or "")
+    """A record's identity across answers and major versions: document id (3.0: record.id) and source system."""
+    paths = contract.paths
+    return (first_text(record, contract, paths.document_id) or "",
+            first_text(record, contract, paths.source_system) or "")
 
 
 def merge(results: list[SourceResult]) -> dict[str, list[etree._Element]]:

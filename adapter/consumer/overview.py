@@ -66,7 +66,8 @@ from adapter.consumer.staff_settings import (
 )
 from adapter.mapping import codes, timefmt
 from adapter.mapping.context import HSA_ID_PATTERN
-from adapter.rivta.contracts import CONTRACTS, Contract
+from adapter.rivta.contracts import INFORMATION_TYPES, Contract
+from adapter.rivta.rules import first_text
 from adapter.tomlfile import HttpUrl, Model, Text, TomlFileError, fail, read, validate
 
 log = logging.getLogger("adapter.consumer")
@@ -332,19 +333,17 @@ class Overview:
 
 
 def _header(contract: Contract, rec: etree._Element) -> dict[str, str | None]:
-    ns = contract.core_ns
-    h = rec.find(f"{{{ns}}}{contract.header_element}")
-    prof = f"{{{ns}}}accountableHealthcareProfessional/{{{ns}}}"
-    role = f"{prof}healthcareProfessionalRoleCode/{{{ns}}}"
+    """The header facts the overview needs, wherever the contract's header model keeps them."""
+    paths = contract.paths
     return {
-        "document_id": h.findtext(f"{{{ns}}}documentId"),
-        "source_system": h.findtext(f"{{{ns}}}{contract.header_source_system_element}"),
-        "care_giver": h.findtext(prof + "healthcareProfessionalCareGiverHSAId"),
-        "care_unit": h.findtext(prof + "healthcareProfessionalCareUnitHSAId"),
-        "author_time": h.findtext(prof + "authorTime"),
-        "unit_name": h.findtext(prof + f"healthcareProfessionalOrgUnit/{{{ns}}}orgUnitName"),
-        "author_name": h.findtext(prof + "healthcareProfessionalName"),
-        "author_role": h.findtext(role + "displayName") or h.findtext(role + "originalText"),
+        "document_id": first_text(rec, contract, paths.document_id),
+        "source_system": first_text(rec, contract, paths.source_system),
+        "care_giver": first_text(rec, contract, paths.care_giver),
+        "care_unit": first_text(rec, contract, paths.care_unit),
+        "author_time": first_text(rec, contract, paths.author_time),
+        "unit_name": first_text(rec, contract, paths.unit_name),
+        "author_name": first_text(rec, contract, paths.author_name),
+        "author_role": first_text(rec, contract, paths.author_role),
     }
 
 
@@ -461,7 +460,7 @@ class _Progress:
         self.patient_id, self.patient_type, self.emergency_reason = patient_id, patient_type, emergency_reason
         self.actor = AccessingActor(user.employee_hsa_id, user.care_giver_hsa_id, user.care_unit_hsa_id)
         self.overview = Overview(patient_id, patient_type, user, emergency_reason,
-                                 {c.key: [] for c in CONTRACTS}, [], [], pending=list(config.sources),
+                                 {c.key: [] for c in INFORMATION_TYPES}, [], [], pending=list(config.sources),
                                  names=config.names)
         self.seen: set[tuple[str, str, str]] = set()  # contract key, document id, source system
         self.consent: bool | None = None  # asked once, when the first other care giver's information arrives

@@ -80,7 +80,7 @@ class _Notes:
         when = self.at(0, 10)
         enc_id = f"{self.patient.id}-gcd-besok-enc"
         self.out.append({
-            "resourceType": "Encounter", "id": enc_id, "status": "finished",
+            "resourceType": "Encounter", "id": enc_id, "meta": dict(self.world.meta), "status": "finished",
             "identifier": [{"system": LOCAL_ID, "value": f"vk-{self.uid()}"}],
             "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HH",
                       "display": "home health"},

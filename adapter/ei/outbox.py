@@ -13,9 +13,10 @@ engagement coalesce into one outbox row.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Connection
 
 from adapter.ei.messages import Engagement, engagement_problems
@@ -78,6 +79,8 @@ def _upsert(conn: Connection, key: RecordKey, *, delete_flag: bool, now: datetim
         most_recent_content=content["most_recent_content"], source_system=key.source_system,
         data_controller=key.care_giver or ""))
     if problems:  # the EI would refuse the whole call for this one: set it aside for an operator
+        conn.execute(delete(ei_outbox).where(ei_outbox.c.state == "failed",  # this state replaces older ones
+                                             *[ei_outbox.c[k] == v for k, v in ident.items()]))
         conn.execute(ei_outbox.insert().values(**ident, **content, source_system=key.source_system, state="failed",
                                                revision=0, attempts=0, created_at=now,
                                                last_error="not sendable: " + "; ".join(problems)[:480]))
@@ -92,3 +95,50 @@ def _upsert(conn: Connection, key: RecordKey, *, delete_flag: bool, now: datetim
     else:
         conn.execute(ei_outbox.insert().values(**ident, **content, source_system=key.source_system,
                                                state="pending", revision=0, attempts=0, created_at=now))
+
+
+KEY_COLUMNS = ("resident", "service_domain", "categorization", "logical_address", "data_controller")
+
+
+@dataclass
+class Requeued:
+    requeued: list[int] = field(default_factory=list)  # set-aside rows back to pending, as they were
+    superseded: list[int] = field(default_factory=list)  # older states, or a newer change already pending
+    unknown: list[int] = field(default_factory=list)  # no set-aside row with that key
+
+
+def requeue(conn: Connection, keys: Iterable[int] | None, now: datetime | None = None) -> Requeued:
+    """Put set-aside (`failed`) engagements back in the queue after an operator fixed the cause; `keys` are
+    outbox rows as `npo-adapter ei-status` lists them, None for every set-aside row. A row goes back as it
+    was (a refused delete stays a delete). Per engagement only the newest state is sent: a change already
+    pending carries it, else the newest set-aside row goes back and older ones of that engagement go."""
+    now = now or datetime.now(UTC)
+    result = Requeued()
+    stmt = select(ei_outbox).where(ei_outbox.c.state == "failed").order_by(ei_outbox.c.pk.desc())
+    if keys is not None:
+        wanted = set(keys)
+        stmt = stmt.where(ei_outbox.c.pk.in_(wanted))
+    rows = conn.execute(stmt).all()
+    if keys is not None:
+        result.unknown = sorted(wanted - {r.pk for r in rows})
+    done: set[int] = set()
+    for row in rows:
+        if row.pk in done:
+            continue
+        same = [ei_outbox.c[c] == getattr(row, c) for c in KEY_COLUMNS]
+        states = conn.execute(select(ei_outbox.c.pk, ei_outbox.c.state).where(
+            *same, ei_outbox.c.state.in_(("pending", "failed"))).order_by(ei_outbox.c.pk.desc())).all()
+        pending = any(s.state == "pending" for s in states)
+        newest = None if pending else states[0].pk
+        for s in states:
+            if s.state != "failed":
+                continue
+            done.add(s.pk)
+            if s.pk == newest:
+                conn.execute(update(ei_outbox).where(ei_outbox.c.pk == s.pk).values(
+                    state="pending", attempts=0, last_error=None, updated_at=now, revision=ei_outbox.c.revision + 1))
+                result.requeued.append(s.pk)
+            else:
+                conn.execute(delete(ei_outbox).where(ei_outbox.c.pk == s.pk))
+                result.superseded.append(s.pk)
+    return result

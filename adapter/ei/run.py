@@ -20,7 +20,8 @@ def sender_settings(s: Settings) -> SenderSettings:
     if not s.ei_url:
         raise ValueError("no engagement index configured (NPO_EI_URL)")
     return SenderSettings(url=s.ei_url, logical_address=s.ei_logical_address, batch_size=s.ei_batch_size,
-                          min_interval=s.ei_min_interval, per_key_interval=s.ei_per_key_interval)
+                          min_interval=s.ei_min_interval, per_key_interval=s.ei_per_key_interval,
+                          retention=s.ei_retention_days * 86400)
 
 
 @asynccontextmanager
@@ -33,14 +34,18 @@ async def sender_for(engine: Engine, s: Settings):
         yield Sender(engine, settings, client)
 
 
-def status(engine: Engine) -> dict:
+def status(engine: Engine, limit: int = 20) -> dict:
+    """Counts per state, the oldest pending change, and the newest set-aside rows (`limit`; the resident is in
+    them: callers show it only when asked)."""
     with engine.connect() as conn:
         by_state = Counter(dict(conn.execute(
             select(ei_outbox.c.state, func.count()).group_by(ei_outbox.c.state)).all()))
         oldest = conn.execute(select(func.min(ei_outbox.c.created_at)).where(ei_outbox.c.state == "pending")).scalar()
-        failed = conn.execute(select(ei_outbox.c.categorization, ei_outbox.c.logical_address,
-                                     ei_outbox.c.last_error, ei_outbox.c.updated_at)
-                              .where(ei_outbox.c.state == "failed").order_by(ei_outbox.c.pk.desc()).limit(20)).all()
+        failed = conn.execute(select(ei_outbox.c.pk.label("key"), ei_outbox.c.resident, ei_outbox.c.categorization,
+                                     ei_outbox.c.logical_address, ei_outbox.c.data_controller,
+                                     ei_outbox.c.delete_flag, ei_outbox.c.attempts, ei_outbox.c.last_error,
+                                     ei_outbox.c.updated_at)
+                              .where(ei_outbox.c.state == "failed").order_by(ei_outbox.c.pk.desc()).limit(limit)).all()
         retrying = conn.execute(select(func.count()).where(ei_outbox.c.state == "pending",
                                                            ei_outbox.c.attempts > 0)).scalar()
     return {"pending": by_state.get("pending", 0), "sent": by_state.get("sent", 0),

@@ -7,7 +7,7 @@ from lxml import etree
 
 from adapter.mapping.errors import MappingError
 from adapter.mapping.record import Header, Professional, Signer
-from adapter.rivta.contracts import Contract
+from adapter.rivta.contracts import HSA_ROOT, Contract, HeaderModel
 
 _Element = etree._Element
 
@@ -106,6 +106,9 @@ def record_root(contract: Contract) -> tuple[_Element, Builder]:
 
 
 def header(b: Builder, parent: _Element, contract: Contract, h: Header) -> _Element:
+    """The record header in the contract's header model."""
+    if contract.header_model is HeaderModel.JOL:
+        return jol_header(b, parent, contract, h)
     el = b.node(parent, contract.header_element)
     b.text(el, "documentId", h.document_id)
     b.text(el, contract.header_source_system_element, h.source_system)
@@ -118,6 +121,49 @@ def header(b: Builder, parent: _Element, contract: Contract, h: Header) -> _Elem
     signer(b, el, h.signer)
     b.text(el, "approvedForPatient", h.approved_for_patient)
     b.text(el, "careContactId", h.care_contact)
+    return el
+
+
+def jol_header(b: Builder, parent: _Element, contract: Contract, h: Header) -> _Element:
+    """The JoL header (field rules 2.2): the access-control part, then source system, record, author, signature.
+
+    record.id is the note's documentId as root alone (TKB: as in the earlier major versions, so that a consumer
+    of several versions can drop duplicates); record.timestamp and blockComparisonTime are the documentation
+    time (documentTime, else the author's time)."""
+    el = b.node(parent, contract.header_element)
+    time = h.document_time or h.author.time
+    acl = b.node(el, "accessControlHeader")
+    if h.author.care_giver:
+        b.ii(acl, "accountableHealthcareProvider", HSA_ROOT, h.author.care_giver)
+    if h.author.care_unit:
+        b.ii(acl, "accountableCareUnit", HSA_ROOT, h.author.care_unit)
+    b.ii(acl, "patientId", h.patient.type, h.patient.id)
+    b.text(acl, "blockComparisonTime", time)
+    b.text(acl, "approvedForPatient", h.approved_for_patient)
+    b.ii(el, "sourceSystemId", HSA_ROOT, h.source_system)
+    record = b.node(el, "record")
+    b.ii(record, "id", h.document_id)
+    b.text(record, "timestamp", time)
+    p = h.author
+    author = b.node(el, "author")
+    if p.hsa_id:
+        b.ii(author, "id", HSA_ROOT, p.hsa_id)
+    b.text(author, "name", p.name)
+    b.text(author, "timestamp", p.time)
+    if p.role_code:
+        b.cv(author, "byRole", *p.role_code)
+    elif p.role_text:
+        b.cv(author, "byRole", original_text=p.role_text)
+    if p.org_unit:
+        unit = b.node(author, "orgUnit")
+        b.text(unit, "orgUnitHSAId", p.org_unit.hsa_id)
+        b.text(unit, "orgUnitName", p.org_unit.name)
+    if h.signer is not None:
+        signature = b.node(el, "signature")
+        if h.signer.hsa_id:
+            b.ii(signature, "id", HSA_ROOT, h.signer.hsa_id)
+        b.text(signature, "name", h.signer.name)
+        b.text(signature, "timestamp", h.signer.time)
     return el
 
 

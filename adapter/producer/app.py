@@ -29,7 +29,9 @@ from adapter.gateway.verify import CertificateRefused, ReloadableVerifier
 from adapter.health import Readiness, StoreProbe
 from adapter.ops import health_endpoints
 from adapter.privacy import may_hold_personnummer
-from adapter.producer.requests import Refusal, to_query
+from adapter.producer.paging import INVALID as INVALID_REFERENCE
+from adapter.producer.paging import Pager, Position
+from adapter.producer.requests import Refusal, has_more_reference, to_query
 from adapter.rivta import soap, wsdl
 from adapter.rivta.contracts import CONTRACTS, Contract
 from adapter.store import records as store
@@ -90,10 +92,11 @@ def create_app(engine: Engine, settings: Settings, access: Access | None = None,
     app.state.readiness = readiness
     app.add_middleware(logs.RequestContext)
 
+    pager = Pager(settings.max_records_per_answer, settings.paging_key)
     for contract in CONTRACTS:
         wsdl.request_schema(contract)  # compile at start: a broken contract fails fast
         wsdl.documents(contract)
-        _add_routes(app, contract, engine, settings, access)
+        _add_routes(app, contract, engine, settings, access, pager)
 
     app.include_router(fhir_endpoint.router(engine, settings, access))
 
@@ -109,7 +112,8 @@ def create_app(engine: Engine, settings: Settings, access: Access | None = None,
     return app
 
 
-def _add_routes(app: FastAPI, contract: Contract, engine: Engine, settings: Settings, access: Access) -> None:
+def _add_routes(app: FastAPI, contract: Contract, engine: Engine, settings: Settings, access: Access,
+                pager: Pager) -> None:
     docs = wsdl.documents(contract)
     schema = wsdl.request_schema(contract)
     expected = f"{{{contract.responder_ns}}}{contract.name}"
@@ -192,27 +196,47 @@ def _add_routes(app: FastAPI, contract: Contract, engine: Engine, settings: Sett
             hidden = access.authorisations.hidden_care_units(consumer, original)
             if hidden:
                 query = dataclasses.replace(query, hidden_care_units=hidden)
+        after = None
+        if contract.has_more and not isinstance(query, Refusal):
+            digest = pager.digest(contract.key, req.logical_address, query)
+            reference = has_more_reference(contract, req.body)
+            if reference is not None:
+                after = pager.position(reference, digest)
+                if after is None:
+                    query = Refusal(INVALID_REFERENCE)
         if isinstance(query, Refusal):
             log.info("%s INVALID_REQUEST %s for consumer %s at logical address %s (correlation id %s): %s",
                      contract.name, log_id, caller, _shown(req.logical_address), _correlation(request), query.message)
             result = soap.result_element(contract, "ERROR", log_id, query.message, error_code="INVALID_REQUEST")
             return metrics.INVALID_REQUEST, Response(b"".join(soap.response_parts(contract, (), result)),
                                                      media_type=soap.CONTENT_TYPE)
+        has_more = None
         try:
             # SQLite is a local file: querying on the event loop beats a worker thread, whose GIL hand-overs
             # cost more than the query (measured in bench/producer_throughput). A networked store keeps the thread.
             queried = metrics.Timer()
-            fragments = _fetch(engine, query) if inline else await asyncio.to_thread(_fetch, engine, query)
+            if contract.has_more:
+                page = (_fetch_page(engine, query, pager.limit + 1, after) if inline
+                        else await asyncio.to_thread(_fetch_page, engine, query, pager.limit + 1, after))
+                fragments = [row.fragment for row in page[:pager.limit]]
+                if len(page) > pager.limit:
+                    last = page[pager.limit - 1]
+                    # TKB: hasMore names the producer that has more, i.e. the logical address this call reached
+                    has_more = soap.has_more_element(contract, req.logical_address,
+                                                     pager.reference(digest, Position(last.day, last.pk)))
+            else:
+                fragments = _fetch(engine, query) if inline else await asyncio.to_thread(_fetch, engine, query)
             metrics.STORE_QUERY_SECONDS.labels(contract.key).observe(queried.seconds)
         except SQLAlchemyError as exc:
             log.error("store unavailable (%s), log id %s", type(exc).__name__, log_id)
             return metrics.STORE_DOWN, _fault("the producer's store is unavailable", client=False, status=500)
         result = soap.result_element(contract, "OK", log_id)
         # Who was told what: enough to trace a disclosure with the platform's logs, without the patient.
-        log.info("%s OK %s: %d records to consumer %s at logical address %s (original consumer %s, "
-                 "correlation id %s)", contract.name, log_id, len(fragments), caller, _shown(req.logical_address),
+        log.info("%s OK %s: %d records%s to consumer %s at logical address %s (original consumer %s, "
+                 "correlation id %s)", contract.name, log_id, len(fragments),
+                 " (partial: hasMore)" if has_more else "", caller, _shown(req.logical_address),
                  _shown(original) if original else "-", _correlation(request))
-        parts = list(soap.response_parts(contract, fragments, result))
+        parts = list(soap.response_parts(contract, fragments, result, has_more))
         size = sum(map(len, parts))
         if size < STREAM_FROM_BYTES:
             return metrics.OK, Response(b"".join(parts), media_type=soap.CONTENT_TYPE)
@@ -241,3 +265,8 @@ async def _chunks(parts: list[bytes]) -> AsyncIterator[bytes]:
 def _fetch(engine: Engine, query: store.RecordQuery) -> list[bytes]:
     with engine.connect() as conn:
         return list(store.query(conn, query))
+
+
+def _fetch_page(engine: Engine, query: store.RecordQuery, limit: int, after: Position | None) -> list[store.PageRow]:
+    with engine.connect() as conn:
+        return store.query_page(conn, query, limit, (after.day, after.pk) if after else None)

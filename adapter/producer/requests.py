@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from adapter.mapping import codes
-from adapter.rivta.contracts import Contract
+from adapter.rivta.contracts import HSA_ROOT, Contract, IdForm
 from adapter.store.records import RecordQuery
 
 _OID = re.compile(r"^[0-2](\.[0-9]+)+$")
@@ -47,23 +47,60 @@ def _text(el: Any | None, ns: str, name: str) -> str | None:
     return child.text.strip() or None
 
 
+class _NotHsa(ValueError):
+    """An IIType filter that is not an HSA-id; the message names the element."""
+
+
+def _hsa_ids(contract: Contract, body: Any, name: str) -> tuple[str, ...]:
+    """The HSA-ids a request gives in `name`: text, or IITypes with the HSA root and the id as extension."""
+    r, c = contract.responder_ns, contract.core_ns
+    found = []
+    for el in _children(body, r, name):
+        if contract.id_form is IdForm.II:
+            root, ext = _text(el, c, "root"), _text(el, c, "extension")
+            if root != HSA_ROOT or not ext:
+                raise _NotHsa(f"{name} must be an HSA-id: root {HSA_ROOT} and the id as extension")
+            found.append(ext)
+        elif el.text and el.text.strip():
+            found.append(el.text.strip())
+    return tuple(found)
+
+
+def has_more_reference(contract: Contract, body: Any) -> str | None:
+    """The continuation reference of a paging contract's request: None when the request starts afresh, ""
+    for a blank one (which no answer gave)."""
+    el = body.find(f"{{{contract.responder_ns}}}hasMoreReference") if contract.has_more else None
+    return None if el is None else (el.text or "").strip()
+
+
 def to_query(contract: Contract, body: Any, logical_address: str) -> RecordQuery | Refusal:
     r, c = contract.responder_ns, contract.core_ns
     patient = body.find(f"{{{r}}}patientId")
-    patient_id = _text(patient, c, "id") or ""
-    patient_type = _text(patient, c, "type") or ""
-    source_system = _text(body, r, contract.source_system_element)
-    care_contacts = tuple(t for t in (e.text.strip() for e in _children(body, r, "careContactId") if e.text) if t)
+    if contract.id_form is IdForm.II:  # root = the id's type (OID), extension = the id
+        patient_id, patient_type = _text(patient, c, "extension") or "", _text(patient, c, "root") or ""
+    else:
+        patient_id, patient_type = _text(patient, c, "id") or "", _text(patient, c, "type") or ""
+    try:
+        source_systems = _hsa_ids(contract, body, contract.source_system_element)
+        care_units = _hsa_ids(contract, body, contract.care_unit_element)
+        care_givers = _hsa_ids(contract, body, contract.care_giver_element) if contract.has_care_giver_filter else ()
+    except _NotHsa as exc:
+        return Refusal(str(exc))
+    source_system = source_systems[0] if source_systems else None
+    care_contacts: tuple[str, ...] = ()
+    if contract.has_care_contact_filter:
+        care_contacts = tuple(t for t in (e.text.strip() for e in _children(body, r, "careContactId") if e.text) if t)
 
     if source_system is not None and source_system != logical_address:
         return Refusal(f"{contract.source_system_element} must equal the LogicalAddress of the call")
     if care_contacts and source_system is None:
         return Refusal(f"careContactId requires {contract.source_system_element}")
+    type_field, id_field = ("root", "extension") if contract.id_form is IdForm.II else ("type", "id")
     if not _OID.match(patient_type):
-        return Refusal("patientId.type must be an OID")
+        return Refusal(f"patientId.{type_field} must be an OID")
     if patient_type in (codes.PERSONNUMMER, codes.SAMORDNINGSNUMMER):
         if not _NATIONAL_ID.match(patient_id):
-            return Refusal("patientId.id must be 12 digits without separator")
+            return Refusal(f"patientId.{id_field} must be 12 digits without separator")
     elif source_system is None:
         # Reservnummer are local: only direct, source-system-addressed calls may use them.
         return Refusal(f"a reservnummer requires {contract.source_system_element}")
@@ -78,9 +115,6 @@ def to_query(contract: Contract, body: Any, logical_address: str) -> RecordQuery
         return Refusal(f"{contract.period_element}.start is after its end")
 
     chain_id = status = None
-    care_givers: tuple[str, ...] = ()
-    if contract.has_care_giver_filter:
-        care_givers = tuple(e.text.strip() for e in _children(body, r, "careGiverHSAId") if e.text)
     if contract.has_prescription_filters:
         chain = body.find(f"{{{r}}}prescriptionChainId")
         if chain is not None:
@@ -95,7 +129,7 @@ def to_query(contract: Contract, body: Any, logical_address: str) -> RecordQuery
         patient_type=patient_type,
         period_start=start,
         period_end=end,
-        care_units=tuple(e.text.strip() for e in _children(body, r, contract.care_unit_element) if e.text),
+        care_units=care_units,
         care_givers=care_givers,
         care_contacts=care_contacts,
         chain_id=chain_id,

@@ -30,6 +30,8 @@ REGISTRY_NS = "urn:riv:itintegration:registry:1"
 HEALTHCOND_CORE = "urn:riv:clinicalprocess:healthcond:description:2"
 ACTOUTCOME_CORE = "urn:riv:clinicalprocess:activityprescription:actoutcome:2"
 LOGISTICS_CORE = "urn:riv:clinicalprocess:logistics:logistics:3"
+HEALTHCOND_CORE_3 = "urn:riv:clinicalprocess:healthcond:description:3"
+HSA_ROOT = "1.2.752.129.2.1.4.1"  # IIType root of HSA-ids (care units, care givers, source systems, people)
 
 
 class DateRule(StrEnum):
@@ -37,6 +39,82 @@ class DateRule(StrEnum):
 
     ANY_TIME_WITHIN = "any-time-within"  # any of the listed record times lies in [start, end]
     OVERLAP = "overlap"  # the record's [start, end?] interval overlaps [start?, end?]
+
+
+class HeaderModel(StrEnum):
+    """Which record header a contract's records carry."""
+
+    PATIENT_SUMMARY = "patient-summary"  # <x>Header: documentId, sourceSystemHSAId, patientId (id, type), ...
+    JOL = "jol"  # header: accessControlHeader, sourceSystemId, record, author, signature (IITypes)
+
+
+class IdForm(StrEnum):
+    """How a request writes patients, care units, care givers and source systems."""
+
+    STRING = "string"  # patientId (id, type) and HSA-ids as text
+    II = "ii"  # IITypes: patientId (root = type OID, extension = id), HSA-ids as root HSA_ROOT + extension
+
+
+class ResultModel(StrEnum):
+    """What a response's `result` holds."""
+
+    LOG_ID = "log-id"  # resultCode, errorCode (INVALID_REQUEST), logId, message
+    TEXT = "text"  # resultCode and resultText only (a logical error is ERROR + resultText)
+
+
+@dataclass(frozen=True)
+class RecordPaths:
+    """Where a record's identity and access-control facts live: XPaths relative to the record element,
+    prefix `c:` = the contract's core namespace; the first non-empty match counts."""
+
+    document_id: tuple[str, ...]
+    source_system: tuple[str, ...]
+    patient_id: tuple[str, ...]
+    patient_type: tuple[str, ...]
+    care_unit: tuple[str, ...]
+    care_giver: tuple[str, ...]
+    author_time: tuple[str, ...]
+    unit_name: tuple[str, ...]
+    approved_for_patient: tuple[str, ...]
+    author_name: tuple[str, ...]
+    author_role: tuple[str, ...]  # the role's display name, else its original text
+
+
+def _patient_summary_paths(header: str, source_system: str) -> RecordPaths:
+    h, prof = f"c:{header}", f"c:{header}/c:accountableHealthcareProfessional"
+    return RecordPaths(
+        document_id=(f"{h}/c:documentId",),
+        source_system=(f"{h}/c:{source_system}",),
+        patient_id=(f"{h}/c:patientId/c:id",),
+        patient_type=(f"{h}/c:patientId/c:type",),
+        care_unit=(f"{prof}/c:healthcareProfessionalCareUnitHSAId",),
+        care_giver=(f"{prof}/c:healthcareProfessionalCareGiverHSAId",),
+        author_time=(f"{prof}/c:authorTime",),
+        unit_name=(f"{prof}/c:healthcareProfessionalOrgUnit/c:orgUnitName",),
+        approved_for_patient=(f"{h}/c:approvedForPatient",),
+        author_name=(f"{prof}/c:healthcareProfessionalName",),
+        author_role=(f"{prof}/c:healthcareProfessionalRoleCode/c:displayName",
+                     f"{prof}/c:healthcareProfessionalRoleCode/c:originalText"),
+    )
+
+
+def _jol_paths(header: str) -> RecordPaths:
+    h, acl = f"c:{header}", f"c:{header}/c:accessControlHeader"
+    return RecordPaths(
+        # TKB: record.id carries the earlier major versions' documentId as root, without extension
+        document_id=(f"{h}/c:record/c:id/c:root",),
+        source_system=(f"{h}/c:sourceSystemId/c:extension",),
+        patient_id=(f"{acl}/c:patientId/c:extension",),
+        patient_type=(f"{acl}/c:patientId/c:root",),
+        care_unit=(f"{acl}/c:accountableCareUnit/c:extension",),
+        care_giver=(f"{acl}/c:accountableHealthcareProvider/c:extension",),
+        # author is 0..1: the record's own time stands in
+        author_time=(f"{h}/c:author/c:timestamp", f"{h}/c:record/c:timestamp"),
+        unit_name=(f"{h}/c:author/c:orgUnit/c:orgUnitName",),
+        approved_for_patient=(f"{acl}/c:approvedForPatient",),
+        author_name=(f"{h}/c:author/c:name",),
+        author_role=(f"{h}/c:author/c:byRole/c:displayName", f"{h}/c:author/c:byRole/c:originalText"),
+    )
 
 
 @dataclass(frozen=True)
@@ -115,17 +193,17 @@ class Contract(Interaction):
     care_unit_element: str = "careUnitHSAId"
     source_system_element: str = "sourceSystemHSAId"
     date_rule: DateRule = DateRule.ANY_TIME_WITHIN
+    # the request's period may leave out start or end (actoutcome DatePeriodType; logistics and healthcond: both 1..1)
+    period_open_ends: bool = False
     # names of the record times that the date filter looks at (ANY_TIME_WITHIN)
     filter_times: tuple[str, ...] = ()
-    # OVERLAP: the record's interval as the answer shows it (XPaths relative to the record, prefix c: = core_ns):
-    # it starts at the first start path with a value and ends at the earliest end value, open when there is none
-    overlap_start: tuple[str, ...] = ()
-    overlap_end: tuple[str, ...] = ()
-    open_period: bool = False  # the request's period may leave out its start or end (GetMedicationHistory)
+    # where those times are in a record (XPaths, prefix c:); empty: every element named like one of them
+    filter_time_paths: tuple[str, ...] = ()
     # engagement index
     ei_service_domain: str = ""
     ei_categorizations: tuple[str, ...] = ()
-    has_care_giver_filter: bool = False  # GetMedicationHistory only
+    has_care_giver_filter: bool = False  # GetMedicationHistory, GetCareDocumentation 3
+    has_care_contact_filter: bool = True  # request careContactId (GetCareDocumentation 3 has none)
     has_prescription_filters: bool = False  # GetMedicationHistory only
     soap_action_override: str = ""
     # the record header's spelling of its source system (GetCareDocumentation 2.1: "sourceSystemHSAid")
@@ -139,6 +217,13 @@ class Contract(Interaction):
     block_kind: str | None = None  # the kind of information a CheckBlocks block may leave out ("lak", "upp")
     suite_cases: tuple[ContentCase, ...] = ()
     suite_note: str = ""  # shown in the suite report, e.g. where the contract's cases come from
+    # -- what varies between the patient-summary contracts and the JoL-header contract (GetCareDocumentation 3)
+    header_model: HeaderModel = HeaderModel.PATIENT_SUMMARY  # where record facts live: see `paths`
+    id_form: IdForm = IdForm.STRING  # how a request writes patients and HSA-ids
+    care_giver_element: str = "careGiverHSAId"  # the request's care-giver filter (with has_care_giver_filter)
+    result_model: ResultModel = ResultModel.LOG_ID
+    # TKB partial answers: the response may hold hasMore (logicalAddress, reference), the request hasMoreReference
+    has_more: bool = False
 
     @property
     def key(self) -> str:
@@ -170,6 +255,12 @@ class Contract(Interaction):
         if self.result_ns_override:
             return self.result_ns_override, self.result_ns_override
         return self.responder_ns, self.core_ns
+
+    @property
+    def paths(self) -> RecordPaths:
+        if self.header_model is HeaderModel.JOL:
+            return _jol_paths(self.header_element)
+        return _patient_summary_paths(self.header_element, self.header_source_system_element)
 
 
 _HC = "clinicalprocess:healthcond:description"
@@ -228,6 +319,61 @@ GET_CARE_DOCUMENTATION = Contract(
     label="Anteckningar",
 )
 
+GET_CARE_DOCUMENTATION_3 = Contract(
+    name="GetCareDocumentation",
+    version="3.0",
+    domain=_HC,
+    core_ns=HEALTHCOND_CORE_3,
+    record_element="careDocumentation",
+    header_element="header",
+    body_element="body",
+    period_element="datePeriod",
+    care_unit_element="careUnit",
+    source_system_element="sourceSystemId",
+    header_model=HeaderModel.JOL,
+    id_form=IdForm.II,
+    has_care_giver_filter=True,
+    care_giver_element="healthcareProvider",
+    has_care_contact_filter=False,
+    result_model=ResultModel.TEXT,
+    has_more=True,
+    # TKB 3.0.5 datePeriod: record.timestamp, author.timestamp, signature.timestamp, dissentingOpinion.authorTime
+    filter_times=("recordTime", "authorTime", "signatureTime", "dissentingOpinionTime"),
+    filter_time_paths=("c:header/c:record/c:timestamp", "c:header/c:author/c:timestamp",
+                       "c:header/c:signature/c:timestamp", "c:body/c:dissentingOpinion/c:authorTime"),
+    forbidden=(),
+    ei_service_domain=f"riv:{_HC}",
+    ei_categorizations=("voo",),
+    module="care_documentation_v3",
+    label="Anteckningar",
+    # the official suite (TK-testsvit GetCareDocumentation 3.0), family 5; 5.15 DocBook-extended is manual and
+    # 5.18 Delsvar belongs to every contract with hasMore (adapter/suite/cases/paging.py)
+    suite_cases=(
+        ContentCase("5.1", "signed", "En signerad post / a signed record (signature)",
+                    "c:header/c:signature/c:timestamp", "a signature"),
+        ContentCase("5.2", "unsigned", "En osignerad post / an unsigned record (no signature)",
+                    "not(c:header/c:signature)", "no signature"),
+        ContentCase("5.4", "DissentingOpinion", "Avvikande åsikt / a dissenting opinion",
+                    "c:body/c:dissentingOpinion/c:opinion", "a dissenting opinion"),
+        *(ContentCase(number, f"ClinicalDocumentNoteCode_{title}", f"Anteckningstyp {code} ({title})",
+                      f"c:body/c:clinicalDocumentNoteCode[normalize-space(c:code)='{code}']",
+                      f"clinicalDocumentNoteCode {code}")
+          for number, code, title in (
+              ("5.5", "utr", "Utredning"), ("5.6", "atb", "Behandling"), ("5.7", "sam", "Sammanfattning"),
+              ("5.8", "sao", "Samordning"), ("5.9", "ins", "Inskrivning"), ("5.10", "slu", "Slutanteckning"),
+              ("5.11", "auf", "AnteckningUtanFysisktMöte"), ("5.12", "sva", "Slutenvårdsanteckning"),
+              ("5.13", "bes", "Besöksanteckning"))),
+        ContentCase("5.14", "ClinicalDocumentNoteText-DocBook", "Anteckningstext som DocBook / a DocBook note text",
+                    "c:body/c:clinicalDocumentNoteText[starts-with(normalize-space(.), '<') and "
+                    "(contains(., '<article') or contains(., '<section') or contains(., '<para'))]",
+                    "a clinicalDocumentNoteText in DocBook"),
+        ContentCase("5.16", "MultimediaEntryValue", "Inbäddad fil / an embedded file",
+                    "c:body/c:multimediaEntry/c:value", "multimediaEntry.value"),
+        ContentCase("5.17", "MultimediaEntryReference", "Länkad fil / a linked file",
+                    "c:body/c:multimediaEntry/c:reference", "multimediaEntry.reference"),
+    ),
+)
+
 GET_ALERT_INFORMATION = Contract(
     name="GetAlertInformation",
     version="2.0",
@@ -239,8 +385,6 @@ GET_ALERT_INFORMATION = Contract(
     period_element="timePeriod",
     # TKB: the validity interval (validityTimePeriod.start to obsoleteTime or validityTimePeriod.end) overlaps
     date_rule=DateRule.OVERLAP,
-    overlap_start=("c:alertInformationBody/c:validityTimePeriod/c:start",),
-    overlap_end=("c:alertInformationBody/c:validityTimePeriod/c:end", "c:alertInformationBody/c:obsoleteTime"),
     forbidden=("nullified", "nullifiedReason", "documentTitle", "documentTime"),
     ei_service_domain=f"riv:{_HC}",
     ei_categorizations=("upp",),
@@ -323,12 +467,7 @@ GET_MEDICATION_HISTORY = Contract(
     header_element="medicationMedicalRecordHeader",
     body_element="medicationMedicalRecordBody",
     date_rule=DateRule.OVERLAP,
-    # TKB datePeriod: from the prescription decision, else startOfTreatment, else the registration
-    overlap_start=(".//c:medicationPrescription/c:prescriber/c:authorTime",
-                   ".//c:medicationPrescription/c:startOfTreatment",
-                   "c:medicationMedicalRecordHeader/c:accountableHealthcareProfessional/c:authorTime"),
-    overlap_end=(".//c:medicationPrescription/c:endOfTreatment",),
-    open_period=True,
+    period_open_ends=True,
     forbidden=("nullified", "nullifiedReason", "documentTime", "relation"),
     ei_service_domain=f"riv:{_AA}",
     ei_categorizations=("caa-gmh",),
@@ -415,13 +554,65 @@ GET_VACCINATION_HISTORY = Contract(
     "record, so a record with nullified true is never served.",
 )
 
+GET_CARE_CONTACTS = Contract(
+    name="GetCareContacts",
+    version="3.0",
+    domain="clinicalprocess:logistics:logistics",
+    # Unlike GetCarePlans, the national soapAction keeps both "logistics" (the default form).
+    core_ns=LOGISTICS_CORE,
+    record_element="careContact",
+    header_element="careContactHeader",
+    body_element="careContactBody",
+    # TKB: the interval formed by authorTime and careContactTimePeriod start/end overlaps the request's datePeriod;
+    # a contact without end is open towards the future, one without start towards the past.
+    date_rule=DateRule.OVERLAP,
+    # TKB 0..0 (the XSD allows them)
+    forbidden=("documentTitle", "documentTime", "legalAuthenticator", "nullified", "nullifiedReason",
+               "careContactId"),
+    ei_service_domain="riv:clinicalprocess:logistics:logistics",
+    ei_categorizations=("vko",),
+    has_care_giver_filter=True,
+    module="care_contacts",
+    label="Vårdkontakter",
+    suite_cases=(
+        ContentCase("5.1", "careContactCode", "Kodad vårdkontakttyp (KV Vårdkontakttyp) / a coded contact type",
+                    ".//c:careContactCode[c:codeSystem='1.2.752.129.2.2.2.25']/c:code",
+                    "careContactCode in KV Vårdkontakttyp"),
+        ContentCase("5.2", "careContactCode_Besok", "Besök / a visit",
+                    ".//c:careContactCode[c:code='1']", "careContactCode 1 (Besök)"),
+        ContentCase("5.3", "careContactCode_Telefon", "Telefonkontakt / a phone contact",
+                    ".//c:careContactCode[c:code='2']", "careContactCode 2 (Telefon)"),
+        ContentCase("5.4", "careContactReason", "Orsak till vårdkontakten / the reason for the contact",
+                    ".//c:careContactBody/c:careContactReason", "careContactReason"),
+        ContentCase("5.5", "careContactOrgUnit", "Utförande enhet med HSA-id och namn (Regel 5) / the unit of the "
+                    "contact", ".//c:careContactOrgUnit[c:orgUnitHSAId and c:orgUnitName]",
+                    "careContactOrgUnit with orgUnitHSAId and orgUnitName"),
+        ContentCase("5.6", "healthcareProfessionalOrgUnit", "Ansvarig personals enhet (Regel 4) / the accountable "
+                    "professional's unit", ".//c:healthcareProfessionalOrgUnit[c:orgUnitHSAId and c:orgUnitName]",
+                    "healthcareProfessionalOrgUnit with orgUnitHSAId and orgUnitName"),
+        ContentCase("5.7", "careContactTimePeriod", "Tidsintervall med start och slut / start and end of the "
+                    "contact", ".//c:careContactTimePeriod[c:start and c:end]", "careContactTimePeriod start and end"),
+        ContentCase("5.8", "careContactStatus_avslutad", "Avslutad vårdkontakt / a finished contact",
+                    ".//c:careContactStatus[c:code='53671000052101']", "careContactStatus avslutad"),
+        ContentCase("5.9", "careContactStatus_tidbokad", "Tidbokad vårdkontakt / a booked contact",
+                    ".//c:careContactStatus[c:code='53631000052103']", "careContactStatus tidbokad"),
+        ContentCase("5.10", "careContactStatus_installd", "Inställd vårdkontakt / a cancelled contact",
+                    ".//c:careContactStatus[c:code='53641000052109']", "careContactStatus inställd"),
+    ),
+    suite_note="No official test suite exists for GetCareContacts 3.0: its cases are derived from TKB "
+    "clinicalprocess:logistics:logistics 3.0.13 (field rules, Regel 4 and 5, the datePeriod rule, the careGiverHSAId "
+    "filter) and the families the other contracts share; the numbers are the project's, not Inera's.",
+)
+
 CONTRACTS: tuple[Contract, ...] = (  # in the order NPÖ shows the information types
     GET_DIAGNOSIS,
     GET_MEDICATION_HISTORY,
     GET_CARE_PLANS,
     GET_FUNCTIONAL_STATUS,
     GET_CARE_DOCUMENTATION,
+    GET_CARE_DOCUMENTATION_3,
     GET_VACCINATION_HISTORY,
+    GET_CARE_CONTACTS,
     GET_ALERT_INFORMATION,
 )
 

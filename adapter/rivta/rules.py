@@ -86,7 +86,7 @@ def record_problems(rec: etree._Element, contract: Contract) -> list[Problem]:
             problems.append(Problem(Rule.FORBIDDEN, f"forbidden element {name}"))
         if len(el) and {_local(c) for c in el} <= CV_PARTS and name not in ("result",):
             problems.extend(Problem(Rule.CV, m) for m in _cv(el))
-        is_timestamp = name.endswith("Time") and name not in NOT_TIMESTAMPS and len(el) == 0
+        is_timestamp = (name.endswith("Time") or name == "timestamp") and name not in NOT_TIMESTAMPS and len(el) == 0
         if is_timestamp and not TIMESTAMP.match((el.text or "").strip()):
             problems.append(Problem(Rule.TIMESTAMP, f"{name} is not YYYYMMDDhhmmss"))
     problems.extend(_sjf_fields(rec, contract))
@@ -116,25 +116,34 @@ def _header(rec: etree._Element, contract: Contract) -> etree._Element | None:
     return rec.find(f"{{{contract.core_ns}}}{contract.header_element}")
 
 
+def first_text(rec: etree._Element, contract: Contract, paths: tuple[str, ...]) -> str | None:
+    """The first non-empty value at one of `paths` (a `RecordPaths` entry of the contract's description)."""
+    for path in paths:
+        for found in rec.xpath(path, namespaces={"c": contract.core_ns}):
+            text = found.text if isinstance(found, etree._Element) else str(found)
+            if text and text.strip():
+                return text.strip()
+    return None
+
+
 def _document_id(rec: etree._Element, contract: Contract) -> str | None:
-    h = _header(rec, contract)
-    return h.findtext(f"{{{contract.core_ns}}}documentId") if h is not None else None
+    return first_text(rec, contract, contract.paths.document_id)
 
 
 def _sjf_fields(rec: etree._Element, contract: Contract) -> list[Problem]:
-    """Regel 1: care unit, care giver and author time are needed for blocks, access control and logging."""
-    h = _header(rec, contract)
-    if h is None:
+    """Regel 1 (JoL: Spärrhantering): care unit, care giver and author time are needed for blocks, access
+    control and logging; where they live is the contract's header model (`Contract.paths`)."""
+    if _header(rec, contract) is None:
         return [Problem(Rule.STRUCTURE, f"{contract.header_element} missing")]
-    ns = contract.core_ns
-    prof = h.find(f"{{{ns}}}accountableHealthcareProfessional")
-    if prof is None:
-        return [Problem(Rule.STRUCTURE, "accountableHealthcareProfessional missing")]
-    fields = (("authorTime", Rule.AUTHOR_TIME),
-              ("healthcareProfessionalCareUnitHSAId", Rule.CARE_UNIT_AND_GIVER),
-              ("healthcareProfessionalCareGiverHSAId", Rule.CARE_UNIT_AND_GIVER))
-    return [Problem(rule, f"{field} missing") for field, rule in fields
-            if not (prof.findtext(f"{{{ns}}}{field}") or "").strip()]
+    paths = contract.paths
+    fields = ((paths.author_time, Rule.AUTHOR_TIME), (paths.care_unit, Rule.CARE_UNIT_AND_GIVER),
+              (paths.care_giver, Rule.CARE_UNIT_AND_GIVER))
+    problems = []
+    for where, rule in fields:
+        if first_text(rec, contract, where) is None:
+            parts = [p for p in where[0].replace("c:", "").split("/") if p not in ("extension", "root")]
+            problems.append(Problem(rule, f"{parts[-1]} missing"))
+    return problems
 
 
 def embedded_too_large(media: etree._Element, ns: str) -> bool:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from adapter.rivta import xml
-from adapter.rivta.contracts import REGISTRY_NS, SOAP_NS, Contract
+from adapter.rivta.contracts import REGISTRY_NS, SOAP_NS, Contract, ResultModel
 
 CONTENT_TYPE = "text/xml; charset=utf-8"
 _XML_DECL = b'<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -70,6 +70,13 @@ def result_element(contract: Contract, code: str, log_id: str, message: str | No
     outer_ns, inner_ns = contract.result_ns
     el = etree.Element(f"{{{outer_ns}}}result", nsmap={None: outer_ns})
     etree.SubElement(el, f"{{{inner_ns}}}resultCode").text = code
+    if contract.result_model is ResultModel.TEXT:
+        # resultCode and resultText only: a logical error says what it is (and its log id) in the text;
+        # OK without a message has no resultText (TKB "Inget att rapportera").
+        if message:
+            text = f"{error_code}: {message}" if error_code else message
+            etree.SubElement(el, f"{{{inner_ns}}}resultText").text = f"{text} (log id {log_id})"
+        return etree.tostring(el, encoding="utf-8")
     if error_code:
         etree.SubElement(el, f"{{{inner_ns}}}errorCode").text = error_code
     etree.SubElement(el, f"{{{inner_ns}}}logId").text = log_id
@@ -78,7 +85,17 @@ def result_element(contract: Contract, code: str, log_id: str, message: str | No
     return etree.tostring(el, encoding="utf-8")
 
 
-def response_parts(contract: Contract, fragments: Iterable[bytes], result: bytes) -> Iterable[bytes]:
+def has_more_element(contract: Contract, logical_address: str, reference: str) -> bytes:
+    """`hasMore`: where to ask for the rest (the producer's logical address) and the reference to give."""
+    ns = contract.responder_ns
+    el = etree.Element(f"{{{ns}}}hasMore", nsmap={None: ns})
+    etree.SubElement(el, f"{{{ns}}}logicalAddress").text = logical_address
+    etree.SubElement(el, f"{{{ns}}}reference").text = reference
+    return etree.tostring(el, encoding="utf-8")
+
+
+def response_parts(contract: Contract, fragments: Iterable[bytes], result: bytes,
+                   has_more: bytes | None = None) -> Iterable[bytes]:
     """The answer envelope as a sequence of byte chunks around the pre-rendered record fragments."""
     yield (
         _XML_DECL
@@ -86,5 +103,7 @@ def response_parts(contract: Contract, fragments: Iterable[bytes], result: bytes
         + f'<r:{contract.response_element} xmlns:r="{contract.responder_ns}">'.encode()
     )
     yield from fragments
+    if has_more is not None:
+        yield has_more
     yield result
     yield f"</r:{contract.response_element}></soap:Body></soap:Envelope>".encode()

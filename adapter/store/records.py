@@ -143,17 +143,57 @@ def query(conn: Connection, q: RecordQuery) -> Iterator[bytes]:
     """The fragments answering `q`, in publishing order. The statement is built once per filter shape with
     bound parameters (answering is the hot path: building and cache-keying a fresh statement for every
     request cost about three times the query itself)."""
-    stmt = _statement(q.contract, bool(q.care_units), bool(q.hidden_care_units), bool(q.care_givers),
-                      bool(q.care_contacts), bool(q.chain_id), bool(q.status),
-                      q.period_start is not None, q.period_end is not None)
-    params = {
+    stmt = _statement(*_shape(q))
+    yield from conn.execute(stmt, _params(q)).scalars()
+
+
+@dataclass(frozen=True)
+class PageRow:
+    day: str  # the record's latest filter day (YYYYMMDD), "" when it has none
+    pk: int
+    fragment: bytes
+
+
+def query_page(conn: Connection, q: RecordQuery, limit: int, after: tuple[str, int] | None = None) -> list[PageRow]:
+    """Up to `limit` records answering `q`, newest first (latest filter day, then latest published), after the
+    position `after` (the last row of the previous page): a stable order for partial answers (TKB hasMore)."""
+    stmt = _page_statement(*_shape(q), after is not None).limit(limit)
+    params = _params(q)
+    if after is not None:
+        params |= {"after_day": after[0], "after_pk": after[1]}
+    return [PageRow(day, pk, fragment) for day, pk, fragment in conn.execute(stmt, params)]
+
+
+_LATEST_DAY = func.coalesce(
+    select(func.max(record_days.c.day)).where(record_days.c.record_pk == records.c.pk).scalar_subquery(), "")
+
+
+@lru_cache(maxsize=512)
+def _page_statement(contract_name: str, care_units: bool, hidden: bool, care_givers: bool, care_contacts: bool,
+                    chain_id: bool, status: bool, start: bool, end: bool, after: bool) -> Select[Any]:
+    base = _statement(contract_name, care_units, hidden, care_givers, care_contacts, chain_id, status, start, end)
+    stmt: Select[Any] = base.with_only_columns(_LATEST_DAY, records.c.pk, records.c.fragment).order_by(None)
+    if after:
+        stmt = stmt.where(or_(_LATEST_DAY < bindparam("after_day"),
+                              and_(_LATEST_DAY == bindparam("after_day"), records.c.pk < bindparam("after_pk"))))
+    ordered: Select[Any] = stmt.order_by(_LATEST_DAY.desc(), records.c.pk.desc())
+    return ordered
+
+
+def _shape(q: RecordQuery) -> tuple[str, bool, bool, bool, bool, bool, bool, bool, bool]:
+    return (q.contract, bool(q.care_units), bool(q.hidden_care_units), bool(q.care_givers),
+            bool(q.care_contacts), bool(q.chain_id), bool(q.status),
+            q.period_start is not None, q.period_end is not None)
+
+
+def _params(q: RecordQuery) -> dict[str, Any]:
+    return {
         "contract": q.contract, "source_system": q.source_system, "patient_id": q.patient_id,
         "patient_type": q.patient_type, "care_units": [u.upper() for u in q.care_units],
         "hidden": [u.upper() for u in q.hidden_care_units], "care_givers": [g.upper() for g in q.care_givers],
         "care_contacts": list(q.care_contacts), "chain_id": q.chain_id, "status": q.status,
         "start": q.period_start, "end": q.period_end,
     }
-    yield from conn.execute(stmt, params).scalars()
 
 
 @lru_cache(maxsize=512)

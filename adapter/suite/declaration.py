@@ -133,6 +133,7 @@ class ContractDeclaration:
     blacklisted_consumer: str | None = None  # 7.2
     other_consumer: str | None = None  # 7.3
     chain: tuple[str, str | None] | None = None  # 1.10 (GetMedicationHistory)
+    part_wait_seconds: float = 5.0  # 5.18 sleepingSeconds: the wait between a partial answer and the next call
     case_patients: dict[str, Patient] = field(default_factory=dict)  # case number -> patient
     skip: dict[str, str] = field(default_factory=dict)  # case number -> why the producer cannot show it
     origin: str = ""
@@ -234,6 +235,7 @@ class _ContractKeys(Model):
     case_patients: dict[str, Stripped] | None = None  # case number -> patient
     skip: dict[str, Stripped] | None = None  # case number -> why
     intervals: Annotated[int, Strict(), Field(ge=1, le=1000)] | None = None
+    part_wait_seconds: Annotated[float, Field(ge=0, le=3600)] | None = None  # 5.18 (data.xml sleepingSeconds)
 
 
 class _LoadTable(Model):
@@ -315,6 +317,7 @@ def _contract_from_toml(contract: Contract, d: dict, path: Path, name: str) -> C
         blacklisted_consumer=d.get("blacklisted_consumer"),
         other_consumer=d.get("other_consumer"),
         chain=(chain_root, d.get("chain_extension")) if chain_root else None,
+        part_wait_seconds=d.get("part_wait_seconds", 5.0),
         case_patients={k: Patient.national(v) for k, v in d["case_patients"].items()},
         skip=dict(d["skip"]),
         origin=where,
@@ -329,6 +332,18 @@ def _period(start: str, end: str, where: str) -> tuple[str, str]:
 
 
 # -- the official data.xml ------------------------------------------------------------------------------------
+def _seconds(value: str | None, where: str) -> float:
+    if value is None:
+        return 5.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise DeclarationError(f"{where}: not a number of seconds") from None
+    if not 0 <= seconds <= 3600:
+        raise DeclarationError(f"{where}: from 0 to 3600 seconds")
+    return seconds
+
+
 def _params(el: etree._Element | None) -> dict[str, str]:
     if el is None:
         return {}
@@ -411,6 +426,7 @@ def _from_data_xml(path: Path) -> ContractDeclaration:
         blacklisted_consumer=case("7.2", "httpHeaderHsaId2"),
         other_consumer=case("7.3", "httpHeaderHsaId2"),
         chain=(chain_root, case("1.10", "ChainIdExtension")) if chain_root else None,
+        part_wait_seconds=_seconds(case("5.18", "sleepingSeconds"), f"{where} 5.18 sleepingSeconds"),
         case_patients={n: p for n in cases if n not in own_cases and (p := patient_of(n)) is not None},
         origin=where,
     )

@@ -16,7 +16,7 @@ from lxml import etree
 
 from adapter.rivta import client as rivta
 from adapter.rivta import rules, wsdl, xml
-from adapter.rivta.contracts import SOAP_NS, Contract
+from adapter.rivta.contracts import SOAP_NS, Contract, ResultModel
 from adapter.suite.declaration import Patient
 
 CONSUMER_HEADER = "x-rivta-original-serviceconsumer-hsaid"
@@ -53,6 +53,7 @@ class Answer:
     result_code: str | None = None
     error_code: str | None = None
     result_message: str | None = None
+    has_more: tuple[str, str] | None = None  # (logicalAddress, reference) of a partial answer
     unreadable: str = ""  # why the answer could not be read at all
 
     @property
@@ -124,8 +125,17 @@ def read(ex: Exchange, contract: Contract) -> Answer:
     result = response.find(f"{{{outer}}}result")
     if result is not None:
         answer.result_code = (result.findtext(f"{{{inner}}}resultCode") or "").strip() or None
-        answer.error_code = (result.findtext(f"{{{inner}}}errorCode") or "").strip() or None
-        answer.result_message = result.findtext(f"{{{inner}}}message")
+        if contract.result_model is ResultModel.TEXT:  # resultCode + resultText: no errorCode to read
+            answer.result_message = result.findtext(f"{{{inner}}}resultText")
+        else:
+            answer.error_code = (result.findtext(f"{{{inner}}}errorCode") or "").strip() or None
+            answer.result_message = result.findtext(f"{{{inner}}}message")
+    if contract.has_more:
+        r = contract.responder_ns
+        more = response.find(f"{{{r}}}hasMore")
+        if more is not None:
+            answer.has_more = ((more.findtext(f"{{{r}}}logicalAddress") or "").strip(),
+                               (more.findtext(f"{{{r}}}reference") or "").strip())
     return answer
 
 
@@ -144,13 +154,11 @@ def problems(answer: Answer, contract: Contract, patient: Patient | None) -> lis
         errors = [f"line {e.line}: {e.message}" for e in list(schema.error_log)[:3]]
         out.append(f"not valid against the {contract.title} schema: " + "; ".join(errors))
     if answer.result_code is None:
-        out.append("result (resultCode, logId) missing: the TKB makes it 1..1")
+        out.append("result missing: the TKB makes it 1..1")
     out.extend(str(p) for p in rules.find_problems(answer.response, contract) if p.rule not in OWNED_RULES)
     if patient is not None:
-        ns = contract.core_ns
         for i, rec in enumerate(answer.records):
-            pid = rec.findtext(f"{{{ns}}}{contract.header_element}/{{{ns}}}patientId/{{{ns}}}id")
-            if (pid or "").strip() != patient.id:
+            if rules.first_text(rec, contract, contract.paths.patient_id) != patient.id:
                 out.append(f"{contract.record_element}[{i}] is about another patient than the one asked for")
     return out
 

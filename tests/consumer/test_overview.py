@@ -256,7 +256,7 @@ def test_overview_as_fhir_bundle_keeps_the_demo_content(world, log_store):
     shown = sum(len(v) for v in ov.records.values())
     mains = [e for e in again.entry if e.resource.get_resource_type() in
              ("Condition", "MedicationStatement", "CarePlan", "DocumentReference", "Immunization",
-              "AllergyIntolerance", "Flag")]
+              "AllergyIntolerance", "Flag", "Encounter")]
     assert len(mains) == shown
     provenance = [e.resource for e in again.entry if e.resource.get_resource_type() == "Provenance"]
     assert {a.who.identifier.value for p in provenance for a in p.agent if a.type and
@@ -283,6 +283,7 @@ def test_round_trip_fhir_producer_consumer_fhir_keeps_the_demo_content(world, lo
     from adapter.demo.world import PNR_SYSTEM, default_world
     from adapter.mapping.rivta_to_fhir import to_fhir
     from adapter.rivta.contracts import BY_KEY
+    from adapter.rivta.rules import first_text
     from adapter.store.records import RecordQuery, query
 
     demo_engine = open_store(f"sqlite:///{world['folder']}/demo.db")
@@ -295,8 +296,9 @@ def test_round_trip_fhir_producer_consumer_fhir_keeps_the_demo_content(world, lo
             with demo_engine.connect() as conn:
                 stored = [etree.fromstring(f) for f in query(conn, RecordQuery(
                     contract, SOURCE, patient.number, ptype, care_units=(HOUSING,)))]
-            doc_id = f".//{{{BY_KEY[contract].core_ns}}}documentId"
-            expected = {e.findtext(doc_id): etree.tostring(e, method="c14n", exclusive=True) for e in stored}
+            c = BY_KEY[contract]  # where the document id lives is the contract's header model
+            expected = {first_text(e, c, c.paths.document_id): etree.tostring(e, method="c14n", exclusive=True)
+                        for e in stored}
             assert received == expected, (patient.id, contract)
             for r in recs:
                 main = to_fhir(r.contract, r.element)[0]

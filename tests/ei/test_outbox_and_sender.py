@@ -21,6 +21,7 @@ from adapter.demo.world import default_world
 from adapter.ei.outbox import _upsert
 from adapter.ei.sender import Sender, SenderSettings
 from adapter.ingest import ingest
+from adapter.rivta.contracts import CONTRACTS
 from adapter.store.engine import open_store
 from adapter.store.keys import RecordKey
 from adapter.store.tables import ei_outbox
@@ -29,7 +30,7 @@ from tests.samples import bundle, condition, support_bundle
 
 WORLD = default_world()
 EI_ADDRESS = "5565594230"
-CATEGORIES = {"dia", "caa-gmh", "cll-cp", "voo", "pad-pad", "fun-fun", "caa-gvh", "upp"}
+CATEGORIES = {cat for contract in CONTRACTS for cat in contract.ei_categorizations}  # each in the demo
 
 
 class Clock:
@@ -250,7 +251,10 @@ def test_calls_are_paced(tmp_path, new_store):
     assert report.calls == 3 and elapsed >= 0.8
 
 
-def test_result_error_and_ei_rejections_are_left_for_an_operator_not_resent(tmp_path, new_store):
+def test_wrong_logical_address_ei003_sets_nothing_aside_and_is_retried(tmp_path, new_store):
+    """EI003 refuses the call (the Update's LogicalAddress), not an engagement in it: splitting the batch would
+    only set every engagement aside one by one. The rows stay pending, the reason is shown, and they go out as
+    soon as the address is right."""
     from adapter.ei.run import status
     from adapter.stubs.engagement_index import EngagementIndexStub
 
@@ -258,10 +262,11 @@ def test_result_error_and_ei_rejections_are_left_for_an_operator_not_resent(tmp_
     synthetic_changes(engine, 5)
     with serve_stub(EngagementIndexStub(owner="SE0000000000-OTHR")) as ei:  # EI003: wrong logical address
         report = drain(sender(engine, ei.url))
-        assert report.failed == 5 and not report.errors
-        again = drain(sender(engine, ei.url))
-        assert again.calls == 0  # not resent blindly
-        assert len(ei.stub.calls) == 1
+        assert report.failed == 0 and report.set_aside == [] and len(report.errors) == 1
+        assert "EI003" in report.errors[0] and "NPO_EI_LOGICAL_ADDRESS" in report.errors[0]
+        assert len(ei.stub.calls) == 1  # no bisecting
     st = status(engine)
-    assert st["failed"] == 5 and st["pending"] == 0
-    assert "EI003" in st["recent_failures"][0]["last_error"]
+    assert st["failed"] == 0 and st["pending"] == 5 and st["retrying"] == 5
+    with serve_stub() as ei:  # the address fixed
+        assert drain(sender(engine, ei.url)).sent == 5
+        assert len(ei.stub.stored()) == 5

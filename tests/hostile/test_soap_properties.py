@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from lxml import etree
 
 from adapter.rivta.contracts import SOAP_NS, Contract
+from adapter.rivta.rules import first_text
 from tests.hostile.conftest import leaks, loud_records
 from tests.hostile.strategies import broken_body, good_request, valid_shaped
 
@@ -43,8 +44,9 @@ def assert_fault(resp: httpx.Response) -> None:
 
 
 def patients_in(root, contract: Contract) -> set[str]:
-    ns = contract.core_ns
-    return {i.text for p in root.iter(f"{{{ns}}}patientId") for i in p.iter(f"{{{ns}}}id")}
+    """The patients the answer's records are about, wherever the contract's header model keeps them."""
+    recs = root.iter(f"{{{contract.responder_ns}}}{contract.record_element}")
+    return {first_text(r, contract, contract.paths.patient_id) or "" for r in recs}
 
 
 def sensitive(patient: str) -> tuple[str, ...]:

@@ -53,7 +53,7 @@ def test_a_document_bundle_is_read_entry_by_entry(store, tmp_path):
                                                      "patient": {"reference": "Patient/pat-1"}}}]}
     report = ingest(store, [support, write(tmp_path / "ips.json", doc)])
     assert report.rejected == []
-    assert report.published == {"GetCareDocumentation:2": 1, "GetDiagnosis:2": 1}
+    assert report.published == {"GetCareDocumentation:2": 1, "GetCareDocumentation:3": 1, "GetDiagnosis:2": 1}
     assert report.skipped == 1
     assert set(published(store)) == {"sammanfattning-1", "d-doc"}
 

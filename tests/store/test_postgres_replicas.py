@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from adapter.demo.generate import generate
 from adapter.demo.world import PNR_SYSTEM, default_world
 from adapter.rivta.contracts import CONTRACTS
+from adapter.rivta.rules import first_text
 from adapter.store import migrate
 from adapter.store.engine import open_store
 from adapter.store.tables import ei_outbox, records
@@ -109,9 +110,8 @@ def test_two_replicas_concurrent_ingest_and_traffic(pg_url, tmp_path):
                     continue
                 if not official_schema(contract).validate(root[-1][0]):
                     problems.append(f"replica {port}: invalid {contract.name} answer")
-                ns = contract.core_ns
                 for rec in answer_records(root, contract):
-                    pid = rec.findtext(f"{{{ns}}}{contract.header_element}/{{{ns}}}patientId/{{{ns}}}id")
+                    pid = first_text(rec, contract, contract.paths.patient_id)  # per the contract's header model
                     if pid != patient.number:
                         problems.append(f"replica {port}: another patient's record")
 

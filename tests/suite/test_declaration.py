@@ -43,8 +43,10 @@ def test_case_specific_values_of_the_templates():
     assert (gd.logical_address, gd.system, gd.consumer) == ("112233", "112233", "112233")
     gmh = load([SUITES / "GetMedicationHistory" / "data.xml"]).contracts["GetMedicationHistory:2"]
     assert gmh.chain == ("1.2.752.129.2.1.2.1", "1111222233334444") and gmh.care_giver == "566810"
-    gcd = load([SUITES / "GetCareDocumentation" / "data.xml"]).contracts["GetCareDocumentation:2"]
+    # the official GetCareDocumentation suite is the 3.0 one (its <id>): it declares 3.0
+    gcd = load([SUITES / "GetCareDocumentation" / "data.xml"]).contracts["GetCareDocumentation:3"]
     assert (gcd.logical_address, gcd.system, gcd.care_unit) == ("23456", "34567", "123465")
+    assert gcd.part_wait_seconds == 5.0  # 5.18 sleepingSeconds
 
 
 def test_the_demo_toml_covers_all_five_contracts_with_per_contract_values(demo_declaration):

@@ -196,6 +196,20 @@ def _related(node: Node) -> Json:
     return {"url": ai.RELATED_ALERT, "extension": [p for p in parts if p]}
 
 
+
+def period(rec: etree._Element, contract: Contract) -> tuple[str | None, str | None]:
+    """The days the TKB's timePeriod rule sees: the validity, from validityTimePeriod.start to the earlier of its
+    end and obsoleteTime (open when neither)."""
+    ns = {"c": contract.core_ns}
+    body = f"c:{contract.body_element}"
+
+    def day(path: str) -> str | None:
+        text = rec.findtext(path, namespaces=ns)
+        return text.strip()[:8] if text and text.strip() else None
+
+    ends = [d for p in (f"{body}/c:validityTimePeriod/c:end", f"{body}/c:obsoleteTime") if (d := day(p))]
+    return day(f"{body}/c:validityTimePeriod/c:start"), min(ends) if ends else None
+
 # -- for people: one line of the overview ---------------------------------------------------------------------
 def summary(first: Any, body: str, header: str) -> tuple[str, str | None]:
     what = first(

@@ -49,9 +49,15 @@ _SPACE = re.compile(r"\s+")
 
 def convert(el: etree._Element) -> list[Any]:
     record = Node(el, CONTRACT.record_element)
-    header = read_header(record, CONTRACT)
     note = record.required(CONTRACT.body_element).required("clinicalDocumentNote")
-    out = Output(CONTRACT, header)
+    return document(record, CONTRACT, note, _note_type(note.text("clinicalDocumentNoteCode")))
+
+
+def document(record: Node, contract: Contract, note: Node, note_type: Json | None) -> list[Any]:
+    """The DocumentReference of a care note of either version: `note` holds the note's elements
+    (2.1 clinicalDocumentNote, 3.0 body), whose names the versions share."""
+    header = read_header(record, contract)
+    out = Output(contract, header)
     signed = header.signer is not None and header.signer.time is not None
 
     document = {
@@ -70,7 +76,7 @@ def convert(el: etree._Element) -> list[Any]:
         # preliminary (the input profile publishes such a note unsigned).
         "status": "current",
         "docStatus": "final" if signed else "preliminary",
-        "type": _note_type(note.text("clinicalDocumentNoteCode")),
+        "type": note_type,
         "subject": out.subject(),
         "date": header.document_time or header.author.time,
         "author": [out.role_ref(header.author)],
@@ -83,6 +89,7 @@ def convert(el: etree._Element) -> list[Any]:
 
 
 def _note_type(code: str | None) -> Json | None:
+    """A KV Anteckningstyp code (2.1 gives the code alone) as the DocumentReference type."""
     code = (code or "").strip()
     if not code:
         return None
@@ -113,7 +120,10 @@ def _opinion(op: Node) -> Json | None:
     """A dissenting opinion as EHDS-TK's complex extension (the input profile's sub-extension types)."""
     person = op.child("personId")
     person_value = None
-    if person is not None:
+    if person is not None and person.child("root") is not None:  # 3.0: an IIType (root = the id's type OID)
+        root, value = ii(person)
+        person_value = {"system": codes.uri_for(root), "value": value}
+    elif person is not None:
         person_value = {"system": codes.uri_for(person.required_text("type")), "value": person.required_text("id")}
     return extension(profile.DISSENTING_OPINION, extension=[
         extension("opinionId", valueIdentifier=_opinion_id(op)),

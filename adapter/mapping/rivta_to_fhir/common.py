@@ -20,7 +20,7 @@ from lxml import etree
 
 from adapter.mapping import codes, profile, timefmt
 from adapter.mapping.context import NOPATIENT_CODE, NOPATIENT_SYSTEM
-from adapter.rivta.contracts import Contract
+from adapter.rivta.contracts import Contract, HeaderModel
 
 # All ids are uuid5 in this namespace: the same record always gives the same ids.
 ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://fhir.npo-adapter.org/rivta-to-fhir")
@@ -193,6 +193,9 @@ def read_professional(node: Node) -> Professional:
 
 
 def read_header(record: Node, contract: Contract) -> Header:
+    """The record header in the contract's header model."""
+    if contract.header_model is HeaderModel.JOL:
+        return read_jol_header(record, contract)
     h = record.required(contract.header_element)
     patient = h.required("patientId")
     author = h.required("accountableHealthcareProfessional")
@@ -217,6 +220,55 @@ def read_header(record: Node, contract: Contract) -> Header:
             name=signer.text("legalAuthenticatorName"),
         ) if signer is not None else None,
         care_contact=h.text("careContactId"),
+    )
+
+
+def read_jol_header(record: Node, contract: Contract) -> Header:
+    """The JoL header (GetCareDocumentation 3.0) in the shape of the patient-summary header: record.id is the
+    document id (root, or root:extension), the access-control header gives care unit and care giver, the author
+    (0..1; else the record's time) is the accountable professional, the signature the signer."""
+    h = record.required(contract.header_element)
+    acl = h.required("accessControlHeader")
+    rec = h.required("record")
+    record_id = ii(rec.required("id"))
+    patient = ii(acl.required("patientId"))
+    if patient[1] is None:
+        raise RecordError(f"{acl.path}/patientId/extension", "missing")
+    author = h.child("author")
+    signature = h.child("signature")
+    record_time = rec.time("timestamp")
+    if record_time is None:
+        raise RecordError(f"{rec.path}/timestamp", "missing")
+    approved = acl.boolean("approvedForPatient")
+    return Header(
+        document_id=record_id[0] if record_id[1] is None else f"{record_id[0]}:{record_id[1]}",
+        source_system=_hsa(h.required("sourceSystemId")) or _missing(h, "sourceSystemId"),
+        patient_id=patient[1],
+        patient_type=patient[0],
+        author=_jol_person(author, record_time, acl),
+        approved_for_patient=bool(approved),
+        document_time=record_time,
+        signer=_jol_person(signature, None, None) if signature is not None else None,
+    )
+
+
+def _hsa(node: Node | None) -> str | None:
+    """An HSA-id written as an IIType (root = the HSA OID, extension = the id)."""
+    value = ii(node)
+    return (value[1] or value[0]) if value is not None else None
+
+
+def _jol_person(node: Node | None, fallback_time: str | None, acl: Node | None) -> Professional:
+    unit = node.child("orgUnit") if node is not None else None
+    return Professional(
+        time=node.time("timestamp") if node is not None else fallback_time,
+        hsa_id=_hsa(node.child("id")) if node is not None else None,
+        name=node.text("name") if node is not None else None,
+        role=concept(node.child("byRole")) if node is not None else None,
+        unit_hsa_id=_stripped(unit.text("orgUnitHSAId")) if unit is not None else None,
+        unit_name=unit.text("orgUnitName") if unit is not None else None,
+        care_unit=_hsa(acl.child("accountableCareUnit")) if acl is not None else None,
+        care_giver=_hsa(acl.child("accountableHealthcareProvider")) if acl is not None else None,
     )
 
 

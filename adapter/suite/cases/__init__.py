@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from adapter.rivta.contracts import Contract
-from adapter.suite.cases import basic, consumer, content, encoding, load
+from adapter.suite.cases import basic, consumer, content, encoding, load, paging
 from adapter.suite.cases.base import Case, CaseContext, Session, Skipped
 
 ALL: tuple[Case, ...] = (*basic.CASES, *encoding.CASES, *content.SJF, *content.CONTENT, *load.CASES,
-                         *consumer.CASES)
+                         *consumer.CASES, *paging.CASES)
 
 
 def for_contract(contract: Contract) -> list[Case]:

@@ -11,11 +11,13 @@ from typing import NoReturn
 from adapter.rivta.contracts import Contract
 from adapter.rivta.request_builder import build_request
 from adapter.suite import exchange
+from adapter.suite import records as R
 from adapter.suite.declaration import ContractDeclaration, LoadProfile, Patient
 from adapter.suite.exchange import Answer, Caller, Exchange
 from adapter.suite.results import LoadRun
 
 DEFAULT = object()  # "the declared consumer" for CaseContext.ask(consumer=...)
+MAX_PARTS = 50  # partial answers (hasMore) followed by `ask` before the case gives up on the producer
 
 
 class Skipped(Exception):
@@ -88,8 +90,9 @@ class CaseContext:
     def skip(self, reason: str) -> NoReturn:
         raise Skipped(reason)
 
-    def request(self, patient: Patient, **filters) -> bytes:
-        return build_request(self.contract, self.decl.logical_address, patient.id, patient.type, **filters)
+    def request(self, patient: Patient, *, logical_address: str | None = None, **filters) -> bytes:
+        return build_request(self.contract, logical_address or self.decl.logical_address, patient.id, patient.type,
+                             **filters)
 
     async def send(self, label: str, body: bytes, *, consumer: object = DEFAULT,
                    content_type: str = "text/xml; charset=UTF-8") -> Answer:
@@ -106,10 +109,30 @@ class CaseContext:
             filters.setdefault("source_system", self.decl.system)
         body = self.request(patient, encoding=encoding, **filters)
         answer = await self.send(label, body, consumer=consumer, content_type=f"text/xml; charset={encoding}")
+        self._check(label, answer, patient)
+        # A partial answer (TKB hasMore) is followed to its end, so that cases compare whole answers: directly
+        # addressed to the producer it names, the same parameters and its reference; records once each.
+        part, seen = answer, {R.document_id(r, self.contract) for r in answer.records}
+        for n in range(2, MAX_PARTS + 1):
+            if part.has_more is None or not part.usable:
+                return answer
+            address, reference = part.has_more
+            part_label = f"{label}, part {n}"
+            body = self.request(patient, logical_address=address, encoding=encoding, has_more_reference=reference,
+                                **filters)
+            part = await self.send(part_label, body, consumer=consumer, content_type=f"text/xml; charset={encoding}")
+            self._check(part_label, part, patient)
+            for rec in part.records:
+                if (doc := R.document_id(rec, self.contract)) not in seen:
+                    seen.add(doc)
+                    answer.records.append(rec)
+        self.fail(f"{label}: still hasMore after {MAX_PARTS} partial answers")
+        return answer
+
+    def _check(self, label: str, answer: Answer, patient: Patient) -> None:
         self.failures.extend(f"{label}: {p}" for p in exchange.problems(answer, self.contract, patient))
         if answer.usable and answer.result_code not in (None, "OK", "INFO"):
             self.fail(f"{label}: result {answer.result_code}/{answer.error_code or '-'} instead of OK")
-        return answer
 
     @property
     def patient(self) -> Patient:

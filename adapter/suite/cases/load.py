@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from adapter.rivta.rules import first_text
 from adapter.suite import exchange
 from adapter.suite import records as R
 from adapter.suite.cases.base import Case, CaseContext
@@ -89,11 +90,11 @@ def _verdict(ctx: CaseContext, ex: Exchange, target: Target) -> str | None:
         return f"unreadable answer (HTTP {ex.status})"
     if answer.result_code not in (None, "OK", "INFO"):
         return f"result {answer.result_code}"
-    ns = ctx.contract.core_ns
-    path = f"{{{ns}}}{ctx.contract.header_element}/{{{ns}}}patientId/{{{ns}}}id"
-    if any((r.findtext(path) or "").strip() != target.patient.id for r in answer.records):
+    if any(first_text(r, ctx.contract, ctx.contract.paths.patient_id) != target.patient.id for r in answer.records):
         return MIXED
-    if R.document_ids(answer.records, ctx.contract) != target.expected:
+    got = R.document_ids(answer.records, ctx.contract)
+    # a partial answer (hasMore) holds the first part of the patient's records, not all of them
+    if got != target.expected and not (answer.has_more is not None and got <= target.expected):
         return DIFFERENT
     if ex.seconds > limit:
         return f"slower than {limit:g} s"
