@@ -100,6 +100,10 @@ def _times(rec: etree._Element, contract) -> tuple[set[str], tuple[str | None, s
                 + all_text(".//c:registrationRecord/c:date"))
     elif contract.name in ("GetFunctionalStatus", "GetCarePlans"):
         days = all_text(f"{h}/c:documentTime")
+    elif contract.name == "GetAlertInformation":  # validity start to obsoleteTime or validity end, the earlier
+        b = f"c:{contract.body_element}"
+        ends = all_text(f"{b}/c:validityTimePeriod/c:end") + all_text(f"{b}/c:obsoleteTime")
+        return set(), (_day(all_text(f"{b}/c:validityTimePeriod/c:start")[0]), _day(min(ends)) if ends else None)
     elif contract.name == "GetCareContacts":  # TKB: authorTime, start and end form the interval; open ends
         period = f"c:{contract.body_element}/c:careContactTimePeriod"
         start, end = all_text(f"{period}/c:start"), all_text(f"{period}/c:end")

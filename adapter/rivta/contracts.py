@@ -374,6 +374,88 @@ GET_CARE_DOCUMENTATION_3 = Contract(
     ),
 )
 
+GET_ALERT_INFORMATION = Contract(
+    name="GetAlertInformation",
+    version="2.0",
+    domain=_HC,
+    core_ns=HEALTHCOND_CORE,
+    record_element="alertInformation",
+    header_element="alertInformationHeader",
+    body_element="alertInformationBody",
+    period_element="timePeriod",
+    # TKB: the validity interval (validityTimePeriod.start to obsoleteTime or validityTimePeriod.end) overlaps
+    date_rule=DateRule.OVERLAP,
+    forbidden=("nullified", "nullifiedReason", "documentTitle", "documentTime"),
+    ei_service_domain=f"riv:{_HC}",
+    ei_categorizations=("upp",),
+    module="alert_information",
+    label="Uppmärksamhetsinformation",
+    block_kind="upp",
+    suite_cases=(
+        ContentCase("5.1", "signed", "En signerad post / a signed record (legalAuthenticator)",
+                    ".//c:legalAuthenticator/c:signatureTime", "a legalAuthenticator"),
+        ContentCase("5.2", "unsigned", "En osignerad post / an unsigned record (no legalAuthenticator)",
+                    "not(.//c:legalAuthenticator)", "no legalAuthenticator"),
+        *(ContentCase(number, title, description, xpath, what) for number, title, description, xpath, what in (
+            ("5.4", "Hypersensitivity", "Överkänslighet / a hypersensitivity", ".//c:hypersensitivity",
+             "hypersensitivity"),
+            ("5.5", "TypeOfHypersensitivity", "Typ av överkänslighet / the kind of hypersensitivity",
+             ".//c:hypersensitivity/c:typeOfHypersensitivity", "typeOfHypersensitivity"),
+            ("5.6", "DegreeOfSeverity_Livshotande", "Allvarlighetsgrad livshotande / life-threatening",
+             ".//c:degreeOfSeverity[c:originalText='Livshotande' or c:displayName='Livshotande']",
+             "degreeOfSeverity Livshotande"),
+            ("5.7", "DegreeOfSeverity_Skadande", "Allvarlighetsgrad skadande / harmful (V-TIM: Skadlig)",
+             ".//c:degreeOfSeverity[c:originalText='Skadande' or c:displayName='Skadande' or "
+             "c:originalText='Skadlig' or c:displayName='Skadlig']", "degreeOfSeverity Skadande"),
+            ("5.8", "DegreeOfSeverity_Besvärande", "Allvarlighetsgrad besvärande / discomforting",
+             ".//c:degreeOfSeverity[c:originalText='Besvärande' or c:displayName='Besvärande']",
+             "degreeOfSeverity Besvärande"),
+            ("5.9", "DegreeOfCertainty_Misstänkt", "Visshetsgrad misstänkt / suspected",
+             ".//c:degreeOfCertainty[c:originalText='Misstänkt' or c:displayName='Misstänkt']",
+             "degreeOfCertainty Misstänkt"),
+            ("5.10", "DegreeOfCertainty_Trolig", "Visshetsgrad trolig / probable",
+             ".//c:degreeOfCertainty[c:originalText='Trolig' or c:displayName='Trolig']",
+             "degreeOfCertainty Trolig"),
+            ("5.11", "DegreeOfCertainty_Konstaterad", "Visshetsgrad konstaterad / confirmed",
+             ".//c:degreeOfCertainty[c:originalText='Konstaterad' or c:displayName='Konstaterad']",
+             "degreeOfCertainty Konstaterad"),
+            ("5.12", "ATCSubstance", "Substans enligt ATC / an ATC-coded substance",
+             ".//c:pharmaceuticalHypersensitivity/c:atcSubstance/c:code", "atcSubstance"),
+            ("5.13", "NonATCSubstance", "Substans utanför ATC / a substance outside ATC",
+             ".//c:pharmaceuticalHypersensitivity/c:nonATCSubstance", "nonATCSubstance"),
+            ("5.14", "HypersensitivityAgent", "Agens för överkänsligheten / the hypersensitivity agent",
+             ".//c:otherHypersensitivity/c:hypersensitivityAgent", "hypersensitivityAgent"),
+            ("5.15", "SeriousDisease", "Allvarlig sjukdom / a serious disease", ".//c:seriousDisease",
+             "seriousDisease"),
+            ("5.16", "Treatment", "Behandling / a treatment", ".//c:treatment", "treatment"),
+            ("5.17", "CommunicableDisease", "Smittsam sjukdom / a communicable disease", ".//c:communicableDisease",
+             "communicableDisease"),
+            ("5.18", "RestrictionOfCare", "Vårdbegränsning / a restriction of care", ".//c:restrictionOfCare",
+             "restrictionOfCare"),
+            ("5.19", "UnstructuredAlertInformation", "Tidigare utfärdad varning / an earlier unstructured alert",
+             ".//c:unstructuredAlertInformation", "unstructuredAlertInformation"),
+            ("5.20", "PharmaceuticalHyperSensitivity", "Läkemedelsöverkänslighet / a drug hypersensitivity",
+             ".//c:pharmaceuticalHypersensitivity", "pharmaceuticalHypersensitivity"),
+            ("5.21", "OtherHyperSensitivity", "Annan överkänslighet / another hypersensitivity",
+             ".//c:otherHypersensitivity", "otherHypersensitivity"),
+            # family 8: the suite's checks that the test data vary the validity interval
+            ("8.1", "Validity start_end", "Giltighet med start och slut / validity start and end, no earlier "
+             "obsoleteTime", ".//c:validityTimePeriod[c:start and c:end] and (not(.//c:obsoleteTime) or "
+             "number(.//c:obsoleteTime) >= number(.//c:validityTimePeriod/c:end))", "validity start and end"),
+            ("8.2", "Validity start and Obsolete", "Giltighetsstart och inaktualitet / validity start and "
+             "obsoleteTime, no earlier end", ".//c:validityTimePeriod/c:start and .//c:obsoleteTime and "
+             "(not(.//c:validityTimePeriod/c:end) or number(.//c:validityTimePeriod/c:end) >= "
+             "number(.//c:obsoleteTime))", "validity start and obsoleteTime"),
+            ("8.3", "Validity start only", "Endast giltighetsstart / validity start only",
+             ".//c:validityTimePeriod/c:start and not(.//c:validityTimePeriod/c:end) and not(.//c:obsoleteTime)",
+             "validity start only"),
+        )),
+    ),
+    suite_note="5.3 (locked) does not apply: TKB 2.1.18 removed locking without signature. Family 8 checks the "
+    "test data's validity intervals. The certification suite also accepts the KV Allvarlighetsgrad and KV "
+    "Visshetsgrad codes; the adapter writes their text.",
+)
+
 _AA = "clinicalprocess:activityprescription:actoutcome"
 
 GET_MEDICATION_HISTORY = Contract(
@@ -531,6 +613,7 @@ CONTRACTS: tuple[Contract, ...] = (  # in the order NPÖ shows the information t
     GET_CARE_DOCUMENTATION_3,
     GET_VACCINATION_HISTORY,
     GET_CARE_CONTACTS,
+    GET_ALERT_INFORMATION,
 )
 
 BY_KEY: dict[str, Contract] = {c.key: c for c in CONTRACTS}

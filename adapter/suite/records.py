@@ -2,7 +2,7 @@
 
 The date rules come from the contract description (adapter/rivta/contracts.py): ANY_TIME_WITHIN looks at
 the record times named in `filter_times`, OVERLAP at the record's interval: the `period` its rivta_to_fhir module
-gives (GetCareContacts), else the treatment interval (GetMedicationHistory).
+gives.
 """
 
 from __future__ import annotations
@@ -95,38 +95,18 @@ def filter_days(rec: etree._Element, contract: Contract) -> set[str]:
             if (d := _day(el.text))}
 
 
-def treatment_interval(rec: etree._Element, contract: Contract) -> tuple[str | None, str | None]:
-    """OVERLAP (GetMedicationHistory): [prescriber.authorTime, else startOfTreatment, else the header's
-    authorTime; endOfTreatment, open when missing]."""
-    ns = _c(contract)
-    mp = ".//c:medicationPrescription"
-    for path in (f"{mp}/c:prescriber/c:authorTime", f"{mp}/c:startOfTreatment",
-                 f"c:{contract.header_element}/c:accountableHealthcareProfessional/c:authorTime"):
-        start = _day(rec.findtext(path, namespaces=ns))
-        if start:
-            break
-    return start, _day(rec.findtext(f"{mp}/c:endOfTreatment", namespaces=ns))
-
-
 def interval(rec: etree._Element, contract: Contract) -> tuple[str | None, str | None]:
-    """OVERLAP: the record's interval in days, as the contract's rivta_to_fhir module reads it (`period`), else the
-    treatment interval."""
-    own = getattr(contract.code("mapping.rivta_to_fhir"), "period", None)
-    result: tuple[str | None, str | None] = own(rec, contract) if own is not None else treatment_interval(rec, contract)
+    """OVERLAP: the record's [start, end] in days as its contract's rivta_to_fhir module reads it from the answer
+    (`period`); an open end is None."""
+    module = contract.code("mapping.rivta_to_fhir")
+    result: tuple[str | None, str | None] = module.period(rec, contract)  # type: ignore[union-attr]
     return result
 
 
 def days(rec: etree._Element, contract: Contract) -> set[str]:
     """All days the period cases use as boundaries for this record."""
-    if contract.date_rule is DateRule.OVERLAP and getattr(contract.code("mapping.rivta_to_fhir"), "period", None):
-        return {d for d in interval(rec, contract) if d}
     if contract.date_rule is DateRule.OVERLAP:
-        ns = _c(contract)
-        found = {_day(rec.findtext(p, namespaces=ns)) for p in (
-            ".//c:medicationPrescription/c:prescriber/c:authorTime", ".//c:medicationPrescription/c:startOfTreatment",
-            ".//c:medicationPrescription/c:endOfTreatment",
-            f"c:{contract.header_element}/c:accountableHealthcareProfessional/c:authorTime")}
-        return {d for d in found if d}
+        return {d for d in interval(rec, contract) if d}
     return filter_days(rec, contract)
 
 

@@ -48,7 +48,8 @@ def test_a_document_bundle_is_read_entry_by_entry(store, tmp_path):
            "timestamp": "2024-11-03T16:50:00+01:00",
            "entry": [{"fullUrl": comp_url, "resource": composition()},
                      {"fullUrl": cond_url, "resource": condition("c-doc", identifier="d-doc")},
-                     {"fullUrl": urn(), "resource": {"resourceType": "AllergyIntolerance", "id": "a1",
+                     {"fullUrl": urn(), "resource": {"resourceType": "FamilyMemberHistory", "id": "f1",
+                                                     "status": "completed", "relationship": {"text": "Mor"},
                                                      "patient": {"reference": "Patient/pat-1"}}}]}
     report = ingest(store, [support, write(tmp_path / "ips.json", doc)])
     assert report.rejected == []

@@ -33,9 +33,11 @@ from adapter.demo.generate import generate
 from adapter.demo.world import default_world
 from adapter.ingest import ingest
 from adapter.mapping import codes, profile
+from adapter.mapping.fhir_to_rivta import alert_information as alert_in
 from adapter.mapping.fhir_to_rivta.care_contacts import CLASS_TO_TYPE, CONTACT_TYPES
 from adapter.mapping.fhir_to_rivta.care_plans import PLAN_TYPES
 from adapter.mapping.rivta_to_fhir import RecordError, collection_bundle, to_fhir
+from adapter.mapping.rivta_to_fhir import alert_information as alert_out
 from adapter.mapping.timefmt import SWEDEN
 from adapter.rivta.contracts import BY_KEY, CONTRACTS, GET_DIAGNOSIS
 from adapter.rivta.rules import first_text
@@ -50,12 +52,13 @@ CONTACT_TYPE_URI = "urn:oid:1.2.752.129.2.2.2.25"
 NPL_PACK = "urn:oid:1.2.752.129.2.1.5.2"
 NOTE_CODES = "urn:oid:1.2.752.129.2.2.2.11"
 CLINICAL_TYPES = {"Condition", "Observation", "MedicationRequest", "MedicationStatement", "CarePlan", "Immunization",
-                  "DocumentReference", "Composition", "Encounter"}
+                  "DocumentReference", "Composition", "Encounter", "AllergyIntolerance", "Flag"}
 # What each contract's record becomes (the main resource; then Provenance, then PractitionerRoles).
 MAIN_TYPE = {"GetDiagnosis:2": "Condition", "GetFunctionalStatus:2": "Condition",
              "GetMedicationHistory:2": "MedicationStatement", "GetCarePlans:2": "CarePlan",
              "GetCareDocumentation:2": "DocumentReference", "GetCareDocumentation:3": "DocumentReference",
-             "GetVaccinationHistory:2": "Immunization", "GetCareContacts:3": "Encounter"}
+             "GetVaccinationHistory:2": "Immunization", "GetCareContacts:3": "Encounter",
+             "GetAlertInformation:2": "AllergyIntolerance|Flag"}
 
 
 # -- the pipeline --------------------------------------------------------------------------------------
@@ -112,7 +115,7 @@ def test_every_record_of_every_demo_patient_converts(pipeline: Pipeline) -> None
             assert pipeline.per_patient[(contract.key, patient.id)] > 0, (contract.key, patient.id)
     for (name, doc_id), resources in pipeline.converted.items():
         main, provenance, *roles = resources
-        assert main.get_resource_type() == MAIN_TYPE[name]
+        assert main.get_resource_type() in MAIN_TYPE[name].split("|")
         assert main.identifier[0].value == doc_id
         assert provenance.get_resource_type() == "Provenance"
         assert [t.reference for t in provenance.target] == [f"urn:uuid:{main.id}"]
@@ -126,7 +129,9 @@ def test_header_follows_ehds_tk(pipeline: Pipeline) -> None:
     secured = 0
     for (name, _), (main, provenance, *_roles) in pipeline.converted.items():
         assert main.meta.source == f"urn:oid:1.2.752.129.2.1.4.1#{WORLD.source_system}"
-        if name != "GetVaccinationHistory:2":  # EHDS-TK maps no vaccinations (mappings/GetVaccinationHistory.md)
+        if name == "GetAlertInformation:2":  # EHDS-TK has no mapping of it yet: HL7 Sweden's Flag, EU EPS allergy
+            assert main.meta.profile[0] in (alert_out.SE_FLAG, alert_out.ALLERGY_PROFILE)
+        elif name != "GetVaccinationHistory:2":  # EHDS-TK maps no vaccinations (mappings/GetVaccinationHistory.md)
             assert main.meta.profile[0].startswith("https://fhir.inera.se/ig/ehds-tk/StructureDefinition/inera-ehds-")
         agents = {a.type.coding[0].code: a.who.identifier.value for a in provenance.agent}
         assert agents["custodian"] == WORLD.care_giver.hsa_id
@@ -660,6 +665,58 @@ COMPOSITION = [
 ]
 
 
+def alert_what(ev: Evaluator, res: dict) -> list:
+    """What a Flag is about: its codes when it has any (the contract keeps a code, not the text beside it),
+    else its text."""
+    found = [f"{c.get('system')}|{c.get('code')}" for c in res.get("code", {}).get("coding", [])
+             if c.get("code") and c.get("display") and codes.oid_for(c.get("system"))]
+    return found or [res.get("code", {}).get("text")]
+
+
+_OBSOLETE = f"extension('{alert_in.ALERT_OBSOLETE}')"
+_ALERT_COMMON = [
+    Field("signature time", f"extension('{SIG}').valueDateTime", f"extension('{SIG}').valueDateTime", instants),
+    Field("verified time", f"extension('{alert_in.ALERT_VERIFIED_TIME}').valueDateTime",
+          f"extension('{alert_in.ALERT_VERIFIED_TIME}').valueDateTime", instants),
+    Field("obsolete time", f"{_OBSOLETE}.extension('time').valueDateTime",
+          f"{_OBSOLETE}.extension('time').valueDateTime", instants),
+    Field("obsolete comment", f"{_OBSOLETE}.extension('comment').valueString",
+          f"{_OBSOLETE}.extension('comment').valueString"),
+]
+_ATC_NPL = ("code.coding.where(system='http://www.whocc.no/atc') | "
+            "code.coding.where(system='urn:oid:1.2.752.129.2.1.5.1')")
+ALLERGY = [
+    *(f for f in header(["recorder", "asserter"], "recorder", "recordedDate", "recordedDate",
+                        "encounter.identifier.value", "encounter.identifier.value")
+      if not f.name.startswith("patient")),
+    Field("patient id", "patient.resolve().identifier.value", "patient.identifier.value"),
+    Field("patient id system", "patient.resolve().identifier.system", "patient.identifier.system"),
+    *_ALERT_COMMON,
+    Field("clinical status", "clinicalStatus.coding.code", "clinicalStatus.coding.code"),
+    Field("verification status", "verificationStatus.coding.code", "verificationStatus.coding.code"),
+    Field("probable (trolig)", "verificationStatus.where(text='Trolig').text",
+          "verificationStatus.where(text='Trolig').text"),
+    Field("category", "category", "category"),
+    Field("ATC and NPL-id codes", _ATC_NPL, _ATC_NPL, codings),
+    Field("validity start", "onsetDateTime ?? onsetPeriod.start ?? recordedDate", "onsetDateTime", instants),
+    Field("comment", "note.text", "note.text"),
+]
+_SE_LABEL = f"extension('{alert_in.SE_ALERT_LABEL}').valueCodeableConcept.text"
+_ROUTE = f"extension('{alert_in.ROUTE_OF_TRANSMISSION}').valueCodeableConcept.text"
+FLAG = [
+    *header(["author"], "author", "period.start", "provenance().recorded", "encounter.identifier.value",
+            "encounter.identifier.value"),
+    *_ALERT_COMMON,
+    Field("status", "status", "status"),
+    Field("what the alert is about (codes, else text)", alert_what, alert_what),
+    Field("validity", "period.start | period.end", "period.start | period.end", instants),
+    Field("comment", f"extension('{alert_in.ALERT_COMMENT}').valueString",
+          f"extension('{alert_in.ALERT_COMMENT}').valueString"),
+    Field("route of transmission", _ROUTE, _ROUTE),
+    Field("alert label (unstructured heading)", _SE_LABEL, _SE_LABEL),
+]
+
+
 def contact_type(ev: Evaluator, res: dict) -> list:
     """KV Vårdkontakttyp: the type's KV coding, else what the input profile makes of `class`."""
     kv = ev(res, f"type.coding.where(system='{CONTACT_TYPE_URI}')")
@@ -757,6 +814,8 @@ SPECS: dict[str, tuple[str, str, list[Field]]] = {
     "DocumentReference": ("GetCareDocumentation:2", "DocumentReference", DOCUMENT_REFERENCE),
     "Composition": ("GetCareDocumentation:2", "DocumentReference", COMPOSITION),
     "Immunization": ("GetVaccinationHistory:2", "Immunization", IMMUNIZATION),
+    "AllergyIntolerance": ("GetAlertInformation:2", "AllergyIntolerance", ALLERGY),
+    "Flag": ("GetAlertInformation:2", "Flag", FLAG),
     "Encounter": ("GetCareContacts:3", "Encounter", ENCOUNTER),
 }
 
@@ -803,6 +862,16 @@ NOT_ROUND_TRIPPABLE: dict[str, list[tuple[str, str | None, str]]] = {
     ],
     "DocumentReference": [
         ("masterIdentifier.system", None, "documentId has no system in RIVTA"),
+    ],
+    "AllergyIntolerance": [
+        ("code.coding", None, "a drug hypersensitivity carries ATC and NPL-id codes only: a SNOMED CT substance "
+         "coding has no place in pharmaceuticalHypersensitivity"),
+        ("recorder.reference", None, "people become PractitionerRoles built from the record"),
+    ],
+    "Flag": [
+        ("category.coding.code", None, "the HL7 Sweden sub-category is not in the contract: it comes back as its "
+         "kind's (D1 as D2, B1 as B2) beside the typeOfAlertInformation"),
+        ("code.text", None, "a coded disease keeps its code; the text beside it is not in the contract"),
     ],
     "Encounter": [
         ("identifier.system", None, "documentId has no system in RIVTA"),

@@ -39,7 +39,7 @@ def test_all_five_contracts_pass_against_our_producer_over_mtls(tls_producer, pk
     assert set(suites) == {c.title for c in CONTRACTS}
     assert {"GetDiagnosis 2.0", "GetMedicationHistory 2.2", "GetCarePlans 2.0", "GetFunctionalStatus 2.0",
             "GetCareDocumentation 2.1", "GetCareDocumentation 3.0", "GetCareContacts 3.0",
-            "GetVaccinationHistory 2.0"} <= set(suites)
+            "GetVaccinationHistory 2.0", "GetAlertInformation 2.0"} <= set(suites)
     for name, suite in suites.items():
         cases = {tc.get("name").split(" ")[0]: tc for tc in suite.iter("testcase")}
         for number in ("1.1.1", "1.2.1", "1.7", "1.8", "2.1", "3.1", "4.2", "6.1.1", "6.2.1", "7.1", "7.3"):

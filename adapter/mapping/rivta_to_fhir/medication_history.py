@@ -453,6 +453,21 @@ def _given_dose(drug: _Drug) -> Json | None:
     return None
 
 
+
+def _day(text: str | None) -> str | None:
+    return text.strip()[:8] if text and text.strip() else None
+
+
+def period(rec: etree._Element, contract: Contract) -> tuple[str | None, str | None]:
+    """The days the TKB's datePeriod rule sees: from the prescription decision (prescriber.authorTime), else
+    startOfTreatment, else the registration (header authorTime), to endOfTreatment (open when missing)."""
+    ns = {"c": contract.core_ns}
+    mp = ".//c:medicationPrescription"
+    start = next((d for p in (f"{mp}/c:prescriber/c:authorTime", f"{mp}/c:startOfTreatment",
+                              f"c:{contract.header_element}/c:accountableHealthcareProfessional/c:authorTime")
+                  if (d := _day(rec.findtext(p, namespaces=ns)))), None)
+    return start, _day(rec.findtext(f"{mp}/c:endOfTreatment", namespaces=ns))
+
 # -- for people: one line of the overview ---------------------------------------------------------------------
 def summary(first: Any, body: str, header: str) -> tuple[str, str | None]:
     mp = f"{body}/c:medicationPrescription"
