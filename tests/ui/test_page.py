@@ -16,7 +16,8 @@ import pytest
 from tests.consumer.world import HOUSING, MARTA, MUNICIPALITY, PER, REGION_SOURCE, SOURCE, TOLVAN
 from tests.oidc.provider import STAFF
 
-TABS = ["Diagnoser", "Läkemedel", "Vårdplan", "Funktionstillstånd & ADL", "Anteckningar"]
+TABS = ["Diagnoser", "Läkemedel", "Vårdplan", "Funktionstillstånd & ADL", "Anteckningar", "Vaccinationer",
+        "Vårdkontakter", "Uppmärksamhetsinformation"]
 BUDGET_SECONDS = 60
 
 
@@ -59,11 +60,11 @@ def test_staff_find_consent_emergency_blocks_and_failed_sources(browser, ui, wor
     search = page.locator("#search-button")
     panel = page.get_by_role("tabpanel")  # the visible one
 
-    # Tolvan consented for the emergency department: all five kinds of information, each record dated and sourced
+    # Tolvan consented for the emergency department: all eight kinds of information, each record dated and sourced
     patient.fill("19121212-1212")
     search.click()
     tabs = page.get_by_role("tab")
-    expect(tabs).to_have_count(5)
+    expect(tabs).to_have_count(len(TABS))
     for i, title in enumerate(TABS):
         expect(tabs.nth(i)).to_have_text(re.compile(rf"^{re.escape(title)} \(\d+\)$"))
         tabs.nth(i).click()
@@ -124,7 +125,7 @@ def test_staff_find_consent_emergency_blocks_and_failed_sources(browser, ui, wor
     expect(failed).to_contain_text("Information kunde inte hämtas från: Region Exempel.")
     expect(panel.locator("tbody tr[data-record]").first).to_be_visible()
     page.get_by_text("Källor och status").click()
-    expect(page.locator("#sources td.st-failed")).to_have_count(5)
+    expect(page.locator("#sources td.st-failed")).to_have_count(len(TABS))  # every information type of the region
     page.screenshot(path=str(tmp_path / "5-failed-source.png"), full_page=True)
 
     # signing out ends the session here and at the provider
