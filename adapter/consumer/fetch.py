@@ -205,11 +205,20 @@ async def _fetch_page(client: httpx.AsyncClient, source: Source, contract: Contr
     except rivta.RivtaCallError as exc:  # TooLarge, NotSoap, HttpStatus
         return counted(metrics.INVALID_ANSWER, SourceResult(source, contract, Outcome.FAILED,
                                                             f"unreadable answer (HTTP {exc.status})"))
-    return counted(*_interpret(source, contract, reply.answer))
+    return counted(*_interpret(source, contract, reply.answer, patient_id))
 
 
-def _interpret(source: Source, contract: Contract, answer: etree._Element) -> tuple[str, SourceResult]:
-    """The result and its outcome for the metrics (adapter/metrics.py: CONSUMER_OUTCOMES)."""
+def _same_person(asked: str, answered: str | None) -> bool:
+    """A record's header patientId/id is the patient asked about (12 digits; a hyphen before the last four is
+    tolerated, as some systems write it)."""
+    return answered is not None and answered.strip().replace("-", "") == asked.strip().replace("-", "")
+
+
+def _interpret(source: Source, contract: Contract, answer: etree._Element,
+               patient_id: str) -> tuple[str, SourceResult]:
+    """The result and its outcome for the metrics (adapter/metrics.py: CONSUMER_OUTCOMES). An answer holding a
+    record of any other patient than the one asked about is not used at all: its records would be decided by PDL,
+    shown and access-logged as the asked patient's (a faulty or hostile producer, or a mix-up on the way)."""
     def failed(reason: str, outcome: str = metrics.INVALID_ANSWER) -> tuple[str, SourceResult]:
         return outcome, SourceResult(source, contract, Outcome.FAILED, reason)
 
@@ -230,6 +239,8 @@ def _interpret(source: Source, contract: Contract, answer: etree._Element) -> tu
         return failed(f"the producer answered {error} (log id {result.findtext(f'{{{inner}}}logId')})",
                       metrics.ERROR_RESULT)
     recs = answer.findall(f"{{{contract.responder_ns}}}{contract.record_element}")
+    if any(not _same_person(patient_id, first_text(rec, contract, contract.paths.patient_id)) for rec in recs):
+        return failed("the answer holds records of another patient than the one asked about")
     more = None
     if contract.has_more:
         r = contract.responder_ns

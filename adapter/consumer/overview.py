@@ -582,7 +582,10 @@ async def _check_blocks(client, config, actor, patient_id, patient_type, user, b
 def _explain(overview: Overview) -> None:
     names = overview.names or Names()
     overview.notices = list(overview.service_notices)
-    blocked = sorted({d.group.care_giver for d in overview.decisions if d.hidden is Hidden.BLOCKED})
+    # Blocked information is told when the overview is complete, never as a source arrives: the moment it first
+    # appeared would tell which source (which journal system, so perhaps which kind of care) holds it.
+    blocked = sorted({d.group.care_giver for d in overview.decisions if d.hidden is Hidden.BLOCKED}) \
+        if overview.complete else []
     overview.blocked_care_givers = blocked
     for giver in blocked:
         overview.notices.append(f"Det finns spärrad information hos vårdgivare {names.with_id(giver)}.")

@@ -163,7 +163,14 @@ async def exchange(client: httpx.AsyncClient, url: str, request: bytes, *, soap_
     """POST `request` and read the answer up to `max_bytes`. `timeout` is httpx's per-operation timeout (connect,
     each read; default: the client's), `deadline` a limit on the whole exchange. Never raises a transport error:
     it is recorded in `Exchange.error`. The platform's correlation id goes with every call: the one of the
-    overview or request in hand (adapter/correlation.py), else a new one, unless `headers` name one."""
+    overview or request in hand (adapter/correlation.py), else a new one, unless `headers` name one.
+
+    Without `deadline`, the whole exchange is bounded by twice the longest per-operation timeout (`timeout`, else
+    the client's): those bound each read, and a server that trickles a byte now and then would otherwise hold the
+    caller (an overview waiting for the blocking service, the engagement-index sender) for as long as it likes.
+    Twice, so that a server that says nothing is still reported by the per-read timeout."""
+    if deadline is None:
+        deadline = _client_deadline(client, timeout)
     sent = {"Content-Type": content_type, "Accept-Encoding": "identity"}
     if soap_action is not None:
         sent["SOAPAction"] = f'"{soap_action}"'
@@ -181,6 +188,12 @@ async def exchange(client: httpx.AsyncClient, url: str, request: bytes, *, soap_
         ex.error, ex.answer = exc, b""
     ex.seconds = time.perf_counter() - started
     return ex
+
+
+def _client_deadline(client: httpx.AsyncClient, timeout: float | None) -> float | None:
+    t = client.timeout
+    limits = [timeout] if timeout is not None else [v for v in (t.connect, t.read, t.write, t.pool) if v is not None]
+    return 2 * max(limits) if limits else None
 
 
 async def _transfer(client: httpx.AsyncClient, ex: Exchange, timeout: float | None, max_bytes: int) -> None:

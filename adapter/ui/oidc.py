@@ -28,6 +28,17 @@ log = logging.getLogger("adapter.ui")
 SIGNING_ALGORITHMS = ["RS256", "PS256", "ES256", "ES384", "RS384", "RS512", "PS384", "PS512", "EdDSA"]
 
 
+# The error codes of the authorization and token endpoints (RFC 6749 4.1.2.1, 5.2; OpenID Connect Core 3.1.2.6), and
+# authlib's own: what the provider may say about a sign-in. Anything else is not repeated.
+OAUTH_ERRORS = frozenset({
+    "invalid_request", "unauthorized_client", "access_denied", "unsupported_response_type", "invalid_scope",
+    "server_error", "temporarily_unavailable", "invalid_client", "invalid_grant", "unsupported_grant_type",
+    "interaction_required", "login_required", "account_selection_required", "consent_required",
+    "invalid_request_uri", "invalid_request_object", "request_not_supported", "request_uri_not_supported",
+    "registration_not_supported", "mismatching_state", "missing_token", "missing_request_token",
+    "missing_token_request"})
+
+
 class SignInFailed(Exception):
     """The sign-in did not produce an employee; the message names the reason, never claim values."""
 
@@ -68,8 +79,9 @@ class Provider:
             if not claims.get("sub"):
                 raise SignInFailed("no ID token")
             userinfo = await self.client.userinfo(token=token)
-        except OAuthError as exc:
-            raise SignInFailed(f"the provider refused: {exc.error}") from None
+        except OAuthError as exc:  # `error` may come from the callback's query: anyone's words, never logged
+            code = exc.error if exc.error in OAUTH_ERRORS else "an unregistered error code"
+            raise SignInFailed(f"the provider refused: {code}") from None
         except JoseError as exc:
             raise SignInFailed(f"the ID token was not accepted ({type(exc).__name__})") from None
         if userinfo.get("sub") != claims["sub"]:
