@@ -134,4 +134,4 @@ def test_overview_prints_records_whole_by_name_and_one_record_alone(tmp_path, pk
     assert "Bilaga 1: bild (image/png" in out and "länk (application/pdf) https://dokument.example.se/vardplan/1" in out
     assert [r.document_id for recs in one.records.values() for r in recs] == ["note-markup"]
     logged = access_log.entries(store)[before:]
-    assert [e["resource_types"] for e in logged] == [["GetCareDocumentation:2"]]
+    assert [e["resource_types"] for e in logged] == [["GetCareDocumentation:3"]]

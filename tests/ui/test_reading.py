@@ -15,6 +15,7 @@ import pytest
 from adapter.consumer.fetch import FetchSettings, Source
 from adapter.consumer.pdl import access_log
 from adapter.gateway.tls import TlsContexts
+from adapter.rivta.contracts import INFORMATION_TYPES
 from tests.consumer.producers import (
     LONG_NOTE,
     NOTES_SOURCE,
@@ -78,7 +79,7 @@ def tab(answer: dict, contract: str) -> dict:
 
 def test_a_note_is_there_whole_with_its_attachments_author_profession_time_and_names(reading):
     ov = reading.post("/api/overview", json=who(TOLVAN)).json()
-    notes = {r["document_id"]: r for r in tab(ov, "GetCareDocumentation:2")["records"]}
+    notes = {r["document_id"]: r for r in tab(ov, "GetCareDocumentation:3")["records"]}
     long = next(r for r in notes.values() if "SLUTET AV ANTECKNINGEN" in r["full_text"])
     assert len(long["text"]) <= 160 and long["text"].endswith("…")
     assert long["full_text"] == "Hembesök: " + LONG_NOTE.strip()  # whole, line breaks kept, as text
@@ -94,7 +95,7 @@ def test_a_note_is_there_whole_with_its_attachments_author_profession_time_and_n
     assert kinds["file"]["media_type"] == "application/pdf" and kinds["file"]["name"].endswith(".pdf")
     assert kinds["link"]["url"] == "https://dokument.example.se/vardplan/1"
     assert kinds["reference"]["url"] == "http://intranat.example/x"  # shown as text, never a link
-    sources = [s for s in ov["sources"] if s["contract"] == "GetCareDocumentation:2"]
+    sources = [s for s in ov["sources"] if s["contract"] == "GetCareDocumentation:3"]
     assert [(s["source"], s["address"], s["status"], s["shown"], s["text"]) for s in sources] == [
         ("Exempelby journal 2", NOTES_SOURCE, "answered", 5, "5 visas")]
 
@@ -151,7 +152,7 @@ def test_the_stream_shows_the_answering_source_at_once_and_the_hung_one_pending_
     assert all(not t["records"] for t in first["tabs"])
     assert answered[0] < 1.0, f"the answering source came after {answered[0]:.2f} s"
     assert answered[1]["pending_sources"] == ["Vårdcentral Hängd"] and not answered[1]["complete"]
-    assert len(tab(answered[1], "GetCareDocumentation:2")["records"]) == 5
+    assert len(tab(answered[1], "GetCareDocumentation:3")["records"]) == 5
     assert {s["status"] for s in answered[1]["sources"] if s["source"] == "Vårdcentral Hängd"} == {"pending"}
     assert all(any(n["kind"] == "pending" for n in t["notices"]) for t in answered[1]["tabs"])
     assert last[1]["complete"] and last[0] >= DEADLINE - 0.2 and len(lines) == 3
@@ -160,7 +161,7 @@ def test_the_stream_shows_the_answering_source_at_once_and_the_hung_one_pending_
     # the access log: exactly what was shown, once, logged before it was shown
     entries = access_log.entries(ui_store)[before:]
     assert [(e["information_care_provider_id"], e["information_care_unit_id"], e["resource_types"], e["basis"])
-            for e in entries] == [(MUNICIPALITY, HOME, ["GetCareDocumentation:2"], "consent")]
+            for e in entries] == [(MUNICIPALITY, HOME, ["GetCareDocumentation:3"], "consent")]
 
 
 def test_the_stream_needs_the_session_and_its_csrf_token(streaming, oidc):
@@ -205,7 +206,7 @@ def test_a_clinician_reads_as_sources_answer_opens_a_note_whole_and_sees_why_tab
     shown_after = time.monotonic() - started
     assert shown_after < 1.0, f"the answering source was shown after {shown_after:.2f} s"
     expect(status).to_contain_text("Väntar på svar från: Vårdcentral Hängd")
-    expect(hung_rows).to_have_text(["väntar på svar"] * 5)
+    expect(hung_rows).to_have_text(["väntar på svar"] * len(INFORMATION_TYPES))
     page.screenshot(path=str(tmp_path / "1-pending.png"), full_page=True)
     page.get_by_role("tab", name=re.compile("^Anteckningar")).click()
     panel = page.get_by_role("tabpanel")
@@ -214,7 +215,7 @@ def test_a_clinician_reads_as_sources_answer_opens_a_note_whole_and_sees_why_tab
     row = panel.locator("tbody tr[data-record]", has_text="Hembesök")
     row.get_by_role("button", name="Visa hela").click()
     expect(status).to_have_text("Översikten är hämtad.", timeout=DEADLINE * 1000 + 5_000)
-    expect(hung_rows).to_have_text(["misslyckades"] * 5)
+    expect(hung_rows).to_have_text(["misslyckades"] * len(INFORMATION_TYPES))
     expect(page.locator("#notices [data-kind=failed]")).to_contain_text("Vårdcentral Hängd")
 
     # 3: the whole note, as text (its <script> shown, never run), and the attachments
@@ -274,7 +275,7 @@ def test_a_clinician_reads_as_sources_answer_opens_a_note_whole_and_sees_why_tab
     assert "Patienten har spärrat information hos Exempelby kommun" in texts[0]
     page.get_by_text("Källor och status").click()
     journal_rows = page.locator('#sources tr[data-source="Exempelby journal 2"] td:nth-child(3)')
-    expect(journal_rows).to_have_text(["inget att visa"] * 5)
+    expect(journal_rows).to_have_text(["inget att visa"] * len(INFORMATION_TYPES))
     assert HOUSING not in page.content()
     page.screenshot(path=str(tmp_path / "4-blocked.png"), full_page=True)
 

@@ -15,7 +15,7 @@ from lxml import etree
 
 from adapter.mapping import codes
 from adapter.mapping.rivta_to_fhir.care_documentation import NOTE_CODE_OID, NOTE_CODES, document
-from adapter.mapping.rivta_to_fhir.common import Json, Node, concept, preview
+from adapter.mapping.rivta_to_fhir.common import Json, Node, concept
 from adapter.rivta.contracts import GET_CARE_DOCUMENTATION_3 as CONTRACT
 from adapter.rivta.contracts import Contract
 from adapter.rivta.rules import embedded_too_large
@@ -44,7 +44,7 @@ def summary(first: Any, body: str, header: str) -> tuple[str, str | None]:
     title = first(f"{body}/c:clinicalDocumentNoteTitle") or first(f"{body}/c:clinicalDocumentNoteCode/c:displayName") \
         or "Anteckning"
     text = first(f"{body}/c:clinicalDocumentNoteText")
-    return f"{title}: {preview(text) if text else '(bilaga)'}", first(f"{header}/c:record/c:timestamp")
+    return f"{title}: {text if text else '(bilaga)'}", first(f"{header}/c:record/c:timestamp")
 
 
 # -- the contract's own rules (TKB, schematron) that its schema cannot say --------------------------------------
