@@ -15,6 +15,7 @@ from typing import Any
 from lxml import etree
 
 from adapter.mapping import codes, profile
+from adapter.mapping.fhir_to_rivta.care_notes import NOTE_CODE_NAMES, NOTE_CODE_OID
 from adapter.mapping.rivta_to_fhir.common import (
     EHDS_TK,
     Json,
@@ -31,18 +32,7 @@ from adapter.rivta.contracts import Contract
 from adapter.rivta.rules import embedded_too_large
 
 PROFILES = [EHDS_TK + "inera-ehds-document-reference"]  # EU EPS has no DocumentReference obligations
-NOTE_CODE_OID = "1.2.752.129.2.2.2.11"  # KV Anteckningstyp
-NOTE_CODES = {
-    "utr": "Utredning",
-    "atb": "Åtgärd/Behandling",
-    "sam": "Sammanfattning",
-    "sao": "Samordning",
-    "ins": "Inskrivning",
-    "slu": "Slutanteckning",
-    "auf": "Anteckning utan fysiskt möte",
-    "sva": "Slutenvårdsanteckning",
-    "bes": "Besöksanteckning",
-}
+NOTE_CODES = NOTE_CODE_NAMES  # KV Anteckningstyp, as the input side reads it
 TEXT_TYPE = "text/plain; charset=utf-8"
 _SPACE = re.compile(r"\s+")
 

@@ -14,7 +14,8 @@ from typing import Any
 from lxml import etree
 
 from adapter.mapping import codes
-from adapter.mapping.rivta_to_fhir.care_documentation import NOTE_CODE_OID, NOTE_CODES, document
+from adapter.mapping.fhir_to_rivta.care_notes import NOTE_CODE_OID
+from adapter.mapping.rivta_to_fhir.care_documentation import NOTE_CODES, document
 from adapter.mapping.rivta_to_fhir.common import Json, Node, concept
 from adapter.rivta.contracts import GET_CARE_DOCUMENTATION_3 as CONTRACT
 from adapter.rivta.contracts import Contract
