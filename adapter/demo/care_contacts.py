@@ -11,9 +11,8 @@ import random
 import uuid
 from datetime import datetime, timedelta
 
-from adapter.demo.world import DemoPatient, Staff, Unit, World
+from adapter.demo.world import DemoPatient, Episode, Staff, Unit, World
 from adapter.mapping.context import NOPATIENT_CODE, NOPATIENT_SYSTEM
-from adapter.mapping.timefmt import SWEDEN
 
 LOCAL_ID = "urn:oid:1.2.752.129.2.1.2.1"
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
@@ -35,19 +34,9 @@ def resources(world: World, patient: DemoPatient, rng: random.Random) -> list[di
     return _Contacts(world, patient, rng).build()
 
 
-class _Contacts:
+class _Contacts(Episode):
     def __init__(self, world: World, patient: DemoPatient, rng: random.Random) -> None:
-        self.world, self.patient, self.rng = world, patient, rng
-        self.home_care, self.housing = world.units[0], world.units[1]
-        self.start = datetime(2024 + rng.randrange(2), rng.randrange(1, 10), rng.randrange(1, 28), 8, 0,
-                              tzinfo=SWEDEN)
-        self.out: list[dict] = []
-
-    def staff(self, staff_id: str) -> Staff:
-        return next(s for s in self.world.staff if s.id == staff_id)
-
-    def at(self, days: int, hour: int) -> datetime:
-        return (self.start + timedelta(days=days)).replace(hour=hour, minute=self.rng.randrange(0, 60))
+        super().__init__(world, patient, rng, hour=8)
 
     def build(self) -> list[dict]:
         nurse, ot, housing_nurse = self.staff("ssk-asa"), self.staff("at-maria"), self.staff("ssk-jonas")

@@ -16,10 +16,9 @@ import uuid
 import zlib
 from datetime import datetime, timedelta
 
-from adapter.demo.world import HSA_SYSTEM, DemoPatient, Staff, World
+from adapter.demo.world import HSA_SYSTEM, DemoPatient, Episode, World
 from adapter.mapping import profile
 from adapter.mapping.context import NOPATIENT_CODE, NOPATIENT_SYSTEM
-from adapter.mapping.timefmt import SWEDEN
 
 LOCAL_ID = "urn:oid:1.2.752.129.2.1.2.1"
 PARTICIPANT_TYPE = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
@@ -35,19 +34,9 @@ def resources(world: World, patient: DemoPatient, rng: random.Random) -> list[di
     return _Notes(world, patient, rng).build()
 
 
-class _Notes:
+class _Notes(Episode):
     def __init__(self, world: World, patient: DemoPatient, rng: random.Random) -> None:
-        self.world, self.patient, self.rng = world, patient, rng
-        self.home_care, self.housing = world.units[0], world.units[1]
-        self.start = datetime(2024 + rng.randrange(2), rng.randrange(1, 10), rng.randrange(1, 28), 9, 0,
-                              tzinfo=SWEDEN)
-        self.out: list[dict] = []
-
-    def staff(self, staff_id: str) -> Staff:
-        return next(s for s in self.world.staff if s.id == staff_id)
-
-    def at(self, days: int, hour: int) -> datetime:
-        return (self.start + timedelta(days=days)).replace(hour=hour, minute=self.rng.randrange(0, 60))
+        super().__init__(world, patient, rng, hour=9)
 
     def uid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))

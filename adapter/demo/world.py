@@ -6,7 +6,11 @@ of this world, following the input profile in mappings/.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from adapter.mapping.timefmt import SWEDEN
 
 HSA_SYSTEM = "urn:oid:1.2.752.29.4.19"
 PNR_SYSTEM = "http://electronichealth.se/identifier/personnummer"
@@ -66,6 +70,25 @@ class World:
 
     def staff_at(self, unit: Unit) -> list[Staff]:
         return [s for s in self.staff if s.unit == unit]
+
+
+class Episode:
+    """One patient's episode in the world, starting on a random day of 2024-2025 at `hour`: what the generators
+    that tell a story over days (notes, care contacts) share. The random draws stay in their original order so
+    that the demo data does not change."""
+
+    def __init__(self, world: World, patient: DemoPatient, rng: random.Random, hour: int) -> None:
+        self.world, self.patient, self.rng = world, patient, rng
+        self.home_care, self.housing = world.units[0], world.units[1]
+        self.start = datetime(2024 + rng.randrange(2), rng.randrange(1, 10), rng.randrange(1, 28), hour, 0,
+                              tzinfo=SWEDEN)
+        self.out: list[dict] = []
+
+    def staff(self, staff_id: str) -> Staff:
+        return next(s for s in self.world.staff if s.id == staff_id)
+
+    def at(self, days: int, hour: int) -> datetime:
+        return (self.start + timedelta(days=days)).replace(hour=hour, minute=self.rng.randrange(0, 60))
 
 
 def default_world() -> World:
