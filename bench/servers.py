@@ -109,7 +109,8 @@ def fixed_server(answer: Path, pki: DevPki, port: int, log: Path, path: str = "/
 
 
 def _fixed_app(answer: Path, path: str, delay: float) -> FastAPI:
-    """`answer` is one file (served at `path`) or a folder of <Contract>-<major>.xml files (each at its contract's path)."""
+    """`answer` is one file (served at `path`) or a folder of <Contract>-<major>.xml files (each at its contract's
+    path)."""
     from adapter.rivta.contracts import CONTRACTS
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
