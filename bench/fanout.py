@@ -28,6 +28,7 @@ import httpx
 from adapter.consumer.fetch import FetchSettings, Outcome, Source, fetch_all
 from adapter.demo.generate import generate
 from adapter.ingest import ingest
+from adapter.rivta import client as rivta
 from adapter.rivta import soap
 from adapter.rivta.contracts import CONTRACTS, INFORMATION_TYPES
 from adapter.store import records as store
@@ -62,7 +63,7 @@ LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=100, keepal
 
 async def overview(sources: list[Source], ctx) -> tuple[float, list]:
     """One overview with a fresh client (every connection a new TLS handshake)."""
-    async with httpx.AsyncClient(verify=ctx, trust_env=False, limits=LIMITS) as client:
+    async with rivta.new_client(ctx, limits=LIMITS) as client:
         return await timed(client, sources)
 
 
@@ -81,7 +82,7 @@ def checked(results: list) -> None:
 async def kept_client(sources: list[Source], ctx, runs: int) -> tuple[list[float], list[float], list[float]]:
     """Overviews through one long-lived client, as the staff page runs them: the first warms the pool. Also the
     CPU seconds this process (the client alone) spent on each overview."""
-    async with httpx.AsyncClient(verify=ctx, trust_env=False, limits=LIMITS) as client:
+    async with rivta.new_client(ctx, limits=LIMITS) as client:
         await timed(client, sources)
         walls, alone, cpu = [], [], []
         for _ in range(runs):
