@@ -3,13 +3,14 @@
 contract, 8 today) over mTLS, each producer answering after a set delay (50 ms ... 500 ms).
 
 Each producer is its own process (the gateway's TLS set-up, a handler that waits its delay and returns a
-real answer of the demo patient). Baseline in the same run: the slowest producer alone, asked for its five
-contracts by the same client. Target: fan-out wall time <= the slowest producer alone + 50 ms, measured
-the way the consumer runs (the staff page keeps one client, so its connections to producers stay open
-between overviews: `adapter.consumer.overview.new_client`). A fresh client per overview (one TLS handshake per
-call, 80 on one event loop) is measured and reported too, without a target. Medians of several runs. The ten
-producer processes share the cores with the client, so the client's own CPU time per overview (this process:
-requests, TLS, parsing and checking the answers) is reported beside the wall times.
+real answer of the demo patient). Baseline in the same run: the slowest producer alone, asked for the same
+contracts by the same client. Target (issue 15): fan-out wall time <= the slowest producer alone + 50 ms,
+measured the way the consumer runs (the staff page keeps one client, so its connections to producers stay
+open between overviews: `adapter.consumer.overview.new_client`, made by `adapter.rivta.client.new_client`).
+A fresh client per overview (one TLS handshake per call, 80 on one event loop) is measured and reported too,
+without a target. Medians of several runs. The ten producer processes share the cores with the client, so
+the client's own CPU time per overview (this process: requests, TLS, parsing and checking the answers) is
+reported beside the wall times.
 `python -m bench.fanout` (NPO_BENCH_SCALE lowers the number of runs).
 """
 
