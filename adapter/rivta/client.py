@@ -36,7 +36,7 @@ from lxml import etree
 from adapter import correlation
 from adapter.rivta import xml
 from adapter.rivta.contracts import REGISTRY_NS, SOAP_NS
-from adapter.rivta.transport import PoolPerOrigin
+from adapter.rivta.transport import AiohttpTransport
 
 CONTENT_TYPE = "text/xml; charset=utf-8"
 DEFAULT_MAX_BYTES = xml.DEFAULT_MAX_BYTES
@@ -146,7 +146,7 @@ def new_client(verify: ssl.SSLContext | bool = True, *, timeout: float | httpx.T
     """The HTTP client for `exchange` and `call`: mTLS as `verify` says (`client_context`), no proxy or certificate
     settings taken from the environment, a connection pool per producer or service (`limits` apply to each:
     adapter/rivta/transport.py says why)."""
-    return httpx.AsyncClient(transport=PoolPerOrigin(verify=verify, limits=limits), trust_env=False, timeout=timeout)
+    return httpx.AsyncClient(transport=AiohttpTransport(verify=verify, limits=limits), trust_env=False, timeout=timeout)
 
 
 # --- the exchange -----------------------------------------------------------------------------------------------
