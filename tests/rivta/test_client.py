@@ -274,3 +274,16 @@ def test_a_kept_client_keeps_a_pool_per_producer_each_within_the_limits(server_t
                 srv.close()
 
     assert asyncio.run(go()) == [3, 3]
+
+
+@pytest.mark.parametrize("depth", [3, 63, 64, 65, 200])
+def test_an_answer_nested_deeper_than_the_limit_is_refused_and_one_at_the_limit_is_not(depth: int) -> None:
+    """Depth counts elements from the Envelope (level 1, the answer element is level 3); the text at the deepest
+    level adds none."""
+    nested = "<x>" * (depth - 3) + "text" + "</x>" * (depth - 3)
+    data = soap(f'<a:AnswerResponse xmlns:a="{ANSWER_NS}">{nested}</a:AnswerResponse>')
+    if depth > 64:
+        with pytest.raises(rivta.NotSoap, match="nested deeper than 64 levels"):
+            rivta.read_answer(200, data, max_depth=64)
+    else:
+        assert rivta.read_answer(200, data, max_depth=64).tag == f"{{{ANSWER_NS}}}AnswerResponse"
