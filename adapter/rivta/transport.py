@@ -8,7 +8,8 @@ request, and writes head and body as two TLS records. Through aiohttp (C parser,
 keyed by host) the same overview costs ~40 % less CPU. aiohttp is a well-kept library the project already installs.
 
 What the RIVTA client relies on is kept: mTLS by the caller's SSLContext; `limits` per origin (a producer that hangs
-cannot take the connections others need); httpx's connect and read timeouts; no redirects, cookies or proxies from
+cannot take the connections others need; `max_keepalive_connections` is not used: idle connections are kept up to
+`max_connections` for `keepalive_expiry`); httpx's connect and read timeouts; no redirects, cookies or proxies from
 the environment; the body as it came (no decompression: the client inflates in bounded steps) in chunks of at most
 64 KiB, read only as far as the caller reads; an answer not read to its end closes its connection. aiohttp's errors
 reach the caller as httpx's (ConnectError, ReadTimeout, ...), caused by the OS's or TLS library's error
