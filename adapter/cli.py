@@ -708,17 +708,16 @@ def audit_send(store: str | None = StoreOpt, config_path: Path = ConsumerOpt) ->
     """Send queued access-log entries to the national log service (StoreLog) now."""
     import asyncio
 
-    import httpx
-
     from adapter.consumer.pdl.log_queue import flush
     from adapter.consumer.pdl.services import STORE_LOG
+    from adapter.rivta import client as rivta
 
     config = _consumer_config(config_path)
     engine = _open(store)
 
     async def run():
         ctx = config.tls_context()
-        async with httpx.AsyncClient(verify=ctx, trust_env=False, timeout=config.service_timeout) as client:
+        async with rivta.new_client(ctx, timeout=config.service_timeout) as client:
             return await flush(engine, client, config.services.url(STORE_LOG))
 
     report = asyncio.run(run())

@@ -109,11 +109,12 @@ def fixed_server(answer: Path, pki: DevPki, port: int, log: Path, path: str = "/
 
 
 def _fixed_app(answer: Path, path: str, delay: float) -> FastAPI:
-    """`answer` is one file (served at `path`) or a folder of <Contract>.xml files (each at its contract's path)."""
+    """`answer` is one file (served at `path`) or a folder of <Contract>-<major>.xml files (each at its contract's
+    path)."""
     from adapter.rivta.contracts import CONTRACTS
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    routes = ({c.url_path: (answer / f"{c.name}.xml").read_bytes() for c in CONTRACTS} if answer.is_dir()
+    routes = ({c.url_path: (answer / f"{c.name}-{c.major}.xml").read_bytes() for c in CONTRACTS} if answer.is_dir()
               else {path: answer.read_bytes()})
     def answering(body: bytes):
         async def handler(request: Request) -> Response:

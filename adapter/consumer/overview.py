@@ -66,6 +66,7 @@ from adapter.consumer.staff_settings import (
 )
 from adapter.mapping import codes, timefmt
 from adapter.mapping.context import HSA_ID_PATTERN
+from adapter.rivta import client as rivta
 from adapter.rivta.contracts import INFORMATION_TYPES, Contract
 from adapter.rivta.rules import first_text
 from adapter.tomlfile import HttpUrl, Model, Text, TomlFileError, fail, read, validate
@@ -368,7 +369,7 @@ def new_client(config: ConsumerConfig) -> httpx.AsyncClient:
     producers and national services stay open between overviews instead of a TLS handshake per call."""
     verify = config.tls_context()
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=100, keepalive_expiry=60)
-    return httpx.AsyncClient(verify=verify, trust_env=False, timeout=config.service_timeout, limits=limits)
+    return rivta.new_client(verify, timeout=config.service_timeout, limits=limits)
 
 
 @contextlib.asynccontextmanager

@@ -6,13 +6,12 @@ import ssl
 from collections import Counter
 from contextlib import asynccontextmanager
 
-import httpx
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from adapter.config import Settings
 from adapter.ei.sender import Sender, SenderSettings
-from adapter.rivta.client import client_context
+from adapter.rivta.client import client_context, new_client
 from adapter.store.tables import ei_outbox
 
 
@@ -30,7 +29,7 @@ async def sender_for(engine: Engine, s: Settings):
     verify: ssl.SSLContext | bool = True
     if settings.url.startswith("https:"):
         verify = client_context(s.ei_cert, s.ei_key, s.ei_ca)
-    async with httpx.AsyncClient(verify=verify, trust_env=False, timeout=s.ei_timeout) as client:
+    async with new_client(verify, timeout=s.ei_timeout) as client:
         yield Sender(engine, settings, client)
 
 

@@ -2,11 +2,11 @@
 the contract suite all call other services through it.
 
 * `exchange` POSTs an envelope (SOAPAction, Content-Type, the platform's `x-skltp-correlation-id`, extra headers;
-  the caller's httpx.AsyncClient carries mTLS, see `client_context`, and its default timeouts) and streams the
-  answer, stopping at a byte cap: a declared Content-Length over the cap is refused before the body is read, and
-  a body is never read past the cap (compressed answers are inflated in bounded steps). It returns the raw
-  exchange (bytes, status, timing) with the transport error, if any, recorded in it: the suite reports exchanges
-  as they were.
+  the caller's httpx.AsyncClient, made by `new_client`, carries mTLS, see `client_context`, and its default
+  timeouts) and streams the answer, stopping at a byte cap: a declared Content-Length over the cap is refused
+  before the body is read, and a body is never read past the cap (compressed answers are inflated in bounded
+  steps). It returns the raw exchange (bytes, status, timing) with the transport error, if any, recorded in it:
+  the suite reports exchanges as they were.
 * `read_answer` parses an answer with the hardened parser (adapter/rivta/xml.py) and returns the Body's
   element, or raises `Fault` (faultcode, faultstring, a RIVTA VPnnn/EInnn code, a log id), `NotSoap` or
   `HttpStatus`. RIVTA answers with HTTP 200, and faults with 500; any other status is the HTTP layer failing.
@@ -36,6 +36,7 @@ from lxml import etree
 from adapter import correlation
 from adapter.rivta import xml
 from adapter.rivta.contracts import REGISTRY_NS, SOAP_NS
+from adapter.rivta.transport import AiohttpTransport
 
 CONTENT_TYPE = "text/xml; charset=utf-8"
 DEFAULT_MAX_BYTES = xml.DEFAULT_MAX_BYTES
@@ -138,6 +139,14 @@ def client_context(cert: str, key: str, ca: str | None, crls: Sequence[str | Pat
     if crls:
         ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_CHAIN
     return ctx
+
+
+def new_client(verify: ssl.SSLContext | bool = True, *, timeout: float | httpx.Timeout = 5.0,
+               limits: httpx.Limits = httpx.Limits()) -> httpx.AsyncClient:
+    """The HTTP client for `exchange` and `call`: mTLS as `verify` says (`client_context`), no proxy or certificate
+    settings taken from the environment, a connection pool per producer or service (`limits` apply to each:
+    adapter/rivta/transport.py says why)."""
+    return httpx.AsyncClient(transport=AiohttpTransport(verify=verify, limits=limits), trust_env=False, timeout=timeout)
 
 
 # --- the exchange -----------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ platform keys it by its responder namespace: two versions of one contract are se
 
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass
 from enum import StrEnum
@@ -80,6 +81,7 @@ class RecordPaths:
     author_role: tuple[str, ...]  # the role's display name, else its original text
 
 
+@functools.cache  # `Contract.paths` is read for every record of every answer
 def _patient_summary_paths(header: str, source_system: str) -> RecordPaths:
     h, prof = f"c:{header}", f"c:{header}/c:accountableHealthcareProfessional"
     return RecordPaths(
@@ -98,6 +100,7 @@ def _patient_summary_paths(header: str, source_system: str) -> RecordPaths:
     )
 
 
+@functools.cache
 def _jol_paths(header: str) -> RecordPaths:
     h, acl = f"c:{header}", f"c:{header}/c:accessControlHeader"
     return RecordPaths(

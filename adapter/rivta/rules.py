@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -119,11 +120,16 @@ def _header(rec: etree._Element, contract: Contract) -> etree._Element | None:
 def first_text(rec: etree._Element, contract: Contract, paths: tuple[str, ...]) -> str | None:
     """The first non-empty value at one of `paths` (a `RecordPaths` entry of the contract's description)."""
     for path in paths:
-        for found in rec.xpath(path, namespaces={"c": contract.core_ns}):
+        for found in _compiled(path, contract.core_ns)(rec):
             text = found.text if isinstance(found, etree._Element) else str(found)
             if text and text.strip():
                 return text.strip()
     return None
+
+
+@functools.cache  # a handful of paths per contract, read for every record
+def _compiled(path: str, core_ns: str) -> etree.XPath:
+    return etree.XPath(path, namespaces={"c": core_ns})
 
 
 def _document_id(rec: etree._Element, contract: Contract) -> str | None:

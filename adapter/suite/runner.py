@@ -84,8 +84,7 @@ async def run_contract(decl: ContractDeclaration, options: RunOptions, load: Loa
     result.contract_started[decl.contract.key] = datetime.now().astimezone()
     connections = max(load.ramp_to, load.basic_threads, load.endurance_threads) + 5
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(verify=options.verify, trust_env=False, limits=limits,
-                                 timeout=options.timeout) as client:
+    async with rivta.new_client(options.verify, limits=limits, timeout=options.timeout) as client:
         session = Session(decl, Caller(client, url, decl.contract, decl.consumer, options.timeout), load,
                           random.Random(f"{options.seed}-{decl.contract.key}"))
         for case in suite_cases.for_contract(decl.contract):

@@ -11,12 +11,12 @@ import contextlib
 import logging
 import ssl
 
-import httpx
 from sqlalchemy.engine import Engine
 
 from adapter.consumer.overview import ConsumerConfig
 from adapter.consumer.pdl.log_queue import FlushReport, flush
 from adapter.consumer.pdl.services import STORE_LOG
+from adapter.rivta.client import new_client
 
 log = logging.getLogger("adapter.ui")
 
@@ -59,8 +59,7 @@ class LogFlusher:
 
     async def flush_once(self) -> FlushReport | None:
         try:
-            async with httpx.AsyncClient(verify=self._tls, trust_env=False,
-                                         timeout=self.config.service_timeout) as client:
+            async with new_client(self._tls, timeout=self.config.service_timeout) as client:
                 report = await flush(self.engine, client, self.config.services.url(STORE_LOG))
         except Exception as exc:  # the entries stay queued; try again next round
             log.warning("access log: sending to the national log service failed (%s)", type(exc).__name__)

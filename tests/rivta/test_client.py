@@ -35,7 +35,7 @@ def request_envelope() -> bytes:
 
 def call(url: str, *, verify: ssl.SSLContext | bool = False, timeout: float = 5, **kwargs) -> rivta.Reply:
     async def go() -> rivta.Reply:
-        async with httpx.AsyncClient(verify=verify, trust_env=False, timeout=timeout) as client:
+        async with rivta.new_client(verify, timeout=timeout) as client:
             return await rivta.call(client, url, request_envelope(), soap_action=ACTION, **kwargs)
 
     return asyncio.run(go())
@@ -119,7 +119,7 @@ def test_the_exchange_records_how_much_was_read(server) -> None:
     srv = server(stream_forever)
 
     async def go() -> rivta.Exchange:
-        async with httpx.AsyncClient(trust_env=False, timeout=5) as client:
+        async with rivta.new_client(timeout=5) as client:
             return await rivta.exchange(client, srv.url, request_envelope(), soap_action=ACTION, max_bytes=CAP)
 
     ex = asyncio.run(go())
@@ -137,7 +137,7 @@ def test_a_declared_length_over_the_cap_is_refused_before_the_body_is_read(serve
     srv = server(declare_huge)
 
     async def go() -> rivta.Exchange:
-        async with httpx.AsyncClient(trust_env=False, timeout=5) as client:
+        async with rivta.new_client(timeout=5) as client:
             return await rivta.exchange(client, srv.url, request_envelope(), soap_action=ACTION, max_bytes=CAP)
 
     ex = asyncio.run(go())
@@ -228,3 +228,62 @@ def test_a_trickling_answer_is_cut_by_the_deadline(server) -> None:
     exc = fails(srv.url, rivta.Timeout, timeout=1, deadline=0.5)  # each read is in time, the whole is not
     assert exc.reason == "timed out (no complete answer within 0.5 s)" and exc.status == 200
     assert time.monotonic() - started < 2
+
+
+# --- connections ------------------------------------------------------------------------------------------------
+async def keep_alive_server(tls: ssl.SSLContext) -> tuple[asyncio.Server, str, list[asyncio.StreamWriter]]:
+    """An HTTPS server that keeps connections open between requests and answers each after 50 ms (so calls at
+    once need connections at once); the list holds every connection it accepted."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:"))
+                await reader.readexactly(length)
+                await asyncio.sleep(0.05)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: %d\r\n\r\n%s"
+                             % (len(GOOD), GOOD))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    srv = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=tls)
+    return srv, f"https://127.0.0.1:{srv.sockets[0].getsockname()[1]}/service", accepted
+
+
+def test_a_kept_client_keeps_a_pool_per_producer_each_within_the_limits(server_tls, pki) -> None:
+    """Six calls at once to each of two producers, twice, with at most three connections: three connections to
+    each producer (the limit is per producer), opened in the first round and used again in the second."""
+    async def go() -> list[int]:
+        servers = [await keep_alive_server(server_tls) for _ in range(2)]
+        try:
+            async with rivta.new_client(platform(pki), timeout=5, limits=httpx.Limits(max_connections=3)) as client:
+                for _ in range(2):
+                    replies = await asyncio.gather(*(rivta.call(client, url, request_envelope(), soap_action=ACTION)
+                                                     for _, url, _ in servers for _ in range(6)))
+                    assert all(r.answer.tag == f"{{{ANSWER_NS}}}AnswerResponse" for r in replies)
+            return [len(accepted) for _, _, accepted in servers]
+        finally:
+            for srv, _, _ in servers:
+                srv.close()
+
+    assert asyncio.run(go()) == [3, 3]
+
+
+@pytest.mark.parametrize("depth", [3, 63, 64, 65, 200])
+def test_an_answer_nested_deeper_than_the_limit_is_refused_and_one_at_the_limit_is_not(depth: int) -> None:
+    """Depth counts elements from the Envelope (level 1, the answer element is level 3); the text at the deepest
+    level adds none."""
+    nested = "<x>" * (depth - 3) + "text" + "</x>" * (depth - 3)
+    data = soap(f'<a:AnswerResponse xmlns:a="{ANSWER_NS}">{nested}</a:AnswerResponse>')
+    if depth > 64:
+        with pytest.raises(rivta.NotSoap, match="nested deeper than 64 levels"):
+            rivta.read_answer(200, data, max_depth=64)
+    else:
+        assert rivta.read_answer(200, data, max_depth=64).tag == f"{{{ANSWER_NS}}}AnswerResponse"
