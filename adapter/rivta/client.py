@@ -21,6 +21,7 @@ answer for a contract (which response element, its schema, its result code) is t
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
 import re
 import socket
 import ssl
@@ -145,8 +146,11 @@ def new_client(verify: ssl.SSLContext | bool = True, *, timeout: float | httpx.T
                limits: httpx.Limits = httpx.Limits()) -> httpx.AsyncClient:
     """The HTTP client for `exchange` and `call`: mTLS as `verify` says (`client_context`), no proxy or certificate
     settings taken from the environment, a connection pool per producer or service (`limits` apply to each:
-    adapter/rivta/transport.py says why)."""
-    return httpx.AsyncClient(transport=AiohttpTransport(verify=verify, limits=limits), trust_env=False, timeout=timeout)
+    adapter/rivta/transport.py says why), and no cookies: a producer's Set-Cookie would otherwise ride along on the
+    consumer's later calls to it (other patients, other staff)."""
+    no_cookies = http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    return httpx.AsyncClient(transport=AiohttpTransport(verify=verify, limits=limits), trust_env=False, timeout=timeout,
+                             cookies=no_cookies)
 
 
 # --- the exchange -----------------------------------------------------------------------------------------------

@@ -287,3 +287,18 @@ def test_an_answer_nested_deeper_than_the_limit_is_refused_and_one_at_the_limit_
             rivta.read_answer(200, data, max_depth=64)
     else:
         assert rivta.read_answer(200, data, max_depth=64).tag == f"{{{ANSWER_NS}}}AnswerResponse"
+
+
+def test_a_producer_cannot_set_cookies_that_later_calls_carry(server) -> None:
+    """A producer's Set-Cookie is not kept: a cookie would follow the consumer's later calls to it (another patient's
+    overview, another member of staff), a channel between calls that RIVTA has no use for."""
+    srv = server(lambda conn: answer(conn, 200, GOOD, extra="Set-Cookie: tracker=abc; Path=/\r\n"))
+
+    async def go() -> None:
+        async with rivta.new_client(False, timeout=5) as client:
+            for _ in range(2):
+                await rivta.call(client, srv.url, request_envelope(), soap_action=ACTION)
+            assert not client.cookies
+
+    asyncio.run(go())
+    assert [c.request.header("Cookie") for c in srv.connections] == [None, None]
