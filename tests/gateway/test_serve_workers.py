@@ -13,10 +13,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
+import orjson
 import pytest
 
 from adapter.gateway.pki import load_pki, revoke
+from adapter.ingest import ingest
 from tests.conftest import free_port
 from tests.gateway.conftest import AUTHORISATIONS, CLI, REPO, client, wait_for_port
 from tests.gateway.test_embedded_mtls import REFUSED, ask, ids
@@ -142,6 +145,38 @@ def test_two_workers_restart_reload_and_stop_together(engine, pki, tmp_path):
     assert not list(private_tmp.iterdir())  # the workers' metrics folder is removed
     log = (tmp_path / "stderr.log").read_text()
     assert "with 2 worker processes" in log and f"Child process [{killed}] died" in log
+
+
+def test_a_has_more_reference_from_one_worker_continues_on_the_other(store, tmp_path):
+    """Without NPO_PAGING_KEY each process would make its own key: the supervisor makes one for all its workers."""
+    from tests.producer.test_paging import _note, page
+    from tests.samples import bundle, support_bundle
+
+    (tmp_path / "support.json").write_bytes(orjson.dumps(support_bundle()))
+    (tmp_path / "data.json").write_bytes(orjson.dumps(bundle(*(_note(n) for n in range(1, 8)))))
+    assert not ingest(store, [tmp_path / "support.json", tmp_path / "data.json"]).rejected
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "NPO_PAGING_KEY"}
+    proc = subprocess.Popen([*CLI, "serve", "--plain-http", "--workers", "2", "--port", str(port), "--store",
+                             store.url.render_as_string(hide_password=False), "--log-level", "warning"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
+                            env={**env, "NPO_MAX_RECORDS_PER_ANSWER": "3"})
+    srv = SimpleNamespace(url=f"http://127.0.0.1:{port}")
+    try:
+        wait_for_port(port, proc)
+        first, second = sorted(_until(lambda: w if len(w := _workers(proc.pid)) == 2 else None))
+        workers = {first, second}
+        with only(first, workers):
+            ids, more, _ = page(srv)
+        assert ids == ["note-7", "note-6", "note-5"] and more is not None
+        with only(second, workers):
+            ids, more, _ = page(srv, logical_address=more[0], has_more_reference=more[1])
+        assert ids == ["note-4", "note-3", "note-2"] and more is not None
+        with only(first, workers):
+            assert page(srv, logical_address=more[0], has_more_reference=more[1])[0] == ["note-1"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def test_a_worker_that_cannot_start_stops_the_supervisor(tmp_path):
