@@ -133,21 +133,26 @@ def serve(
     log_format: str | None = LogFormatOpt,
     metrics_port: int | None = MetricsPortOpt,
     metrics_host: str = MetricsHostOpt,
+    workers: int | None = typer.Option(None, "--workers", envvar="NPO_SERVE_WORKERS", help="Worker processes "
+                                       "answering on the one socket, under a supervisor that restarts a worker "
+                                       "that dies and forwards SIGHUP to all [the cores this process may use]"),
 ) -> None:
     """Serve the NPÖ service contracts: mutual TLS with SITHS-style function certificates by default.
 
     Given none of --tls-cert, --tls-key, --client-ca, --crl and --authorisations, the development PKI
     (certs/dev) and authorisations are used, and said so; given any of them, every one the mode needs
     must be given."""
-    from adapter import ops
+    from adapter import logs, ops
     from adapter.gateway import authorisation, server
     from adapter.gateway.identity import CertSource
     from adapter.gateway.pki import load_pki
-    from adapter.gateway.tls import TlsContexts, TlsFiles
-    from adapter.gateway.verify import ReloadableVerifier
-    from adapter.producer.app import Access, create_app
+    from adapter.gateway.tls import TlsFiles
+    from adapter.gateway.workers import ProducerSpec, default_workers
 
     _logging(log_level, log_format)
+    workers = default_workers() if workers is None else workers
+    if workers < 1:
+        _fail("--workers: at least 1")
     if behind_proxy and plain_http:
         _fail("--behind-proxy and --plain-http exclude each other")
     if behind_proxy and uds is None:
@@ -177,26 +182,30 @@ def serve(
         _say(f"[bold red]DEVELOPMENT:[/bold red] trusting the development PKI in {DEV_PKI} and "
              f"{DEV_AUTHORISATIONS}; never use these outside development", logging.WARNING)
     try:
-        rules = authorisation.load(authorisations or DEV_AUTHORISATIONS)
+        authorisation.load(authorisations or DEV_AUTHORISATIONS)
     except authorisation.AuthorisationError as exc:
         _fail(str(exc))
 
-    tls, verifier, reload = None, None, None
+    settings = _settings(store)
+    if workers > 1 and not settings.paging_key:
+        from adapter.producer.paging import new_key
+
+        settings.paging_key = new_key()  # one key for all workers: a hasMore reference is good with each
+    files = None
+    if source is CertSource.TLS:
+        files = TlsFiles(tls_cert, tls_key, client_ca, tuple(crl))
+    elif source is CertSource.PROXY:
+        files = TlsFiles(Path(), Path(), client_ca, tuple(crl))
+    spec = ProducerSpec(settings, source, authorisations or DEV_AUTHORISATIONS, files, log_level,
+                        logs.log_format(log_format))
     try:
-        if source is CertSource.TLS:
-            tls = TlsContexts(TlsFiles(tls_cert, tls_key, client_ca, tuple(crl)))
-            reload = tls.reload
-        elif source is CertSource.PROXY:
-            verifier = ReloadableVerifier(client_ca, tuple(crl))
-            reload = verifier.reload
+        gateway = spec.gateway()
     except (OSError, ValueError) as exc:
         _fail(f"TLS material: {exc}")
-    settings = _settings(store)
     if settings.ei_url:
         _check_ei_files(settings)
     engine = _open(store)
-    probe, readiness, certificates = ops.producer_health(engine, settings, tls, verifier)
-    app_ = create_app(engine, settings, Access(source, rules, verifier), readiness)
+    probe, readiness, certificates = ops.producer_health(engine, settings, gateway.tls, gateway.verifier)
     if uds is not None:
         try:
             sock = server.bind_unix_socket(uds, socket_group)
@@ -204,28 +213,52 @@ def serve(
             _fail(f"--uds {uds}: {exc}")
     else:
         sock = _bind(host, port)
-    config = server.uvicorn_config(app_, host=host, port=port, uds=str(uds) if uds else None, tls=tls,
-                                   log_level=log_level.lower())
-    _start_metrics(metrics_host, metrics_port, readiness, probe, certificates)
-    where = f"unix:{uds}" if uds else f"{'https' if tls else 'http'}://{host}:{port}"
-    _say(f"serving NPÖ contracts on {where} ({source.value} callers)")
+    where = f"unix:{uds}" if uds else f"{'https' if gateway.tls else 'http'}://{host}:{port}"
+    if workers == 1:
+        app_ = spec.app(engine, gateway)
+        config = server.uvicorn_config(app_, host=host, port=port, uds=str(uds) if uds else None, tls=gateway.tls,
+                                       log_level=log_level.lower())
+        _start_metrics(metrics_host, metrics_port, readiness, probe, certificates)
+        _say(f"serving NPÖ contracts on {where} ({source.value} callers)")
+        _ei_sender(engine, settings)
+        server.run(config, gateway.reload, sock)
+        return
+    _supervise(spec, workers, sock, gateway, where, (metrics_host, metrics_port, readiness, probe, certificates),
+               engine)
+
+
+def _supervise(spec, workers: int, sock, gateway, where: str, metrics_args: tuple, engine) -> None:
+    """`serve --workers N` (N > 1): the supervisor keeps the metrics listener and the engagement-index sender;
+    exit 1 when a worker could not start (it said why in the log)."""
+    from adapter.gateway.workers import metrics_folder, supervise
+    from adapter.metrics import workers_metrics
+
+    with metrics_folder() as folder:
+        _start_metrics(*metrics_args, recorded=workers_metrics(folder))
+        _say(f"serving NPÖ contracts on {where} ({spec.source.value} callers) with {workers} worker processes")
+        _ei_sender(engine, spec.settings)
+        if not supervise(spec, workers, sock, gateway.reload):
+            _say("[red]stopped:[/red] a worker could not start (see its reason above)", logging.ERROR)
+            raise typer.Exit(code=1)
+
+
+def _ei_sender(engine, settings: Settings) -> None:
     if settings.ei_url:
-        _start_ei_sender(app_.state.engine, settings)
+        _start_ei_sender(engine, settings)
     else:
         _say("engagement index updates: not configured (NPO_EI_URL); changes wait in the outbox")
-    server.run(config, reload, sock)
 
 
-def _start_metrics(host: str, port: int | None, readiness, probe, certificates) -> None:
-    """The metrics listener (adapter/ops.py), when a port is given."""
+def _start_metrics(host: str, port: int | None, readiness, probe, certificates, recorded=None) -> None:
+    """The metrics listener (adapter/ops.py), when a port is given; `recorded`: the workers' metrics."""
     if port is None:
         return
-    from adapter import ops
+    from adapter import metrics, ops
     from adapter.gateway.server import is_loopback
-    from adapter.metrics import StateCollector
 
     try:
-        listener = ops.start(host, port, readiness, StateCollector(probe, certificates))
+        listener = ops.start(host, port, readiness, metrics.StateCollector(probe, certificates),
+                             recorded=recorded or metrics.REGISTRY)
     except OSError as exc:
         _fail(f"--metrics-port {port}: {exc}")
     note = "" if is_loopback(host) else " (not loopback: keep it on the operations network)"

@@ -25,6 +25,7 @@ from cryptography import x509
 from prometheus_client import CollectorRegistry, Counter, Histogram, PlatformCollector, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest, write_to_textfile
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 log = logging.getLogger("adapter.metrics")
@@ -200,18 +201,28 @@ class StateCollector(Collector):
 
 
 class Exposition:
-    """The process's metrics plus one listener's scrape-time collectors, as one registry for `generate_latest`."""
+    """The process's metrics (or `recorded`: the workers' of `serve --workers N`) plus one listener's scrape-time
+    collectors, as one registry for `generate_latest`."""
 
-    def __init__(self, *extra: Collector) -> None:
+    def __init__(self, *extra: Collector, recorded: Collector = REGISTRY) -> None:
         self.extra = extra
+        self.recorded = recorded
 
     def collect(self) -> Iterator[Metric]:
-        yield from REGISTRY.collect()
+        yield from self.recorded.collect()
         for collector in self.extra:
             yield from collector.collect()
 
     def render(self) -> bytes:
         return generate_latest(self)  # type: ignore[arg-type]  # any object with collect()
+
+
+def workers_metrics(folder: Path) -> Collector:
+    """The counters and histograms of every worker process, live or gone, that recorded them in `folder`
+    (prometheus_client's multiprocess mode: PROMETHEUS_MULTIPROC_DIR was `folder` when they started)."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(folder))
+    return registry
 
 
 def write_textfile(path: Path) -> None:

@@ -89,10 +89,11 @@ class OpsListener:
         self.thread.join(timeout=10)
 
 
-def start(host: str, port: int, readiness: Readiness, *collectors: Collector) -> OpsListener:
-    """Start the metrics listener on host:port with `/metrics` (the process's metrics and `collectors`) and the
-    health endpoints; OSError when it cannot listen."""
-    return OpsListener(ops_app(Exposition(*collectors), readiness), host, port).start()
+def start(host: str, port: int, readiness: Readiness, *collectors: Collector,
+          recorded: Collector = metrics.REGISTRY) -> OpsListener:
+    """Start the metrics listener on host:port with `/metrics` (the process's metrics, or `recorded`, and
+    `collectors`) and the health endpoints; OSError when it cannot listen."""
+    return OpsListener(ops_app(Exposition(*collectors, recorded=recorded), readiness), host, port).start()
 
 
 def producer_health(engine: Any, settings: Any, tls: Any = None, verifier: Any = None

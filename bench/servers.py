@@ -64,6 +64,19 @@ class ServerProcess:
         assert self.proc is not None
         return self.proc.pid
 
+    def cpu_seconds(self) -> float:
+        """CPU time so far of the server and its processes (the workers of `serve --workers N`)."""
+        import psutil
+
+        server = psutil.Process(self.pid)
+        total = 0.0
+        for proc in [server, *server.children(recursive=True)]:
+            try:
+                total += sum(proc.cpu_times()[:2])
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
     def __enter__(self) -> ServerProcess:
         self._out = self.log.open("ab")
         self.proc = subprocess.Popen(self.argv, cwd=REPO, stdout=self._out, stderr=subprocess.STDOUT, env=self.env)
@@ -93,8 +106,10 @@ class ServerProcess:
         self._out.close()
 
 
-def real_server(store_url: str, pki: DevPki, port: int, log: Path, log_level: str = "info") -> ServerProcess:
-    argv = [PYTHON, "-m", "adapter.cli", "serve", "--store", store_url, "--port", str(port),
+def real_server(store_url: str, pki: DevPki, port: int, log: Path, log_level: str = "info",
+                workers: int = 1) -> ServerProcess:
+    """`npo-adapter serve`; one worker process unless told (its own default is one per core)."""
+    argv = [PYTHON, "-m", "adapter.cli", "serve", "--store", store_url, "--port", str(port), "--workers", str(workers),
             "--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key), "--client-ca", str(pki.ca_bundle),
             "--crl", str(pki.crl_root), "--crl", str(pki.crl_function), "--log-level", log_level,
             "--authorisations", "config/authorisations.dev.toml"]

@@ -22,6 +22,8 @@ from tests.stores import BACKENDS, StoreUrls, require
 _AUDIT = tempfile.mkdtemp(prefix="npo-audit-")
 os.environ.setdefault("NPO_AUDIT_KEY_FILE", f"{_AUDIT}/audit.key")
 os.environ.setdefault("NPO_AUDIT_CHECKPOINTS", f"{_AUDIT}/checkpoints.jsonl")
+# `serve` runs one process in the tests (its default is one worker per core); tests of several ask with --workers.
+os.environ.setdefault("NPO_SERVE_WORKERS", "1")
 
 
 def free_port() -> int:

@@ -14,6 +14,7 @@ import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -31,13 +32,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def server_options(log_level: str = "warning") -> dict[str, Any]:
+    """uvicorn's options for the producer, in one process or in each of `serve --workers N`."""
+    # log_config=None: uvicorn's own lines go through adapter/logs.py (text or JSON) like everything else
+    return {"log_level": log_level, "log_config": None, "access_log": False, "lifespan": "off",
+            "timeout_keep_alive": 30}
+
+
 def uvicorn_config(app, *, host: str = "127.0.0.1", port: int = 8443, uds: str | None = None,
                    tls: TlsContexts | None = None, log_level: str = "warning") -> uvicorn.Config:
     """A loaded uvicorn config; with `tls`, our SSL context and the peer-certificate protocol."""
-    # log_config=None: uvicorn's own lines go through adapter/logs.py (text or JSON) like everything else
-    config = uvicorn.Config(app, host=host, port=port, uds=uds, log_level=log_level, log_config=None,
-                            access_log=False, lifespan="off", http=tls.protocol_class if tls else "auto",
-                            timeout_keep_alive=30)
+    config = uvicorn.Config(app, host=host, port=port, uds=uds, http=tls.protocol_class if tls else "auto",
+                            **server_options(log_level))
     config.load()
     if tls is not None:
         config.ssl = tls.listening
@@ -96,15 +102,22 @@ def bind_tcp(host: str, port: int) -> socket.socket:
         raise
 
 
+def on_sighup(reload: Callable[[], None] | None) -> None:
+    """SIGHUP calls `reload` (new certificates and CRLs); a failure keeps the previous material, said in the log."""
+    if reload is None:
+        return
+
+    def _reload(_signum: int, _frame: Any) -> None:
+        try:
+            reload()
+        except Exception as exc:  # keep serving with the old material; say why
+            log.error("TLS reload failed, keeping the previous certificates and CRLs: %s", exc)
+
+    signal.signal(signal.SIGHUP, _reload)
+
+
 def run(config: uvicorn.Config, reload: Callable[[], None] | None = None,
         sock: socket.socket | None = None) -> None:
     """Serve until stopped; SIGHUP calls `reload` (new certificates and CRLs), on a Unix socket `sock`."""
-    if reload is not None:
-        def _reload(_signum, _frame) -> None:
-            try:
-                reload()
-            except Exception as exc:  # keep serving with the old material; say why
-                log.error("TLS reload failed, keeping the previous certificates and CRLs: %s", exc)
-
-        signal.signal(signal.SIGHUP, _reload)
+    on_sighup(reload)
     uvicorn.Server(config).run(sockets=[sock] if sock is not None else None)

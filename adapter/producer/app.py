@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from adapter import correlation, logs, metrics
 from adapter.config import Settings
@@ -34,7 +33,7 @@ from adapter.producer.paging import Pager, Position
 from adapter.producer.requests import Refusal, has_more_reference, to_query
 from adapter.rivta import soap, wsdl
 from adapter.rivta.contracts import CONTRACTS, Contract
-from adapter.store import records as store
+from adapter.store.reader import RecordReader, StoreUnavailable
 
 log = logging.getLogger("adapter.producer")
 ORIGINAL_CONSUMER_HEADER = "x-rivta-original-serviceconsumer-hsaid"
@@ -93,10 +92,11 @@ def create_app(engine: Engine, settings: Settings, access: Access | None = None,
     app.add_middleware(logs.RequestContext)
 
     pager = Pager(settings.max_records_per_answer, settings.paging_key)
+    reader = RecordReader(engine)
     for contract in CONTRACTS:
         wsdl.request_schema(contract)  # compile at start: a broken contract fails fast
         wsdl.documents(contract)
-        _add_routes(app, contract, engine, settings, access, pager)
+        _add_routes(app, contract, reader, settings, access, pager)
 
     app.include_router(fhir_endpoint.router(engine, settings, access))
 
@@ -112,12 +112,12 @@ def create_app(engine: Engine, settings: Settings, access: Access | None = None,
     return app
 
 
-def _add_routes(app: FastAPI, contract: Contract, engine: Engine, settings: Settings, access: Access,
+def _add_routes(app: FastAPI, contract: Contract, reader: RecordReader, settings: Settings, access: Access,
                 pager: Pager) -> None:
     docs = wsdl.documents(contract)
     schema = wsdl.request_schema(contract)
     expected = f"{{{contract.responder_ns}}}{contract.name}"
-    inline = engine.dialect.name == "sqlite"
+    inline = reader.engine.dialect.name == "sqlite"
 
     async def describe(request: Request) -> Response:
         return wsdl.describe(docs, request)
@@ -216,8 +216,9 @@ def _add_routes(app: FastAPI, contract: Contract, engine: Engine, settings: Sett
             # cost more than the query (measured in bench/producer_throughput). A networked store keeps the thread.
             queried = metrics.Timer()
             if contract.has_more:
-                page = (_fetch_page(engine, query, pager.limit + 1, after) if inline
-                        else await asyncio.to_thread(_fetch_page, engine, query, pager.limit + 1, after))
+                position = (after.day, after.pk) if after else None
+                page = (reader.query_page(query, pager.limit + 1, position) if inline
+                        else await asyncio.to_thread(reader.query_page, query, pager.limit + 1, position))
                 fragments = [row.fragment for row in page[:pager.limit]]
                 if len(page) > pager.limit:
                     last = page[pager.limit - 1]
@@ -225,10 +226,10 @@ def _add_routes(app: FastAPI, contract: Contract, engine: Engine, settings: Sett
                     has_more = soap.has_more_element(contract, req.logical_address,
                                                      pager.reference(digest, Position(last.day, last.pk)))
             else:
-                fragments = _fetch(engine, query) if inline else await asyncio.to_thread(_fetch, engine, query)
+                fragments = reader.query(query) if inline else await asyncio.to_thread(reader.query, query)
             metrics.STORE_QUERY_SECONDS.labels(contract.key).observe(queried.seconds)
-        except SQLAlchemyError as exc:
-            log.error("store unavailable (%s), log id %s", type(exc).__name__, log_id)
+        except StoreUnavailable as exc:
+            log.error("store unavailable (%s), log id %s", exc, log_id)
             return metrics.STORE_DOWN, _fault("the producer's store is unavailable", client=False, status=500)
         result = soap.result_element(contract, "OK", log_id)
         # Who was told what: enough to trace a disclosure with the platform's logs, without the patient.
@@ -261,12 +262,3 @@ async def _chunks(parts: list[bytes]) -> AsyncIterator[bytes]:
     if batch:
         yield b"".join(batch)
 
-
-def _fetch(engine: Engine, query: store.RecordQuery) -> list[bytes]:
-    with engine.connect() as conn:
-        return list(store.query(conn, query))
-
-
-def _fetch_page(engine: Engine, query: store.RecordQuery, limit: int, after: Position | None) -> list[store.PageRow]:
-    with engine.connect() as conn:
-        return store.query_page(conn, query, limit, (after.day, after.pk) if after else None)

@@ -143,8 +143,8 @@ def query(conn: Connection, q: RecordQuery) -> Iterator[bytes]:
     """The fragments answering `q`, in publishing order. The statement is built once per filter shape with
     bound parameters (answering is the hot path: building and cache-keying a fresh statement for every
     request cost about three times the query itself)."""
-    stmt = _statement(*_shape(q))
-    yield from conn.execute(stmt, _params(q)).scalars()
+    stmt = statement_for(*shape_of(q))
+    yield from conn.execute(stmt, params_of(q)).scalars()
 
 
 @dataclass(frozen=True)
@@ -157,47 +157,62 @@ class PageRow:
 def query_page(conn: Connection, q: RecordQuery, limit: int, after: tuple[str, int] | None = None) -> list[PageRow]:
     """Up to `limit` records answering `q`, newest first (latest filter day, then latest published), after the
     position `after` (the last row of the previous page): a stable order for partial answers (TKB hasMore)."""
-    stmt = _page_statement(*_shape(q), after is not None).limit(limit)
-    params = _params(q)
+    stmt = page_statement_for(*shape_of(q), after is not None)
+    return [PageRow(day, pk, fragment) for day, pk, fragment in conn.execute(stmt, page_params(q, limit, after))]
+
+
+def page_params(q: RecordQuery, limit: int, after: tuple[str, int] | None) -> dict[str, Any]:
+    params = params_of(q) | {"limit": limit}
     if after is not None:
         params |= {"after_day": after[0], "after_pk": after[1]}
-    return [PageRow(day, pk, fragment) for day, pk, fragment in conn.execute(stmt, params)]
+    return params
 
 
 _LATEST_DAY = func.coalesce(
     select(func.max(record_days.c.day)).where(record_days.c.record_pk == records.c.pk).scalar_subquery(), "")
 
 
+Shape = tuple[str, int, int, int, int, bool, bool, bool, bool]  # the contract, then how many of each filter
+
+
 @lru_cache(maxsize=512)
-def _page_statement(contract_name: str, care_units: bool, hidden: bool, care_givers: bool, care_contacts: bool,
+def page_statement_for(contract_name: str, care_units: int, hidden: int, care_givers: int, care_contacts: int,
                     chain_id: bool, status: bool, start: bool, end: bool, after: bool) -> Select[Any]:
-    base = _statement(contract_name, care_units, hidden, care_givers, care_contacts, chain_id, status, start, end)
+    base = statement_for(contract_name, care_units, hidden, care_givers, care_contacts, chain_id, status, start, end)
     stmt: Select[Any] = base.with_only_columns(_LATEST_DAY, records.c.pk, records.c.fragment).order_by(None)
     if after:
         stmt = stmt.where(or_(_LATEST_DAY < bindparam("after_day"),
                               and_(_LATEST_DAY == bindparam("after_day"), records.c.pk < bindparam("after_pk"))))
-    ordered: Select[Any] = stmt.order_by(_LATEST_DAY.desc(), records.c.pk.desc())
+    ordered: Select[Any] = stmt.order_by(_LATEST_DAY.desc(), records.c.pk.desc()).limit(bindparam("limit"))
     return ordered
 
 
-def _shape(q: RecordQuery) -> tuple[str, bool, bool, bool, bool, bool, bool, bool, bool]:
-    return (q.contract, bool(q.care_units), bool(q.hidden_care_units), bool(q.care_givers),
-            bool(q.care_contacts), bool(q.chain_id), bool(q.status),
-            q.period_start is not None, q.period_end is not None)
+def shape_of(q: RecordQuery) -> Shape:
+    return (q.contract, len(q.care_units), len(q.hidden_care_units), len(q.care_givers), len(q.care_contacts),
+            bool(q.chain_id), bool(q.status), q.period_start is not None, q.period_end is not None)
 
 
-def _params(q: RecordQuery) -> dict[str, Any]:
-    return {
+def params_of(q: RecordQuery) -> dict[str, Any]:
+    params: dict[str, Any] = {
         "contract": q.contract, "source_system": q.source_system, "patient_id": q.patient_id,
-        "patient_type": q.patient_type, "care_units": [u.upper() for u in q.care_units],
-        "hidden": [u.upper() for u in q.hidden_care_units], "care_givers": [g.upper() for g in q.care_givers],
-        "care_contacts": list(q.care_contacts), "chain_id": q.chain_id, "status": q.status,
+        "patient_type": q.patient_type, "chain_id": q.chain_id, "status": q.status,
         "start": q.period_start, "end": q.period_end,
     }
+    for name, values in (("care_units", [u.upper() for u in q.care_units]),
+                         ("hidden", [u.upper() for u in q.hidden_care_units]),
+                         ("care_givers", [g.upper() for g in q.care_givers]), ("care_contacts", q.care_contacts)):
+        params.update((f"{name}_{i}", v) for i, v in enumerate(values))
+    return params
+
+
+def _each(name: str, count: int) -> list[Any]:
+    """A bound parameter per value (`name_0`, `name_1`, ...) rather than one expanding parameter: the statement is
+    then complete SQL, compiled once per shape (adapter/store/reader.py executes it through the driver)."""
+    return [bindparam(f"{name}_{i}") for i in range(count)]
 
 
 @lru_cache(maxsize=512)
-def _statement(contract_name: str, care_units: bool, hidden: bool, care_givers: bool, care_contacts: bool,
+def statement_for(contract_name: str, care_units: int, hidden: int, care_givers: int, care_contacts: int,
                chain_id: bool, status: bool, start: bool, end: bool) -> Select[Any]:
     contract = BY_KEY[contract_name]
     where = [
@@ -207,16 +222,14 @@ def _statement(contract_name: str, care_units: bool, hidden: bool, care_givers: 
         records.c.patient_type == bindparam("patient_type"),
     ]
     if care_units:
-        where.append(func.upper(records.c.care_unit).in_(bindparam("care_units", expanding=True)))
+        where.append(func.upper(records.c.care_unit).in_(_each("care_units", care_units)))
     if hidden:
-        where.append(
-            or_(records.c.care_unit.is_(None),
-                func.upper(records.c.care_unit).not_in(bindparam("hidden", expanding=True)))
-        )
+        where.append(or_(records.c.care_unit.is_(None),
+                         func.upper(records.c.care_unit).not_in(_each("hidden", hidden))))
     if care_givers:
-        where.append(func.upper(records.c.care_giver).in_(bindparam("care_givers", expanding=True)))
+        where.append(func.upper(records.c.care_giver).in_(_each("care_givers", care_givers)))
     if care_contacts:
-        where.append(records.c.care_contact.in_(bindparam("care_contacts", expanding=True)))
+        where.append(records.c.care_contact.in_(_each("care_contacts", care_contacts)))
     if chain_id:
         where.append(records.c.chain_id == bindparam("chain_id"))
     if status:
