@@ -13,6 +13,7 @@ HSA-id, a logical address or a resource id.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -78,8 +79,14 @@ NATIONAL_CALLS = Counter("npo_national_service_calls", "Calls to the national PD
 
 
 def observe_producer(contract: str, outcome: str, seconds: float) -> None:
-    PRODUCER_REQUESTS.labels(contract, outcome).inc()
-    PRODUCER_SECONDS.labels(contract, outcome).observe(seconds)
+    requests, latency = _producer_series(contract, outcome)
+    requests.inc()
+    latency.observe(seconds)
+
+
+@functools.cache  # bounded: contract keys x PRODUCER_OUTCOMES; looking the series up cost more than counting
+def _producer_series(contract: str, outcome: str) -> tuple[Any, Any]:
+    return PRODUCER_REQUESTS.labels(contract, outcome), PRODUCER_SECONDS.labels(contract, outcome)
 
 
 def count_intake(channel: str, interaction: str, results: Iterable[Any]) -> None:

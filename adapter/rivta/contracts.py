@@ -142,19 +142,19 @@ class Interaction:
     domain: str  # e.g. "clinicalprocess:healthcond:description"
     core_ns: str
 
-    @property
+    @functools.cached_property
     def major(self) -> str:
         return self.version.split(".")[0]
 
-    @property
+    @functools.cached_property
     def responder_ns(self) -> str:
         return f"urn:riv:{self.domain}:{self.name}Responder:{self.major}"
 
-    @property
+    @functools.cached_property
     def soap_action(self) -> str:
         return f"{self.responder_ns}:{self.name}"
 
-    @property
+    @functools.cached_property
     def url_path(self) -> str:
         """The platform's URL pattern, e.g. /clinicalprocess/healthcond/description/GetDiagnosis/2/rivtabp21."""
         return "/" + self.domain.replace(":", "/") + f"/{self.name}/{self.major}/rivtabp21"
@@ -228,7 +228,7 @@ class Contract(Interaction):
     # TKB partial answers: the response may hold hasMore (logicalAddress, reference), the request hasMoreReference
     has_more: bool = False
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         return f"{self.name}:{self.major}"
 
@@ -248,7 +248,7 @@ class Contract(Interaction):
                 return None
             raise
 
-    @property
+    @functools.cached_property
     def soap_action(self) -> str:
         return self.soap_action_override or super().soap_action
 
