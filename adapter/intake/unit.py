@@ -209,11 +209,13 @@ class Intake:
                                                     if len(exc.issues) == 1 and exc.issues[0][0] != "(resource)"
                                                     else None), entry)
                 continue
-            if entry.key:
-                entry.previous = resources.get(self.conn, entry.resource_type, entry.resource_id)
-                live = _live(entry.previous)
-                entry.changed = live is None or live.content_hash != content_hash(entry.raw)
             self.ctx.add(entry.model, entry.item.full_url)
+        written = [e for e in entries if e.result is None and e.model is not None and e.key]
+        stored = resources.get_many(self.conn, [(e.resource_type or "", e.resource_id or "") for e in written])
+        for entry in written:
+            entry.previous = stored.get((entry.resource_type or "", entry.resource_id or ""))
+            live = _live(entry.previous)
+            entry.changed = live is None or live.content_hash != content_hash(entry.raw or {})
         return entries
 
     def _target(self, entry: _Entry) -> None:
@@ -349,7 +351,7 @@ class Intake:
         version = (entry.previous.version_id + 1) if entry.previous else 1
         body = _with_meta(raw, version, now)
         stored = Stored(rtype, rid, version, owner, content_hash(raw), False, body, now)
-        old_idents = self._identifier_keys(rtype, rid)
+        old_idents = self._identifier_keys(rtype, rid) if entry.previous else []  # stored with the resource
         resources.save(self.conn, entry.previous, stored, _identifiers(model, entry.item.full_url))
         about: set[str] = set()  # a Provenance's targets, before and after
         if rtype == "Provenance":
@@ -409,7 +411,8 @@ class Intake:
             self.touched |= store.publish(self.conn, rtype, rid, recs)
         else:  # e.g. a plan back in draft: whatever it published before is withdrawn
             self.touched |= store.remove(self.conn, rtype, rid)
-        resources.set_links(self.conn, rtype, rid, resources.USES, used)
+        # links are stored with the resource: one stored for the first time (not a re-render) has none yet
+        resources.set_links(self.conn, rtype, rid, resources.USES, used, fresh=entry.index >= 0 and not entry.previous)
         return Counter(r.contract for r in recs), False
 
     # -- re-rendering what depends on a changed resource ------------------------------------------------------

@@ -64,38 +64,58 @@ def _row(resource_type: str, resource_id: str, part: int, rec: Record, now: date
 def publish(conn: Connection, resource_type: str, resource_id: str, recs: Sequence[Record]) -> set[RecordKey]:
     """Replace what a FHIR resource published before with `recs` (inside the caller's transaction).
     Returns the engagement keys of the records before and after, for the engagement-index outbox; none when
-    the records are exactly those already stored (nothing is rewritten and no engagement is re-announced)."""
+    the records are exactly those already stored (nothing is rewritten and no engagement is re-announced).
+    A resource's records are written with one statement each for checking, deleting and inserting, whatever
+    their number (the write path of every FHIR write and of file ingest)."""
     now = datetime.now(UTC)
     rows = [_row(resource_type, resource_id, i, r, now) for i, r in enumerate(recs)]
-    if _stored_rows(conn, resource_type, resource_id) == [_compared(r) for r in rows]:
+    mine = {"t": resource_type, "i": resource_id}
+    stored = conn.execute(_STORED, mine).all()
+    if [_compared(r._mapping) for r in stored] == [_compared(r) for r in rows]:
         return set()
-    for row in rows:
-        clash = conn.execute(_CLASH, {"source_system": row["source_system"], "contract": row["contract"],
-                                      "document_id": row["document_id"], "t": resource_type, "i": resource_id}).first()
-        if clash is not None:
+    _check_clashes(conn, resource_type, resource_id, rows)
+    keys = {RecordKey.of(r) for r in stored}
+    if stored:
+        conn.execute(_DELETE_DAYS, mine)
+        conn.execute(_DELETE, mine)
+    if rows:
+        pks = conn.execute(_INSERT, rows).scalars().all()
+        days = [{"record_pk": pk, "day": d} for pk, rec in zip(pks, recs, strict=True) for d in sorted(_days(rec))]
+        if days:
+            conn.execute(_INSERT_DAYS, days)
+    keys.update(RecordKey(row["patient_id"], row["patient_type"], row["contract"], row["category"],
+                          row["source_system"], row["care_giver"]) for row in rows)
+    return keys
+
+
+def _check_clashes(conn: Connection, resource_type: str, resource_id: str, rows: list[dict[str, Any]]) -> None:
+    """DuplicateDocumentId when another resource published one of `rows`' document ids (one query for all)."""
+    if not rows:
+        return
+    wanted = {(r["source_system"], r["contract"], r["document_id"]) for r in rows}
+    found = conn.execute(_CLASH, {"systems": sorted({w[0] for w in wanted}),
+                                  "contracts": sorted({w[1] for w in wanted}),
+                                  "documents": sorted({w[2] for w in wanted}), "t": resource_type, "i": resource_id})
+    for clash in found:
+        if (clash.source_system, clash.contract, clash.document_id) in wanted:
             raise DuplicateDocumentId(
                 f"identifier: document id already published by {clash.resource_type}/{clash.resource_id}"
             )
-    keys = remove(conn, resource_type, resource_id)
-    for row, rec in zip(rows, recs, strict=True):
-        pk = conn.execute(_INSERT, row).scalar_one()
-        days = _days(rec)
-        if days:
-            conn.execute(record_days.insert(), [{"record_pk": pk, "day": d} for d in sorted(days)])
-        keys.add(RecordKey(row["patient_id"], row["patient_type"], row["contract"], row["category"],
-                           row["source_system"], row["care_giver"]))
-    return keys
 
 
 _COMPARED = tuple(c.name for c in records.c if c.name not in ("pk", "updated_at"))
 # Statements built once: publishing is on the write path of every FHIR write.
 _MINE = (records.c.resource_type == bindparam("t")) & (records.c.resource_id == bindparam("i"))
 _STORED = select(*[records.c[c] for c in _COMPARED]).where(_MINE).order_by(records.c.part)
-_CLASH = select(records.c.resource_type, records.c.resource_id).where(
-    records.c.source_system == bindparam("source_system"), records.c.contract == bindparam("contract"),
-    records.c.document_id == bindparam("document_id"),
+_CLASH = select(records.c.resource_type, records.c.resource_id, records.c.source_system, records.c.contract,
+                records.c.document_id).where(
+    records.c.source_system.in_(bindparam("systems", expanding=True)),
+    records.c.contract.in_(bindparam("contracts", expanding=True)),
+    records.c.document_id.in_(bindparam("documents", expanding=True)),
     or_(records.c.resource_type != bindparam("t"), records.c.resource_id != bindparam("i")))
-_INSERT = records.insert().returning(records.c.pk)
+# executemany with RETURNING (SQLAlchemy's insertmanyvalues): the keys come back in the rows' order
+_INSERT = records.insert().returning(records.c.pk, sort_by_parameter_order=True)
+_INSERT_DAYS = record_days.insert()
 _OLD_KEYS = select(records.c.patient_id, records.c.patient_type, records.c.contract, records.c.category,
                    records.c.source_system, records.c.care_giver).where(_MINE)
 _DELETE_DAYS = delete(record_days).where(record_days.c.record_pk.in_(select(records.c.pk).where(_MINE)))
@@ -104,11 +124,6 @@ _DELETE = delete(records).where(_MINE)
 
 def _compared(row: Mapping[str, Any] | RowMapping) -> tuple[Any, ...]:
     return tuple(bytes(row[c]) if c == "fragment" else row[c] for c in _COMPARED)
-
-
-def _stored_rows(conn: Connection, resource_type: str, resource_id: str) -> list[tuple[Any, ...]]:
-    found = conn.execute(_STORED, {"t": resource_type, "i": resource_id})
-    return [_compared(r._mapping) for r in found]
 
 
 def remove(conn: Connection, resource_type: str, resource_id: str) -> set[RecordKey]:

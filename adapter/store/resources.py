@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Select, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from adapter.store.tables import fhir_identifiers, fhir_links, fhir_resources
@@ -38,6 +40,8 @@ class Stored:
 # Statements built once (writes are a hot path: building a statement costs more than running it on SQLite).
 _THIS = (fhir_resources.c.resource_type == bindparam("t")) & (fhir_resources.c.resource_id == bindparam("i"))
 _GET = select(fhir_resources).where(_THIS)
+_GET_MANY = select(fhir_resources).where(fhir_resources.c.resource_type == bindparam("t"),
+                                         fhir_resources.c.resource_id.in_(bindparam("ids", expanding=True)))
 _HEAD = select(fhir_resources.c.version_id, fhir_resources.c.owner, fhir_resources.c.deleted,
                fhir_resources.c.content_hash).where(_THIS)
 _IDENTIFIERS_OF = select(fhir_identifiers.c.system, fhir_identifiers.c.value).where(
@@ -47,6 +51,12 @@ _LINKS_OF = select(fhir_links.c.target).where(fhir_links.c.resource_type == bind
                                               fhir_links.c.kind == bindparam("k"))
 _LINKING = select(fhir_links.c.resource_type, fhir_links.c.resource_id).where(
     fhir_links.c.kind == bindparam("k"), fhir_links.c.target.in_(bindparam("targets", expanding=True)))
+_INSERT = insert(fhir_resources)
+_UPDATE = update(fhir_resources).where(_THIS, fhir_resources.c.version_id == bindparam("v"))
+_INSERT_IDENTIFIERS = insert(fhir_identifiers)
+_FORGET_IDENTIFIERS = delete(fhir_identifiers).where(fhir_identifiers.c.resource_type == bindparam("t"),
+                                                     fhir_identifiers.c.resource_id == bindparam("i"))
+_INSERT_LINKS = insert(fhir_links)
 _UNLINK = delete(fhir_links).where(fhir_links.c.resource_type == bindparam("t"),
                                    fhir_links.c.resource_id == bindparam("i"), fhir_links.c.kind == bindparam("k"))
 
@@ -67,9 +77,23 @@ def head(conn: Connection, resource_type: str, resource_id: str) -> Head | None:
 
 def get(conn: Connection, resource_type: str, resource_id: str) -> Stored | None:
     row = conn.execute(_GET, {"t": resource_type, "i": resource_id}).first()
-    if row is None:
-        return None
-    found = Stored(**row._mapping)
+    return _stored(row._mapping) if row is not None else None
+
+
+def get_many(conn: Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Stored]:
+    """The stored versions of (type, id) `keys`, one query per type (a unit of work reads all it writes at once)."""
+    ids: dict[str, set[str]] = {}
+    for rtype, rid in keys:
+        ids.setdefault(rtype, set()).add(rid)
+    found = {}
+    for rtype, wanted in sorted(ids.items()):
+        for row in conn.execute(_GET_MANY, {"t": rtype, "ids": sorted(wanted)}):
+            found[(row.resource_type, row.resource_id)] = _stored(row._mapping)
+    return found
+
+
+def _stored(row: Any) -> Stored:
+    found = Stored(**row)
     when = found.last_updated  # SQLite keeps no zone (what is written is UTC); PostgreSQL answers in its own
     return replace(found, last_updated=when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC))
 
@@ -78,41 +102,40 @@ def save(conn: Connection, previous: Stored | None, stored: Stored, identifiers:
     """Write a new version; `previous` is what the writer's decision was based on (None: a new resource)."""
     values = {c: getattr(stored, c) for c in ("version_id", "owner", "content_hash", "deleted", "body",
                                               "last_updated")}
+    this = {"t": stored.resource_type, "i": stored.resource_id}
     if previous is None:
-        conn.execute(insert(fhir_resources).values(resource_type=stored.resource_type,
-                                                   resource_id=stored.resource_id, **values))
+        conn.execute(_INSERT, {"resource_type": stored.resource_type, "resource_id": stored.resource_id, **values})
     else:
-        done = conn.execute(update(fhir_resources).where(
-            fhir_resources.c.resource_type == stored.resource_type,
-            fhir_resources.c.resource_id == stored.resource_id,
-            fhir_resources.c.version_id == previous.version_id).values(**values)).rowcount
+        done = conn.execute(_UPDATE, {**this, "v": previous.version_id, **values}).rowcount
         if done != 1:
             raise VersionConflict(stored.key)
-    _forget_identifiers(conn, stored.resource_type, stored.resource_id)
+        conn.execute(_FORGET_IDENTIFIERS, this)  # a new resource has none yet
     rows = [{"resource_type": stored.resource_type, "resource_id": stored.resource_id, "system": s[:255],
              "value": v[:255]} for s, v in dict.fromkeys(identifiers)]
     if rows and not stored.deleted:
-        conn.execute(insert(fhir_identifiers), rows)
+        conn.execute(_INSERT_IDENTIFIERS, rows)
     if stored.deleted:
         set_links(conn, stored.resource_type, stored.resource_id, USES, ())
         set_links(conn, stored.resource_type, stored.resource_id, TARGETS, ())
 
 
-def _forget_identifiers(conn: Connection, resource_type: str, resource_id: str) -> None:
-    conn.execute(delete(fhir_identifiers).where(fhir_identifiers.c.resource_type == resource_type,
-                                                fhir_identifiers.c.resource_id == resource_id))
-
-
 def find(conn: Connection, resource_types: Iterable[str] | None, system: str, value: str) -> list[tuple[str, str]]:
     """(type, id) of the live resources carrying identifier system|value (system "" matches any system)."""
-    where = [fhir_identifiers.c.value == value]
-    if system:
-        where.append(fhir_identifiers.c.system == system)
+    params: dict[str, object] = {"value": value, "system": system}
     if resource_types is not None:
-        where.append(fhir_identifiers.c.resource_type.in_(list(resource_types)))
-    rows = conn.execute(select(fhir_identifiers.c.resource_type, fhir_identifiers.c.resource_id)
-                        .where(*where).distinct()).all()
+        params["types"] = list(resource_types)
+    rows = conn.execute(_find_statement(bool(system), resource_types is not None), params).all()
     return sorted((r.resource_type, r.resource_id) for r in rows)
+
+
+@lru_cache(maxsize=4)
+def _find_statement(system: bool, types: bool) -> Select[tuple[str, str]]:
+    where = [fhir_identifiers.c.value == bindparam("value")]
+    if system:
+        where.append(fhir_identifiers.c.system == bindparam("system"))
+    if types:
+        where.append(fhir_identifiers.c.resource_type.in_(bindparam("types", expanding=True)))
+    return select(fhir_identifiers.c.resource_type, fhir_identifiers.c.resource_id).where(*where).distinct()
 
 
 def identifiers_of(conn: Connection, resource_type: str, resource_id: str) -> list[tuple[str, str]]:
@@ -120,12 +143,15 @@ def identifiers_of(conn: Connection, resource_type: str, resource_id: str) -> li
     return [(r.system, r.value) for r in rows]
 
 
-def set_links(conn: Connection, resource_type: str, resource_id: str, kind: str, targets: Iterable[str]) -> None:
-    conn.execute(_UNLINK, {"t": resource_type, "i": resource_id, "k": kind})
+def set_links(conn: Connection, resource_type: str, resource_id: str, kind: str, targets: Iterable[str],
+              *, fresh: bool = False) -> None:
+    """Replace a resource's `kind` links (`fresh`: a resource stored for the first time has none to replace)."""
+    if not fresh:
+        conn.execute(_UNLINK, {"t": resource_type, "i": resource_id, "k": kind})
     rows = [{"resource_type": resource_type, "resource_id": resource_id, "kind": kind, "target": t[:600]}
             for t in sorted(set(targets))]
     if rows:
-        conn.execute(insert(fhir_links), rows)
+        conn.execute(_INSERT_LINKS, rows)
 
 
 def linking(conn: Connection, kind: str, targets: Iterable[str]) -> set[tuple[str, str]]:
