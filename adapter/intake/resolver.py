@@ -48,12 +48,20 @@ class StoreView:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._cache: dict[tuple[str, str], tuple[str | None, Any | None]] = {}
+        self._about: dict[str, set[tuple[str, str]]] = {}  # key -> the stored Provenances about it, read ahead
 
     def clear(self) -> None:
         self._cache.clear()
+        self._about.clear()
 
     def forget(self, resource_type: str, resource_id: str) -> None:
         self._cache.pop((resource_type, resource_id), None)
+        if resource_type == "Provenance":  # what it is about changed: read again
+            self._about.clear()
+
+    def expect(self, keys: list[str]) -> None:
+        """Read the stored Provenances about the resources a unit writes at once, not one query each."""
+        self._about = resources.linking_by_target(self._conn, resources.TARGETS, keys) if keys else {}
 
     def _load(self, resource_type: str, resource_id: str) -> tuple[str | None, Any | None]:
         key = (resource_type, resource_id)
@@ -88,7 +96,10 @@ class StoreView:
 
     def provenances_for(self, key: str, owner: str | None) -> list[Any]:
         found = []
-        for rtype, rid in sorted(resources.linking(self._conn, resources.TARGETS, [key])):
+        about = self._about.get(key)
+        if about is None:
+            about = resources.linking(self._conn, resources.TARGETS, [key])
+        for rtype, rid in sorted(about):
             prov = self.get(rtype, rid, owner)
             if prov is not None:
                 found.append(prov)

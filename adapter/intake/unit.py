@@ -100,6 +100,8 @@ class Intake:
             self.ctx.local_bases = (self.local_base.rstrip("/"),)
         self._written: set[str] = set()
         self._deferred: set[str] = set()
+        self._uses: dict[str, set[tuple[str, str]]] = {}  # a unit's targets -> what was rendered from them
+        self._records: dict[tuple[str, str], list[Any]] = {}  # a unit's clinical resources -> their stored records
 
     # -- the unit ---------------------------------------------------------------------------------------------
     def know(self, items: list[Item]) -> None:
@@ -117,7 +119,30 @@ class Intake:
         forget the entries' resources from reference resolution afterwards (large files)."""
         entries = self._prepare(items)
         upcoming = {e.key for e in entries if e.changed and e.method != "DELETE" and e.result is None and e.key}
-        for entry in sorted(entries, key=lambda e: (e.method != "DELETE", e.index)):
+        order = sorted(entries, key=lambda e: (e.method != "DELETE", e.index))
+        # What was rendered from the resources this unit writes, read at once (links this unit makes are its own
+        # entries', which are never re-rendered, or re-renders that already saw this input's resources)
+        self._uses = resources.linking_by_target(self.conn, resources.USES, [
+            t for e in entries if e.result is None and e.model is not None and e.key
+            for t in (e.key, *_identifier_keys(e.model))])
+        clinical = [e for e in entries if e.key and e.result is None and e.resource_type in dispatch.MAPS]
+        self.view.expect([e.key or "" for e in clinical])
+        # each entry's records are written only by itself in a unit (never re-rendered before or after it)
+        self._records = store.stored_many(self.conn, [(e.resource_type or "", e.resource_id or "") for e in clinical
+                                                      if e.changed and e.method != "DELETE"])
+        if atomic or not self._at_once(order, set(upcoming)):
+            self._one_by_one(order, upcoming, atomic)
+        self._uses, self._records = {}, {}
+        self.view.expect([])
+        self._rerender_deferred(entries, atomic)
+        if transient:
+            for entry in entries:
+                if entry.model is not None and entry.resource_type not in SUPPORTING_TYPES:
+                    self.ctx.discard(entry.model)
+        return [e.result or Result(500, "rejected") for e in entries]
+
+    def _one_by_one(self, order: list[_Entry], upcoming: set[str | None], atomic: bool) -> None:
+        for entry in order:
             if entry.result is not None:
                 if atomic and entry.result.error is not None:
                     break
@@ -135,12 +160,32 @@ class Intake:
                         savepoint.rollback()
                         self.touched = touched
                         self._undo(entry)
-        self._rerender_deferred(entries, atomic)
-        if transient:
-            for entry in entries:
-                if entry.model is not None and entry.resource_type not in SUPPORTING_TYPES:
-                    self.ctx.discard(entry.model)
-        return [e.result or Result(500, "rejected") for e in entries]
+
+    def _at_once(self, order: list[_Entry], upcoming: set[str | None]) -> bool:
+        """A batch's entries under one savepoint instead of one each (savepoints cost as much as a resource's
+        records): True when none was refused. At the first refusal everything is rolled back and False tells the
+        caller to take the entries one by one, each refused alone. Batches with deletes go one by one at once:
+        a delete also changes what references resolve to in this input, which a rollback would not restore."""
+        todo = [e for e in order if e.result is None]
+        if any(e.method == "DELETE" for e in todo):
+            return False
+        touched, deferred = set(self.touched), set(self._deferred)
+        new = {e.key for e in todo} - self._written  # (what it wrote before stays: it spans a whole ingest)
+        with self.conn.begin_nested() as savepoint:
+            for entry in todo:
+                upcoming.discard(entry.key)
+                entry.result = self._one(entry, upcoming)
+                if entry.result.error is not None:
+                    break
+            else:
+                return True
+            savepoint.rollback()
+        self.touched, self._deferred = touched, deferred
+        self._written -= new
+        self.view.clear()  # it may hold what the rolled-back writes made
+        for entry in todo:
+            entry.result = None
+        return False
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -408,7 +453,8 @@ class Intake:
                 raise IntakeError(403, "forbidden", f"the record's care giver {rec.header.author.care_giver} is not "
                                   "one this writer may publish for")
         if recs:
-            self.touched |= store.publish(self.conn, rtype, rid, recs)
+            stored = self._records.get((rtype, rid)) if entry.index >= 0 else None
+            self.touched |= store.publish(self.conn, rtype, rid, recs, stored)
         else:  # e.g. a plan back in draft: whatever it published before is withdrawn
             self.touched |= store.remove(self.conn, rtype, rid)
         # links are stored with the resource: one stored for the first time (not a re-render) has none yet
@@ -419,7 +465,9 @@ class Intake:
     def _dependents(self, targets: list[str], about: set[str], upcoming: set[str | None]) -> None:
         """Re-render the clinical resources rendered from `targets` (and those a Provenance is `about`), except
         those this unit writes itself later (deferred: re-rendered at the end if they turn out unchanged)."""
-        found = {f"{t}/{i}" for t, i in resources.linking(self.conn, resources.USES, targets)} | about
+        rest = [t for t in targets if t not in self._uses]
+        linked = set().union(*(self._uses[t] for t in targets if t in self._uses))
+        found = {f"{t}/{i}" for t, i in linked | resources.linking(self.conn, resources.USES, rest)} | about
         for key in sorted(found):
             rtype, _, rid = key.partition("/")
             if rtype not in dispatch.MAPS or key in self._written:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, exists, func, or_, select
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import Connection, Row, RowMapping
 
 from adapter.mapping.record import Record
 from adapter.rivta.contracts import BY_KEY, DateRule
@@ -61,16 +61,33 @@ def _row(resource_type: str, resource_id: str, part: int, rec: Record, now: date
     }
 
 
-def publish(conn: Connection, resource_type: str, resource_id: str, recs: Sequence[Record]) -> set[RecordKey]:
+def stored_many(conn: Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[Row[Any]]]:
+    """The records stored for each (type, id) of `keys` as `publish` compares them, one query per type (for a
+    unit of work's resources at once); a key without records maps to []."""
+    ids: dict[str, set[str]] = {}
+    for rtype, rid in keys:
+        ids.setdefault(rtype, set()).add(rid)
+    found: dict[tuple[str, str], list[Row[Any]]] = {}
+    for rtype, wanted in sorted(ids.items()):
+        found.update({(rtype, rid): [] for rid in wanted})
+        for row in conn.execute(_STORED_MANY, {"t": rtype, "ids": sorted(wanted)}):
+            found[(rtype, row.resource_id)].append(row)
+    return found
+
+
+def publish(conn: Connection, resource_type: str, resource_id: str, recs: Sequence[Record],
+            stored: list[Row[Any]] | None = None) -> set[RecordKey]:
     """Replace what a FHIR resource published before with `recs` (inside the caller's transaction).
     Returns the engagement keys of the records before and after, for the engagement-index outbox; none when
     the records are exactly those already stored (nothing is rewritten and no engagement is re-announced).
     A resource's records are written with one statement each for checking, deleting and inserting, whatever
-    their number (the write path of every FHIR write and of file ingest)."""
+    their number (the write path of every FHIR write and of file ingest); `stored`: what `stored_many` read for it
+    in this transaction, if nothing changed them since."""
     now = datetime.now(UTC)
     rows = [_row(resource_type, resource_id, i, r, now) for i, r in enumerate(recs)]
     mine = {"t": resource_type, "i": resource_id}
-    stored = conn.execute(_STORED, mine).all()
+    if stored is None:
+        stored = list(conn.execute(_STORED, mine).all())
     if [_compared(r._mapping) for r in stored] == [_compared(r) for r in rows]:
         return set()
     _check_clashes(conn, resource_type, resource_id, rows)
@@ -107,6 +124,9 @@ _COMPARED = tuple(c.name for c in records.c if c.name not in ("pk", "updated_at"
 # Statements built once: publishing is on the write path of every FHIR write.
 _MINE = (records.c.resource_type == bindparam("t")) & (records.c.resource_id == bindparam("i"))
 _STORED = select(*[records.c[c] for c in _COMPARED]).where(_MINE).order_by(records.c.part)
+_STORED_MANY = select(*[records.c[c] for c in _COMPARED]).where(
+    records.c.resource_type == bindparam("t"), records.c.resource_id.in_(bindparam("ids", expanding=True))
+).order_by(records.c.resource_id, records.c.part)
 _CLASH = select(records.c.resource_type, records.c.resource_id, records.c.source_system, records.c.contract,
                 records.c.document_id).where(
     records.c.source_system.in_(bindparam("systems", expanding=True)),

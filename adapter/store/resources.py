@@ -57,6 +57,8 @@ _INSERT_IDENTIFIERS = insert(fhir_identifiers)
 _FORGET_IDENTIFIERS = delete(fhir_identifiers).where(fhir_identifiers.c.resource_type == bindparam("t"),
                                                      fhir_identifiers.c.resource_id == bindparam("i"))
 _INSERT_LINKS = insert(fhir_links)
+_LINKING_BY_TARGET = select(fhir_links.c.target, fhir_links.c.resource_type, fhir_links.c.resource_id).where(
+    fhir_links.c.kind == bindparam("k"), fhir_links.c.target.in_(bindparam("targets", expanding=True)))
 _UNLINK = delete(fhir_links).where(fhir_links.c.resource_type == bindparam("t"),
                                    fhir_links.c.resource_id == bindparam("i"), fhir_links.c.kind == bindparam("k"))
 
@@ -161,6 +163,16 @@ def linking(conn: Connection, kind: str, targets: Iterable[str]) -> set[tuple[st
         return set()
     rows = conn.execute(_LINKING, {"k": kind, "targets": wanted}).all()
     return {(r.resource_type, r.resource_id) for r in rows}
+
+
+def linking_by_target(conn: Connection, kind: str, targets: Iterable[str]) -> dict[str, set[tuple[str, str]]]:
+    """`linking` for many targets at once: each of `targets` -> the (type, id) with a `kind` link to it."""
+    wanted = sorted(set(targets))
+    found: dict[str, set[tuple[str, str]]] = {t: set() for t in wanted}
+    if wanted:
+        for row in conn.execute(_LINKING_BY_TARGET, {"k": kind, "targets": wanted}):
+            found[row.target].add((row.resource_type, row.resource_id))
+    return found
 
 
 def links_of(conn: Connection, resource_type: str, resource_id: str, kind: str) -> set[str]:
