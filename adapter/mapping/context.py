@@ -71,7 +71,10 @@ class StoredResources(Protocol):
     def by_identifier(self, resource_types: tuple[str, ...] | None, system: str, value: str,
                       owner: str | None) -> Any | None: ...
 
-    def provenances_for(self, key: str, owner: str | None) -> list[Any]: ...
+    def provenances_for(self, key: str, owner: str | None,
+                        skip: frozenset[str] = frozenset()) -> list[tuple[str, Any]]:
+        """`Type/id` and model of the stored Provenances about `key`; those in `skip` are not read (None)."""
+        ...
 
 
 class Context:
@@ -421,14 +424,14 @@ class Context:
         full_url = self._full_url.get(id(resource))
         if full_url:
             forms.append(full_url)
+        inputs = {key_of(prov) or str(id(prov)): prov for form in forms for prov in self._provenance.get(form, [])}
         found: dict[str, Any] = {}
         if key and self._store is not None:
-            for prov in self._store.provenances_for(key, self._owner()):
-                if key_of(prov) not in self._gone:
-                    found[key_of(prov) or str(id(prov))] = prov
-        for form in forms:
-            for prov in self._provenance.get(form, []):
-                found[key_of(prov) or str(id(prov))] = prov  # the input's version of a stored one wins
+            # the input's version of a stored one wins (in the stored one's place): that one is not read
+            for stored_key, prov in self._store.provenances_for(key, self._owner(), frozenset(inputs)):
+                if stored_key not in self._gone:
+                    found[stored_key] = prov
+        found.update(inputs)
         for prov in found.values():
             self._use(prov)
         return list(found.values())

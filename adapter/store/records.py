@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, exists, func, or_, select
 from sqlalchemy.engine import Connection, Row, RowMapping
@@ -15,6 +15,9 @@ from adapter.mapping.record import Record
 from adapter.rivta.contracts import BY_KEY, DateRule
 from adapter.store.keys import RecordKey
 from adapter.store.tables import record_days, records
+
+if TYPE_CHECKING:
+    from adapter.store.later import Later
 
 
 class DuplicateDocumentId(ValueError):
@@ -76,13 +79,14 @@ def stored_many(conn: Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple
 
 
 def publish(conn: Connection, resource_type: str, resource_id: str, recs: Sequence[Record],
-            stored: list[Row[Any]] | None = None) -> set[RecordKey]:
+            stored: list[Row[Any]] | None = None, later: Later | None = None) -> set[RecordKey]:
     """Replace what a FHIR resource published before with `recs` (inside the caller's transaction).
     Returns the engagement keys of the records before and after, for the engagement-index outbox; none when
     the records are exactly those already stored (nothing is rewritten and no engagement is re-announced).
     A resource's records are written with one statement each for checking, deleting and inserting, whatever
     their number (the write path of every FHIR write and of file ingest); `stored`: what `stored_many` read for it
-    in this transaction, if nothing changed them since."""
+    in this transaction, if nothing changed them since; `later`: the new records are inserted when the batch is
+    flushed, and their document ids checked then (`check_batch`)."""
     now = datetime.now(UTC)
     rows = [_row(resource_type, resource_id, i, r, now) for i, r in enumerate(recs)]
     mine = {"t": resource_type, "i": resource_id}
@@ -90,16 +94,17 @@ def publish(conn: Connection, resource_type: str, resource_id: str, recs: Sequen
         stored = list(conn.execute(_STORED, mine).all())
     if [_compared(r._mapping) for r in stored] == [_compared(r) for r in rows]:
         return set()
-    _check_clashes(conn, resource_type, resource_id, rows)
+    if later is None:
+        _check_clashes(conn, resource_type, resource_id, rows)
     keys = {RecordKey.of(r) for r in stored}
     if stored:
         conn.execute(_DELETE_DAYS, mine)
         conn.execute(_DELETE, mine)
-    if rows:
-        pks = conn.execute(_INSERT, rows).scalars().all()
-        days = [{"record_pk": pk, "day": d} for pk, rec in zip(pks, recs, strict=True) for d in sorted(_days(rec))]
-        if days:
-            conn.execute(_INSERT_DAYS, days)
+    if later is not None:
+        for row, rec in zip(rows, recs, strict=True):
+            later.record(row, sorted(_days(rec)))
+    else:
+        insert(conn, rows, [sorted(_days(rec)) for rec in recs])
     keys.update(RecordKey(row["patient_id"], row["patient_type"], row["contract"], row["category"],
                           row["source_system"], row["care_giver"]) for row in rows)
     return keys
@@ -120,6 +125,42 @@ def _check_clashes(conn: Connection, resource_type: str, resource_id: str, rows:
             )
 
 
+def insert(conn: Connection, rows: list[dict[str, Any]], days: list[list[str]]) -> None:
+    """Insert records (`_row`s) and the filter days of each: one executemany for the records, one query for their
+    keys (RETURNING would make SQLite's driver insert row by row) and one executemany for the days."""
+    if not rows:
+        return
+    conn.execute(_INSERT, rows)
+    if not any(days):
+        return
+    ids: dict[str, set[str]] = {}
+    for row in rows:
+        ids.setdefault(row["resource_type"], set()).add(row["resource_id"])
+    pks = {}
+    for rtype, wanted in sorted(ids.items()):
+        for r in conn.execute(_KEYS, {"t": rtype, "ids": sorted(wanted)}):
+            pks[(rtype, r.resource_id, r.part)] = r.pk
+    conn.execute(_INSERT_DAYS, [{"record_pk": pks[(row["resource_type"], row["resource_id"], row["part"])], "day": d}
+                                for row, ds in zip(rows, days, strict=True) for d in ds])
+
+
+def check_batch(conn: Connection, documents: set[tuple[str, str, str]]) -> None:
+    """DuplicateDocumentId when one of a flushed batch's (source system, contract, document id) is published by
+    more than one resource (a batch's documents checked in one query instead of one per resource)."""
+    if not documents:
+        return
+    owners: dict[tuple[str, str, str], set[tuple[str, str]]] = {}
+    for row in conn.execute(_SAME_DOCUMENT, {"systems": sorted({d[0] for d in documents}),
+                                             "contracts": sorted({d[1] for d in documents}),
+                                             "documents": sorted({d[2] for d in documents})}):
+        triple = (row.source_system, row.contract, row.document_id)
+        if triple in documents:
+            owners.setdefault(triple, set()).add((row.resource_type, row.resource_id))
+    for found in owners.values():
+        if len(found) > 1:
+            raise DuplicateDocumentId("identifier: document id published by more than one resource")
+
+
 _COMPARED = tuple(c.name for c in records.c if c.name not in ("pk", "updated_at"))
 # Statements built once: publishing is on the write path of every FHIR write.
 _MINE = (records.c.resource_type == bindparam("t")) & (records.c.resource_id == bindparam("i"))
@@ -133,8 +174,14 @@ _CLASH = select(records.c.resource_type, records.c.resource_id, records.c.source
     records.c.contract.in_(bindparam("contracts", expanding=True)),
     records.c.document_id.in_(bindparam("documents", expanding=True)),
     or_(records.c.resource_type != bindparam("t"), records.c.resource_id != bindparam("i")))
-# executemany with RETURNING (SQLAlchemy's insertmanyvalues): the keys come back in the rows' order
-_INSERT = records.insert().returning(records.c.pk, sort_by_parameter_order=True)
+_SAME_DOCUMENT = select(records.c.resource_type, records.c.resource_id, records.c.source_system, records.c.contract,
+                        records.c.document_id).where(
+    records.c.source_system.in_(bindparam("systems", expanding=True)),
+    records.c.contract.in_(bindparam("contracts", expanding=True)),
+    records.c.document_id.in_(bindparam("documents", expanding=True)))
+_INSERT = records.insert()
+_KEYS = select(records.c.pk, records.c.resource_id, records.c.part).where(
+    records.c.resource_type == bindparam("t"), records.c.resource_id.in_(bindparam("ids", expanding=True)))
 _INSERT_DAYS = record_days.insert()
 _OLD_KEYS = select(records.c.patient_id, records.c.patient_type, records.c.contract, records.c.category,
                    records.c.source_system, records.c.care_giver).where(_MINE)

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Select, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
+from adapter.store.later import Later
 from adapter.store.tables import fhir_identifiers, fhir_links, fhir_resources
 
 USES, TARGETS = "uses", "targets"
@@ -100,11 +101,20 @@ def _stored(row: Any) -> Stored:
     return replace(found, last_updated=when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC))
 
 
-def save(conn: Connection, previous: Stored | None, stored: Stored, identifiers: Iterable[tuple[str, str]]) -> None:
-    """Write a new version; `previous` is what the writer's decision was based on (None: a new resource)."""
+def save(conn: Connection, previous: Stored | None, stored: Stored, identifiers: Iterable[tuple[str, str]],
+         later: Later | None = None) -> None:
+    """Write a new version; `previous` is what the writer's decision was based on (None: a new resource);
+    `later`: a new resource and its identifiers are inserted when the batch is flushed."""
     values = {c: getattr(stored, c) for c in ("version_id", "owner", "content_hash", "deleted", "body",
                                               "last_updated")}
     this = {"t": stored.resource_type, "i": stored.resource_id}
+    rows = [{"resource_type": stored.resource_type, "resource_id": stored.resource_id, "system": s[:255],
+             "value": v[:255]} for s, v in dict.fromkeys(identifiers)]
+    if previous is None and later is not None and not stored.deleted:
+        later.insert(fhir_resources, [{"resource_type": stored.resource_type, "resource_id": stored.resource_id,
+                                       **values}])
+        later.insert(fhir_identifiers, rows)
+        return
     if previous is None:
         conn.execute(_INSERT, {"resource_type": stored.resource_type, "resource_id": stored.resource_id, **values})
     else:
@@ -112,8 +122,6 @@ def save(conn: Connection, previous: Stored | None, stored: Stored, identifiers:
         if done != 1:
             raise VersionConflict(stored.key)
         conn.execute(_FORGET_IDENTIFIERS, this)  # a new resource has none yet
-    rows = [{"resource_type": stored.resource_type, "resource_id": stored.resource_id, "system": s[:255],
-             "value": v[:255]} for s, v in dict.fromkeys(identifiers)]
     if rows and not stored.deleted:
         conn.execute(_INSERT_IDENTIFIERS, rows)
     if stored.deleted:
@@ -146,13 +154,16 @@ def identifiers_of(conn: Connection, resource_type: str, resource_id: str) -> li
 
 
 def set_links(conn: Connection, resource_type: str, resource_id: str, kind: str, targets: Iterable[str],
-              *, fresh: bool = False) -> None:
-    """Replace a resource's `kind` links (`fresh`: a resource stored for the first time has none to replace)."""
+              *, fresh: bool = False, later: Later | None = None) -> None:
+    """Replace a resource's `kind` links (`fresh`: a resource stored for the first time has none to replace;
+    its links may then wait for the batch's flush in `later`)."""
     if not fresh:
         conn.execute(_UNLINK, {"t": resource_type, "i": resource_id, "k": kind})
     rows = [{"resource_type": resource_type, "resource_id": resource_id, "kind": kind, "target": t[:600]}
             for t in sorted(set(targets))]
-    if rows:
+    if rows and fresh and later is not None:
+        later.insert(fhir_links, rows)
+    elif rows:
         conn.execute(_INSERT_LINKS, rows)
 
 
