@@ -101,7 +101,7 @@ class Intake:
             self.ctx.local_bases = (self.local_base.rstrip("/"),)
         self._written: set[str] = set()
         self._deferred: set[str] = set()
-        self._known: dict[tuple[str, str], tuple[dict, Any]] = {}  # (type, id) -> (raw, model) read ahead
+        self._known: dict[tuple[str, str], tuple[bytes, Any]] = {}  # (type, id) -> (its JSON, model) read ahead
         self._uses: dict[str, set[tuple[str, str]]] = {}  # a unit's targets -> what was rendered from them
         self._records: dict[tuple[str, str], list[Any]] = {}  # a unit's clinical resources -> their stored records
         self._later: Later | None = None  # a batch under one savepoint: its new rows, written at its end
@@ -117,7 +117,7 @@ class Intake:
                 except InvalidResource:
                     continue  # reported when the item itself is taken in
                 self.ctx.add(model, item.full_url)
-                self._known[(str(item.raw.get("resourceType")), rid)] = (item.raw, model)
+                self._known[(str(item.raw.get("resourceType")), rid)] = (orjson.dumps(item.raw), model)
 
     def run(self, items: list[Item], *, atomic: bool, transient: bool = False) -> list[Result]:
         """Take in `items`; with `atomic`, stop at the first refused entry (the caller rolls back). `transient`:
@@ -267,7 +267,8 @@ class Intake:
             known = self._known.get((entry.resource_type or "", entry.resource_id or ""))
             try:
                 # read ahead (`know`) as it is here: validated once, and the same model stays in resolution
-                entry.model = known[1] if known is not None and known[0] == entry.raw else validate(entry.raw)
+                same = known is not None and known[0] == orjson.dumps(entry.raw)
+                entry.model = known[1] if known is not None and same else validate(entry.raw)
             except InvalidResource as exc:
                 entry.result = _refused(IntakeError(422, "structure", str(exc), exc.issues[0][0]
                                                     if len(exc.issues) == 1 and exc.issues[0][0] != "(resource)"
