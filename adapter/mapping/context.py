@@ -96,6 +96,9 @@ class Context:
         self._provenance: dict[str, list[Any]] = defaultdict(list)  # a target reference as written -> Provenances
         self._gone: set[str] = set()  # "Type/id" deleted in this input
         self._current: list[Any] = []
+        # id(resource) -> its Provenances' care unit and giver, while one resource is mapped (asked once for every
+        # professional it names; what they depend on is recorded in `used` the first time)
+        self._units: dict[int, tuple[str | None, str | None]] = {}
         self.used: set[str] = set()
 
     # -- indexing -------------------------------------------------------------------------
@@ -157,6 +160,8 @@ class Context:
         finally:
             self._current.pop()
             self.used = saved | inner if self._current else saved
+            if not self._current:
+                self._units.clear()
 
     def resolve(self, ref: Any) -> Any | None:
         if ref is None:
@@ -403,6 +408,8 @@ class Context:
         return hsa_id, name, role_code, role_text, org_unit, org
 
     def _provenance_units(self, resource: Any) -> tuple[str | None, str | None]:
+        if self._current and id(resource) in self._units:
+            return self._units[id(resource)]
         unit = giver = None
         for prov in self._provenances_of(resource):
             for agent in prov.agent or []:
@@ -415,6 +422,8 @@ class Context:
                     unit = hsa
                 elif "custodian" in kinds and hsa:
                     giver = hsa
+        if self._current:
+            self._units[id(resource)] = (unit, giver)
         return unit, giver
 
     def _provenances_of(self, resource: Any) -> list[Any]:
