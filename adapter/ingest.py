@@ -84,10 +84,14 @@ def ingest(
     with engine.connect() as conn:
         intake = Intake(conn, Writer.operator(), default_source_system=default_source_system, unknown_types="skip",
                         derive_ids=True)
-        # Pass 1: supporting resources, kept in the store; MedicationRequests read ahead for basedOn.
-        intake.know([i for i in read(files) if i.raw is not None and i.raw.get("resourceType") in REFERENCED_CLINICAL])
-        for chunk in _chunks((i for i in read(files) if _supporting(i)), BATCH):
+        # Pass 1: supporting resources, kept in the store; MedicationRequests read ahead for basedOn (one reading
+        # of the files for both: parsing them costs a sixth of validating what they hold).
+        ahead = [i for i in read(files) if _supporting(i) or (
+            i.raw is not None and i.raw.get("resourceType") in REFERENCED_CLINICAL)]
+        intake.know([i for i in ahead if not _supporting(i)])
+        for chunk in _chunks((i for i in ahead if _supporting(i)), BATCH):
             _take(intake, chunk, report, progress, supporting=True)
+        del ahead
         # Pass 2: clinical resources, deletes and whatever could not be read.
         for chunk in _chunks((i for i in read(files) if not _supporting(i)), BATCH):
             _take(intake, chunk, report, progress, supporting=False)

@@ -124,10 +124,16 @@ def _large_answers(doc: Doc, fig: FigureBase) -> None:
 def _ingest_rate(doc: Doc, fig: FigureBase) -> None:
     f = doc["figures"]
     ax = fig.subplots(1, 1)
-    base, ingest = f["validation_alone"]["per_cpu_s"], f["ingest"]["per_cpu_s"]
-    _bars(ax, ["resources per CPU-second"], {"baseline: fhir.resources validation alone": [base],
-                                             "ingest end to end": [ingest]}, [BASELINE, MEASURED], "resources/s")
-    ax.hlines(0.7 * base, 0.0, 0.4, color=TARGET, linestyle="--", label="target: 70 % of the baseline")
+    base = f["validation_alone"]["per_cpu_s"]
+    engines = [e for e in ("sqlite", "postgresql") if e in f]
+    label = {"sqlite": "into SQLite", "postgresql": "into PostgreSQL (its server backend's CPU counted)"}
+    _bars(ax, [f"{label[e]}: ratio {f[e]['ratio_per_cpu_s']}" for e in engines],
+          {"baseline: fhir.resources validation alone": [base] * len(engines),
+           "ingest end to end": [f[e]["per_cpu_s"] for e in engines]}, [BASELINE, MEASURED],
+          "resources per CPU-second")
+    for i in range(len(engines)):
+        ax.hlines(0.5 * base, i - 0.05, i + 0.4, color=TARGET, linestyle="--",
+                  label="target: 50 % of the baseline" if i == 0 else "_nolegend_")
     ax.set_title(f"Ingest of {f['municipality']['resources']:,} resources against validation alone"
                  .replace(",", " "))
     _legend(ax)

@@ -12,11 +12,13 @@ engagement coalesce into one outbox row.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.engine import Connection
 
 from adapter.ei.messages import Engagement, engagement_problems
@@ -43,58 +45,89 @@ def _same_engagement(contract_key: str) -> list[str]:
 
 
 def note_changes(conn: Connection, keys: Iterable[RecordKey], now: datetime | None = None) -> int:
-    """Write an outbox change for every engagement touched by `keys`; returns how many."""
+    """Write an outbox change for every engagement touched by `keys`; returns how many. A whole unit's changes
+    take one query for the remaining records, one for the pending rows and one statement per kind of write."""
     now = now or datetime.now(UTC)
-    changed = 0
-    for key in {k for k in keys if engages(k)}:
-        remaining = conn.execute(
-            select(func.count()).select_from(records).where(
-                records.c.patient_id == key.patient_id,
-                records.c.patient_type == key.patient_type,
-                # every version of a contract (GetCareDocumentation 2.1 and 3.0) registers the same engagement
-                records.c.contract.in_(_same_engagement(key.contract)),
-                records.c.category.is_(None) if key.category is None else records.c.category == key.category,
-                records.c.source_system == key.source_system,
-                records.c.care_giver == key.care_giver,
-            )
-        ).scalar_one()
-        _upsert(conn, key, delete_flag=remaining == 0, now=now)
-        changed += 1
-    return changed
+    touched: dict[tuple[str | None, ...], RecordKey] = {}
+    counted: dict[tuple[str | None, ...], set[tuple[str | None, ...]]] = {}
+    for key in keys:
+        if engages(key):
+            touched.setdefault(_ident(key), key)
+            counted.setdefault(_ident(key), set()).add(_counted(key))
+    if not touched:
+        return 0
+    picked = list(touched.values())
+    found: Counter[tuple[str | None, ...]] = Counter()
+    for row in conn.execute(_REMAINING, {
+        "patients": sorted({k.patient_id for k in picked}),
+        "contracts": sorted({c for k in picked for c in _same_engagement(k.contract)}),
+        "systems": sorted({k.source_system for k in picked}),
+    }):
+        found[_counted(RecordKey.of(row))] += row.n
+    queue(conn, [(key, sum(found[c] for c in counted[ident]) == 0) for ident, key in touched.items()], now)
+    return len(touched)
 
 
-def _upsert(conn: Connection, key: RecordKey, *, delete_flag: bool, now: datetime) -> None:
+def queue(conn: Connection, changes: list[tuple[RecordKey, bool]], now: datetime) -> None:
+    """Queue (engagement, deleteFlag) changes: a pending change to the same engagement is updated (its revision
+    tells the sender it changed), one the EI would refuse is set aside for an operator. Of two changes to one
+    engagement the later wins."""
+    changes = list({_ident(k): (k, flag) for k, flag in changes}.values())
+    residents = sorted({k.patient_id for k, _ in changes})
+    pending = {tuple(r[1:]): r.pk for r in conn.execute(_PENDING, {"residents": residents})}
+    recent = timefmt.timestamp(now)
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    for key, delete_flag in changes:
+        ident = _ident(key)
+        content = {"delete_flag": delete_flag, "most_recent_content": recent, "updated_at": now}
+        row = dict(zip(KEY_COLUMNS, ident, strict=True))
+        problems = engagement_problems(Engagement(
+            registered_resident_identification=key.patient_id, service_domain=row["service_domain"] or "",
+            categorization=row["categorization"] or "", logical_address=key.source_system,
+            most_recent_content=recent, source_system=key.source_system, data_controller=key.care_giver or ""))
+        if problems:  # the EI would refuse the whole call for this one: set it aside for an operator
+            conn.execute(delete(ei_outbox).where(ei_outbox.c.state == "failed",  # this state replaces older ones
+                                                 *[ei_outbox.c[k] == v for k, v in row.items()]))
+            inserts.append({**row, **content, "source_system": key.source_system, "state": "failed",
+                            "last_error": "not sendable: " + "; ".join(problems)[:480]})
+        elif ident in pending:
+            updates.append({"b_pk": pending[ident], **content})
+        else:
+            inserts.append({**row, **content, "source_system": key.source_system, "state": "pending",
+                            "last_error": None})
+    if updates:
+        conn.execute(_UPDATE_PENDING, updates)
+    if inserts:
+        conn.execute(ei_outbox.insert(), [{**r, "revision": 0, "attempts": 0, "created_at": now} for r in inserts])
+
+
+def _ident(key: RecordKey) -> tuple[str | None, ...]:
+    """The engagement a record belongs to, in KEY_COLUMNS order."""
     contract = BY_KEY[key.contract]
-    ident = {
-        "resident": key.patient_id,
-        "service_domain": contract.ei_service_domain,
-        "categorization": categorization(key),
-        "logical_address": key.source_system,
-        "data_controller": key.care_giver,
-    }
-    content = {"delete_flag": delete_flag, "most_recent_content": timefmt.timestamp(now), "updated_at": now}
-    problems = engagement_problems(Engagement(
-        registered_resident_identification=key.patient_id, service_domain=contract.ei_service_domain,
-        categorization=categorization(key), logical_address=key.source_system,
-        most_recent_content=content["most_recent_content"], source_system=key.source_system,
-        data_controller=key.care_giver or ""))
-    if problems:  # the EI would refuse the whole call for this one: set it aside for an operator
-        conn.execute(delete(ei_outbox).where(ei_outbox.c.state == "failed",  # this state replaces older ones
-                                             *[ei_outbox.c[k] == v for k, v in ident.items()]))
-        conn.execute(ei_outbox.insert().values(**ident, **content, source_system=key.source_system, state="failed",
-                                               revision=0, attempts=0, created_at=now,
-                                               last_error="not sendable: " + "; ".join(problems)[:480]))
-        return
-    pending = conn.execute(
-        select(ei_outbox.c.pk).where(ei_outbox.c.state == "pending",
-                                     *[ei_outbox.c[k] == v for k, v in ident.items()])
-    ).scalar()
-    if pending is not None:
-        conn.execute(update(ei_outbox).where(ei_outbox.c.pk == pending)
-                     .values(**content, revision=ei_outbox.c.revision + 1))
-    else:
-        conn.execute(ei_outbox.insert().values(**ident, **content, source_system=key.source_system,
-                                               state="pending", revision=0, attempts=0, created_at=now))
+    return (key.patient_id, contract.ei_service_domain, categorization(key), key.source_system, key.care_giver)
+
+
+def _counted(key: RecordKey) -> tuple[str | None, ...]:
+    """What the records counted for an engagement share (every version of a contract registers the same one)."""
+    return (key.patient_id, key.patient_type, BY_KEY[key.contract].ei_service_domain, key.category,
+            key.source_system, key.care_giver)
+
+
+# Statements built once: every intake transaction ends here.
+_REMAINING = select(records.c.patient_id, records.c.patient_type, records.c.contract, records.c.category,
+                    records.c.source_system, records.c.care_giver, func.count().label("n")).where(
+    records.c.patient_id.in_(bindparam("patients", expanding=True)),
+    records.c.contract.in_(bindparam("contracts", expanding=True)),
+    records.c.source_system.in_(bindparam("systems", expanding=True)),
+).group_by(records.c.patient_id, records.c.patient_type, records.c.contract, records.c.category,
+           records.c.source_system, records.c.care_giver)
+_PENDING = select(ei_outbox.c.pk, ei_outbox.c.resident, ei_outbox.c.service_domain, ei_outbox.c.categorization,
+                  ei_outbox.c.logical_address, ei_outbox.c.data_controller).where(
+    ei_outbox.c.state == "pending", ei_outbox.c.resident.in_(bindparam("residents", expanding=True)))
+_UPDATE_PENDING = update(ei_outbox).where(ei_outbox.c.pk == bindparam("b_pk")).values(
+    delete_flag=bindparam("delete_flag"), most_recent_content=bindparam("most_recent_content"),
+    updated_at=bindparam("updated_at"), revision=ei_outbox.c.revision + 1)
 
 
 KEY_COLUMNS = ("resident", "service_domain", "categorization", "logical_address", "data_controller")

@@ -48,12 +48,32 @@ class StoreView:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._cache: dict[tuple[str, str], tuple[str | None, Any | None]] = {}
+        self._about: dict[str, set[tuple[str, str]]] = {}  # key -> the stored Provenances about it, read ahead
+        # (types, system, value) -> what carries that identifier: references by HSA-id to staff who are not in
+        # the input are looked up by every resource that names them
+        self._found: dict[tuple[tuple[str, ...] | None, str, str], list[tuple[str, str]]] = {}
 
     def clear(self) -> None:
         self._cache.clear()
+        self._about.clear()
+        self._found.clear()
+
+    def forget_identifiers(self, values: set[str]) -> None:
+        """Identifiers with these values were written or removed: look them up again."""
+        for key in [k for k in self._found if k[2] in values]:
+            del self._found[key]
 
     def forget(self, resource_type: str, resource_id: str) -> None:
         self._cache.pop((resource_type, resource_id), None)
+
+    def forget_about(self, keys: set[str]) -> None:
+        """A Provenance about these resources was written or deleted: read what is about them again."""
+        for key in keys:
+            self._about.pop(key, None)
+
+    def expect(self, keys: list[str]) -> None:
+        """Read the stored Provenances about the resources a unit writes at once, not one query each."""
+        self._about = resources.linking_by_target(self._conn, resources.TARGETS, keys) if keys else {}
 
     def _load(self, resource_type: str, resource_id: str) -> tuple[str | None, Any | None]:
         key = (resource_type, resource_id)
@@ -80,16 +100,36 @@ class StoreView:
 
     def by_identifier(self, resource_types: tuple[str, ...] | None, system: str, value: str,
                       owner: str | None) -> Any | None:
-        for rtype, rid in resources.find(self._conn, resource_types, system, value):
+        key = (tuple(resource_types) if resource_types is not None else None, system, value)
+        if key not in self._found:
+            self._found[key] = resources.find(self._conn, resource_types, system, value)
+        for rtype, rid in self._found[key]:
             found = self.get(rtype, rid, owner)
             if found is not None:
                 return found
         return None
 
-    def provenances_for(self, key: str, owner: str | None) -> list[Any]:
+    def provenances_for(self, key: str, owner: str | None,
+                        skip: frozenset[str] = frozenset()) -> list[tuple[str, Any]]:
         found = []
-        for rtype, rid in sorted(resources.linking(self._conn, resources.TARGETS, [key])):
+        about = self._about.get(key)
+        if about is None:
+            about = resources.linking(self._conn, resources.TARGETS, [key])
+        for rtype, rid in sorted(about):
+            if f"{rtype}/{rid}" in skip:  # the caller has this one's model: only whether `owner` sees it counts
+                if self._visible(rtype, rid, owner):
+                    found.append((f"{rtype}/{rid}", None))
+                continue
             prov = self.get(rtype, rid, owner)
             if prov is not None:
-                found.append(prov)
+                found.append((f"{rtype}/{rid}", prov))
         return found
+
+    def _visible(self, resource_type: str, resource_id: str, owner: str | None) -> bool:
+        if (resource_type, resource_id) in self._cache:
+            stored_owner, model = self._cache[(resource_type, resource_id)]
+            exists = model is not None
+        else:
+            head = resources.head(self._conn, resource_type, resource_id)
+            exists, stored_owner = head is not None and not head.deleted, head.owner if head is not None else None
+        return exists and (stored_owner is None or (owner is not None and stored_owner.upper() == owner.upper()))

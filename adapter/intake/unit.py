@@ -49,6 +49,7 @@ from adapter.sources.files import Item
 from adapter.store import locks, resources
 from adapter.store import records as store
 from adapter.store.keys import RecordKey
+from adapter.store.later import Later
 from adapter.store.resources import Stored
 
 log = logging.getLogger("adapter.intake")
@@ -100,24 +101,55 @@ class Intake:
             self.ctx.local_bases = (self.local_base.rstrip("/"),)
         self._written: set[str] = set()
         self._deferred: set[str] = set()
+        self._known: dict[tuple[str, str], tuple[bytes, Any]] = {}  # (type, id) -> (its JSON, model) read ahead
+        self._uses: dict[str, set[tuple[str, str]]] = {}  # a unit's targets -> what was rendered from them
+        self._records: dict[tuple[str, str], list[Any]] = {}  # a unit's clinical resources -> their stored records
+        self._later: Later | None = None  # a batch under one savepoint: its new rows, written at its end
 
     # -- the unit ---------------------------------------------------------------------------------------------
     def know(self, items: list[Item]) -> None:
         """Index resources for reference resolution without writing them (a file's MedicationRequests, read
         ahead so that statements anywhere in the input resolve them)."""
         for item in items:
-            if item.raw is not None and item.raw.get("id"):
+            if item.raw is not None and isinstance(rid := item.raw.get("id"), str) and rid:
                 try:
-                    self.ctx.add(validate(item.raw), item.full_url)
+                    model = validate(item.raw)
                 except InvalidResource:
-                    pass  # reported when the item itself is taken in
+                    continue  # reported when the item itself is taken in
+                self.ctx.add(model, item.full_url)
+                self._known[(str(item.raw.get("resourceType")), rid)] = (orjson.dumps(item.raw), model)
 
     def run(self, items: list[Item], *, atomic: bool, transient: bool = False) -> list[Result]:
         """Take in `items`; with `atomic`, stop at the first refused entry (the caller rolls back). `transient`:
         forget the entries' resources from reference resolution afterwards (large files)."""
         entries = self._prepare(items)
         upcoming = {e.key for e in entries if e.changed and e.method != "DELETE" and e.result is None and e.key}
-        for entry in sorted(entries, key=lambda e: (e.method != "DELETE", e.index)):
+        order = sorted(entries, key=lambda e: (e.method != "DELETE", e.index))
+        # What was rendered from the resources this unit writes, read at once (links this unit makes are its own
+        # entries', which are never re-rendered, or re-renders that already saw this input's resources)
+        self._uses = resources.linking_by_target(self.conn, resources.USES, [
+            t for e in entries if e.result is None and e.model is not None and e.key
+            for t in (e.key, *_identifier_keys(e.model))])
+        clinical = [e for e in entries if e.key and e.result is None and e.resource_type in dispatch.MAPS]
+        self.view.expect([e.key or "" for e in clinical])
+        # each entry's records are written only by itself in a unit (never re-rendered before or after it)
+        self._records = store.stored_many(self.conn, [(e.resource_type or "", e.resource_id or "") for e in clinical
+                                                      if e.changed and e.method != "DELETE"])
+        if atomic or not self._at_once(order, set(upcoming)):
+            self._one_by_one(order, upcoming, atomic)
+        self._uses, self._records = {}, {}
+        self.view.expect([])
+        self._rerender_deferred(entries, atomic)
+        if transient:
+            for entry in entries:
+                known = self._known.get((entry.resource_type or "", entry.resource_id or ""))
+                if entry.model is not None and entry.resource_type not in SUPPORTING_TYPES and (
+                        known is None or known[1] is not entry.model):
+                    self.ctx.discard(entry.model)
+        return [e.result or Result(500, "rejected") for e in entries]
+
+    def _one_by_one(self, order: list[_Entry], upcoming: set[str | None], atomic: bool) -> None:
+        for entry in order:
             if entry.result is not None:
                 if atomic and entry.result.error is not None:
                     break
@@ -135,12 +167,41 @@ class Intake:
                         savepoint.rollback()
                         self.touched = touched
                         self._undo(entry)
-        self._rerender_deferred(entries, atomic)
-        if transient:
-            for entry in entries:
-                if entry.model is not None and entry.resource_type not in SUPPORTING_TYPES:
-                    self.ctx.discard(entry.model)
-        return [e.result or Result(500, "rejected") for e in entries]
+
+    def _at_once(self, order: list[_Entry], upcoming: set[str | None]) -> bool:
+        """A batch's entries under one savepoint instead of one each (savepoints cost as much as a resource's
+        records): True when none was refused. At the first refusal everything is rolled back and False tells the
+        caller to take the entries one by one, each refused alone. Batches with deletes go one by one at once:
+        a delete also changes what references resolve to in this input, which a rollback would not restore."""
+        todo = [e for e in order if e.result is None]
+        if any(e.method == "DELETE" for e in todo):
+            return False
+        touched, deferred = set(self.touched), set(self._deferred)
+        new = {e.key for e in todo} - self._written  # (what it wrote before stays: it spans a whole ingest)
+        self._later = Later()
+        try:
+            with self.conn.begin_nested() as savepoint:
+                for entry in todo:
+                    upcoming.discard(entry.key)
+                    entry.result = self._one(entry, upcoming)
+                    if entry.result.error is not None:
+                        break
+                else:
+                    self._later.flush(self.conn)
+                    try:
+                        store.check_batch(self.conn, self._later.documents)
+                        return True
+                    except store.DuplicateDocumentId:
+                        pass  # one by one, the resource that clashes is refused alone
+                savepoint.rollback()
+        finally:
+            self._later = None
+        self.touched, self._deferred = touched, deferred
+        self._written -= new
+        self.view.clear()  # it may hold what the rolled-back writes made
+        for entry in todo:
+            entry.result = None
+        return False
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -195,25 +256,31 @@ class Intake:
         for entry in entries:
             if entry.raw is None or entry.result is not None:
                 continue
-            if _depth(entry.raw) > MAX_DEPTH:
+            try:
+                entry.raw = _rewritten(entry.raw, rewrite)
+            except _TooDeep:
                 entry.result = _refused(IntakeError(422, "structure", f"nested deeper than {MAX_DEPTH} levels"),
                                         entry)
                 continue
-            entry.raw = _rewritten(entry.raw, rewrite)
             if entry.resource_id:
                 entry.raw["id"] = entry.resource_id
+            known = self._known.get((entry.resource_type or "", entry.resource_id or ""))
             try:
-                entry.model = validate(entry.raw)
+                # read ahead (`know`) as it is here: validated once, and the same model stays in resolution
+                same = known is not None and known[0] == orjson.dumps(entry.raw)
+                entry.model = known[1] if known is not None and same else validate(entry.raw)
             except InvalidResource as exc:
                 entry.result = _refused(IntakeError(422, "structure", str(exc), exc.issues[0][0]
                                                     if len(exc.issues) == 1 and exc.issues[0][0] != "(resource)"
                                                     else None), entry)
                 continue
-            if entry.key:
-                entry.previous = resources.get(self.conn, entry.resource_type, entry.resource_id)
-                live = _live(entry.previous)
-                entry.changed = live is None or live.content_hash != content_hash(entry.raw)
             self.ctx.add(entry.model, entry.item.full_url)
+        written = [e for e in entries if e.result is None and e.model is not None and e.key]
+        stored = resources.get_many(self.conn, [(e.resource_type or "", e.resource_id or "") for e in written])
+        for entry in written:
+            entry.previous = stored.get((entry.resource_type or "", entry.resource_id or ""))
+            live = _live(entry.previous)
+            entry.changed = live is None or live.content_hash != content_hash(entry.raw or {})
         return entries
 
     def _target(self, entry: _Entry) -> None:
@@ -349,13 +416,19 @@ class Intake:
         version = (entry.previous.version_id + 1) if entry.previous else 1
         body = _with_meta(raw, version, now)
         stored = Stored(rtype, rid, version, owner, content_hash(raw), False, body, now)
-        old_idents = self._identifier_keys(rtype, rid)
-        resources.save(self.conn, entry.previous, stored, _identifiers(model, entry.item.full_url))
+        old = resources.identifiers_of(self.conn, rtype, rid) if entry.previous else []  # stored with the resource
+        old_idents = [identifier_key(s, v) for s, v in old]
+        idents = _identifiers(model, entry.item.full_url)
+        resources.save(self.conn, entry.previous, stored, idents, self._later)
+        self.view.forget_identifiers({v for _, v in [*old, *idents]})
         about: set[str] = set()  # a Provenance's targets, before and after
         if rtype == "Provenance":
             targets = self._targets(model)
-            about = resources.links_of(self.conn, rtype, rid, resources.TARGETS) | targets
-            resources.set_links(self.conn, rtype, rid, resources.TARGETS, targets)
+            fresh = entry.previous is None  # its links are stored with it: a new one has none yet
+            about = (set() if fresh else resources.links_of(self.conn, rtype, rid, resources.TARGETS)) | targets
+            # written at once: what is about the unit's other resources is read again from the store (forget_about)
+            resources.set_links(self.conn, rtype, rid, resources.TARGETS, targets, fresh=fresh)
+            self.view.forget_about(about)
         self._written.add(f"{rtype}/{rid}")
         self.view.forget(rtype, rid)
         self._dependents([f"{rtype}/{rid}", *old_idents, *_identifier_keys(model)], about, upcoming)
@@ -372,12 +445,15 @@ class Intake:
         _check_if_match(entry.item.if_match, live)
         withdrew = bool(keys := store.remove(self.conn, rtype, rid))
         self.touched |= keys
-        old_idents = self._identifier_keys(rtype, rid)
+        old = resources.identifiers_of(self.conn, rtype, rid)
+        old_idents = [identifier_key(s, v) for s, v in old]
         old_targets = resources.links_of(self.conn, rtype, rid, resources.TARGETS)
         now = datetime.now(UTC)
         tombstone = Stored(rtype, rid, live.version_id + 1, live.owner, "", True,
                            orjson.dumps({"resourceType": rtype, "id": rid}).decode(), now)
         resources.save(self.conn, live, tombstone, ())
+        self.view.forget_identifiers({v for _, v in old})
+        self.view.forget_about(old_targets)
         self._written.add(f"{rtype}/{rid}")
         self.ctx.forget(f"{rtype}/{rid}")
         self.view.forget(rtype, rid)
@@ -406,17 +482,23 @@ class Intake:
                 raise IntakeError(403, "forbidden", f"the record's care giver {rec.header.author.care_giver} is not "
                                   "one this writer may publish for")
         if recs:
-            self.touched |= store.publish(self.conn, rtype, rid, recs)
+            stored = self._records.get((rtype, rid)) if entry.index >= 0 else None
+            self.touched |= store.publish(self.conn, rtype, rid, recs, stored,
+                                          self._later if entry.index >= 0 else None)
         else:  # e.g. a plan back in draft: whatever it published before is withdrawn
             self.touched |= store.remove(self.conn, rtype, rid)
-        resources.set_links(self.conn, rtype, rid, resources.USES, used)
+        # links are stored with the resource: one stored for the first time (not a re-render) has none yet
+        fresh = entry.index >= 0 and not entry.previous
+        resources.set_links(self.conn, rtype, rid, resources.USES, used, fresh=fresh, later=self._later)
         return Counter(r.contract for r in recs), False
 
     # -- re-rendering what depends on a changed resource ------------------------------------------------------
     def _dependents(self, targets: list[str], about: set[str], upcoming: set[str | None]) -> None:
         """Re-render the clinical resources rendered from `targets` (and those a Provenance is `about`), except
         those this unit writes itself later (deferred: re-rendered at the end if they turn out unchanged)."""
-        found = {f"{t}/{i}" for t, i in resources.linking(self.conn, resources.USES, targets)} | about
+        rest = [t for t in targets if t not in self._uses]
+        linked = set().union(*(self._uses[t] for t in targets if t in self._uses))
+        found = {f"{t}/{i}" for t, i in linked | resources.linking(self.conn, resources.USES, rest)} | about
         for key in sorted(found):
             rtype, _, rid = key.partition("/")
             if rtype not in dispatch.MAPS or key in self._written:
@@ -463,9 +545,6 @@ class Intake:
             raise IntakeError(403, "forbidden", "the stored resource belongs to a source system this writer is not "
                               "authorised for")
 
-    def _identifier_keys(self, rtype: str, rid: str) -> list[str]:
-        return [identifier_key(s, v) for s, v in resources.identifiers_of(self.conn, rtype, rid)]
-
     def _targets(self, provenance: Any) -> set[str]:
         """The `Type/id` of the resources a Provenance is about."""
         out = set()
@@ -483,22 +562,7 @@ class Intake:
             self.ctx.discard(entry.model)
         if entry.key:
             self._written.discard(entry.key)
-            self.view.forget(entry.resource_type or "", entry.resource_id or "")
-
-
-def _depth(node: Any) -> int:
-    """How deeply a JSON value nests (iteratively: the input may be hostile)."""
-    deepest, stack = 0, [(node, 1)]
-    while stack:
-        item, level = stack.pop()
-        deepest = max(deepest, level)
-        if level > MAX_DEPTH:
-            break
-        if isinstance(item, dict):
-            stack.extend((v, level + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, level + 1) for v in item)
-    return deepest
+            self.view.clear()  # what it read after its writes (identifier searches among them) is rolled back
 
 
 def matching(conn: Connection, rtype: str, query: list[tuple[str, str]], writer: Writer) -> list[Stored]:
@@ -557,16 +621,42 @@ def _identifier_keys(model: Any) -> list[str]:
     return [identifier_key(s, v) for s, v in _identifiers(model, None)]
 
 
-def _rewritten(node: Any, rewrite: dict[str, str]) -> Any:
-    """A copy with every `reference` to an entry's fullUrl replaced by that entry's `Type/id`."""
+class _TooDeep(ValueError):
+    pass
+
+
+def _rewritten(node: Any, rewrite: dict[str, str], level: int = 1) -> Any:
+    """`node` with every `reference` to an entry's fullUrl replaced by that entry's `Type/id` (what changes is
+    copied, the rest shared); _TooDeep when it nests deeper than MAX_DEPTH (the input may be hostile: the walk
+    stops there, far from Python's recursion limit, and the walks after it can rely on the depth)."""
+    if level > MAX_DEPTH:
+        raise _TooDeep
     if isinstance(node, dict):
-        out = {k: _rewritten(v, rewrite) for k, v in node.items()}
+        out = None
+        for key, value in node.items():
+            if isinstance(value, dict | list):
+                new = _rewritten(value, rewrite, level + 1)
+                if new is not value:
+                    out = out if out is not None else dict(node)
+                    out[key] = new
+            elif level == MAX_DEPTH:
+                raise _TooDeep
         ref = node.get("reference")
         if isinstance(ref, str) and ref in rewrite:
+            out = out if out is not None else dict(node)
             out["reference"] = rewrite[ref]
-        return out
+        return node if out is None else out
     if isinstance(node, list):
-        return [_rewritten(v, rewrite) for v in node]
+        items = None
+        for i, value in enumerate(node):
+            if isinstance(value, dict | list):
+                new = _rewritten(value, rewrite, level + 1)
+                if new is not value:
+                    items = items if items is not None else list(node)
+                    items[i] = new
+            elif level == MAX_DEPTH:
+                raise _TooDeep
+        return node if items is None else items
     return node
 
 

@@ -71,7 +71,10 @@ class StoredResources(Protocol):
     def by_identifier(self, resource_types: tuple[str, ...] | None, system: str, value: str,
                       owner: str | None) -> Any | None: ...
 
-    def provenances_for(self, key: str, owner: str | None) -> list[Any]: ...
+    def provenances_for(self, key: str, owner: str | None,
+                        skip: frozenset[str] = frozenset()) -> list[tuple[str, Any]]:
+        """`Type/id` and model of the stored Provenances about `key`; those in `skip` are not read (None)."""
+        ...
 
 
 class Context:
@@ -93,6 +96,9 @@ class Context:
         self._provenance: dict[str, list[Any]] = defaultdict(list)  # a target reference as written -> Provenances
         self._gone: set[str] = set()  # "Type/id" deleted in this input
         self._current: list[Any] = []
+        # id(resource) -> its Provenances' care unit and giver, while one resource is mapped (asked once for every
+        # professional it names; what they depend on is recorded in `used` the first time)
+        self._units: dict[int, tuple[str | None, str | None]] = {}
         self.used: set[str] = set()
 
     # -- indexing -------------------------------------------------------------------------
@@ -154,6 +160,8 @@ class Context:
         finally:
             self._current.pop()
             self.used = saved | inner if self._current else saved
+            if not self._current:
+                self._units.clear()
 
     def resolve(self, ref: Any) -> Any | None:
         if ref is None:
@@ -400,6 +408,8 @@ class Context:
         return hsa_id, name, role_code, role_text, org_unit, org
 
     def _provenance_units(self, resource: Any) -> tuple[str | None, str | None]:
+        if self._current and id(resource) in self._units:
+            return self._units[id(resource)]
         unit = giver = None
         for prov in self._provenances_of(resource):
             for agent in prov.agent or []:
@@ -412,6 +422,8 @@ class Context:
                     unit = hsa
                 elif "custodian" in kinds and hsa:
                     giver = hsa
+        if self._current:
+            self._units[id(resource)] = (unit, giver)
         return unit, giver
 
     def _provenances_of(self, resource: Any) -> list[Any]:
@@ -421,14 +433,14 @@ class Context:
         full_url = self._full_url.get(id(resource))
         if full_url:
             forms.append(full_url)
+        inputs = {key_of(prov) or str(id(prov)): prov for form in forms for prov in self._provenance.get(form, [])}
         found: dict[str, Any] = {}
         if key and self._store is not None:
-            for prov in self._store.provenances_for(key, self._owner()):
-                if key_of(prov) not in self._gone:
-                    found[key_of(prov) or str(id(prov))] = prov
-        for form in forms:
-            for prov in self._provenance.get(form, []):
-                found[key_of(prov) or str(id(prov))] = prov  # the input's version of a stored one wins
+            # the input's version of a stored one wins (in the stored one's place): that one is not read
+            for stored_key, prov in self._store.provenances_for(key, self._owner(), frozenset(inputs)):
+                if stored_key not in self._gone:
+                    found[stored_key] = prov
+        found.update(inputs)
         for prov in found.values():
             self._use(prov)
         return list(found.values())

@@ -10,6 +10,8 @@ from adapter.mapping.record import Header, Professional, Signer
 from adapter.rivta.contracts import HSA_ROOT, Contract, HeaderModel
 
 _Element = etree._Element
+# (namespace, name) -> "{namespace}name": a record is built of a few dozen names, thousands of times in an ingest
+_TAGS: dict[tuple[str, str], str] = {}
 
 
 class Builder:
@@ -18,21 +20,26 @@ class Builder:
     def __init__(self, ns: str) -> None:
         self.ns = ns
 
+    def _tag(self, name: str) -> str:
+        tag = _TAGS.get((self.ns, name))
+        if tag is None:
+            tag = _TAGS[(self.ns, name)] = f"{{{self.ns}}}{name}"
+        return tag
+
     def root(self, name: str, nsmap: dict[str | None, str]) -> _Element:
-        return etree.Element(f"{{{self.ns}}}{name}", nsmap=nsmap)
+        return etree.Element(self._tag(name), nsmap=nsmap)
 
     def node(self, parent: _Element, name: str) -> _Element:
-        return etree.SubElement(parent, f"{{{self.ns}}}{name}")
+        return etree.SubElement(parent, self._tag(name))
 
     def text(self, parent: _Element, name: str, value: str | bool | int | float | None) -> _Element | None:
         if value is None:
             return None
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        value = str(value)
-        if not value.strip():
+        if value.__class__ is not str:
+            value = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        if not value or value.isspace():  # (what strip() would leave empty)
             return None
-        el = etree.SubElement(parent, f"{{{self.ns}}}{name}")
+        el = etree.SubElement(parent, self._tag(name))
         el.text = value
         return el
 

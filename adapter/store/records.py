@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, exists, func, or_, select
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import Connection, Row, RowMapping
 
 from adapter.mapping.record import Record
 from adapter.rivta.contracts import BY_KEY, DateRule
 from adapter.store.keys import RecordKey
 from adapter.store.tables import record_days, records
+
+if TYPE_CHECKING:
+    from adapter.store.later import Later
 
 
 class DuplicateDocumentId(ValueError):
@@ -61,41 +64,125 @@ def _row(resource_type: str, resource_id: str, part: int, rec: Record, now: date
     }
 
 
-def publish(conn: Connection, resource_type: str, resource_id: str, recs: Sequence[Record]) -> set[RecordKey]:
+def stored_many(conn: Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[Row[Any]]]:
+    """The records stored for each (type, id) of `keys` as `publish` compares them, one query per type (for a
+    unit of work's resources at once); a key without records maps to []."""
+    ids: dict[str, set[str]] = {}
+    for rtype, rid in keys:
+        ids.setdefault(rtype, set()).add(rid)
+    found: dict[tuple[str, str], list[Row[Any]]] = {}
+    for rtype, wanted in sorted(ids.items()):
+        found.update({(rtype, rid): [] for rid in wanted})
+        for row in conn.execute(_STORED_MANY, {"t": rtype, "ids": sorted(wanted)}):
+            found[(rtype, row.resource_id)].append(row)
+    return found
+
+
+def publish(conn: Connection, resource_type: str, resource_id: str, recs: Sequence[Record],
+            stored: list[Row[Any]] | None = None, later: Later | None = None) -> set[RecordKey]:
     """Replace what a FHIR resource published before with `recs` (inside the caller's transaction).
     Returns the engagement keys of the records before and after, for the engagement-index outbox; none when
-    the records are exactly those already stored (nothing is rewritten and no engagement is re-announced)."""
+    the records are exactly those already stored (nothing is rewritten and no engagement is re-announced).
+    A resource's records are written with one statement each for checking, deleting and inserting, whatever
+    their number (the write path of every FHIR write and of file ingest); `stored`: what `stored_many` read for it
+    in this transaction, if nothing changed them since; `later`: the new records are inserted when the batch is
+    flushed, and their document ids checked then (`check_batch`)."""
     now = datetime.now(UTC)
     rows = [_row(resource_type, resource_id, i, r, now) for i, r in enumerate(recs)]
-    if _stored_rows(conn, resource_type, resource_id) == [_compared(r) for r in rows]:
+    mine = {"t": resource_type, "i": resource_id}
+    if stored is None:
+        stored = list(conn.execute(_STORED, mine).all())
+    if [_compared(r._mapping) for r in stored] == [_compared(r) for r in rows]:
         return set()
-    for row in rows:
-        clash = conn.execute(_CLASH, {"source_system": row["source_system"], "contract": row["contract"],
-                                      "document_id": row["document_id"], "t": resource_type, "i": resource_id}).first()
-        if clash is not None:
+    if later is None:
+        _check_clashes(conn, resource_type, resource_id, rows)
+    keys = {RecordKey.of(r) for r in stored}
+    if stored:
+        conn.execute(_DELETE_DAYS, mine)
+        conn.execute(_DELETE, mine)
+    if later is not None:
+        for row, rec in zip(rows, recs, strict=True):
+            later.record(row, sorted(_days(rec)))
+    else:
+        insert(conn, rows, [sorted(_days(rec)) for rec in recs])
+    keys.update(RecordKey(row["patient_id"], row["patient_type"], row["contract"], row["category"],
+                          row["source_system"], row["care_giver"]) for row in rows)
+    return keys
+
+
+def _check_clashes(conn: Connection, resource_type: str, resource_id: str, rows: list[dict[str, Any]]) -> None:
+    """DuplicateDocumentId when another resource published one of `rows`' document ids (one query for all)."""
+    if not rows:
+        return
+    wanted = {(r["source_system"], r["contract"], r["document_id"]) for r in rows}
+    found = conn.execute(_CLASH, {"systems": sorted({w[0] for w in wanted}),
+                                  "contracts": sorted({w[1] for w in wanted}),
+                                  "documents": sorted({w[2] for w in wanted}), "t": resource_type, "i": resource_id})
+    for clash in found:
+        if (clash.source_system, clash.contract, clash.document_id) in wanted:
             raise DuplicateDocumentId(
                 f"identifier: document id already published by {clash.resource_type}/{clash.resource_id}"
             )
-    keys = remove(conn, resource_type, resource_id)
-    for row, rec in zip(rows, recs, strict=True):
-        pk = conn.execute(_INSERT, row).scalar_one()
-        days = _days(rec)
-        if days:
-            conn.execute(record_days.insert(), [{"record_pk": pk, "day": d} for d in sorted(days)])
-        keys.add(RecordKey(row["patient_id"], row["patient_type"], row["contract"], row["category"],
-                           row["source_system"], row["care_giver"]))
-    return keys
+
+
+def insert(conn: Connection, rows: list[dict[str, Any]], days: list[list[str]]) -> None:
+    """Insert records (`_row`s) and the filter days of each: one executemany for the records, one query for their
+    keys (RETURNING would make SQLite's driver insert row by row) and one executemany for the days."""
+    if not rows:
+        return
+    conn.execute(_INSERT, rows)
+    if not any(days):
+        return
+    ids: dict[str, set[str]] = {}
+    for row in rows:
+        ids.setdefault(row["resource_type"], set()).add(row["resource_id"])
+    pks = {}
+    for rtype, wanted in sorted(ids.items()):
+        for r in conn.execute(_KEYS, {"t": rtype, "ids": sorted(wanted)}):
+            pks[(rtype, r.resource_id, r.part)] = r.pk
+    conn.execute(_INSERT_DAYS, [{"record_pk": pks[(row["resource_type"], row["resource_id"], row["part"])], "day": d}
+                                for row, ds in zip(rows, days, strict=True) for d in ds])
+
+
+def check_batch(conn: Connection, documents: set[tuple[str, str, str]]) -> None:
+    """DuplicateDocumentId when one of a flushed batch's (source system, contract, document id) is published by
+    more than one resource (a batch's documents checked in one query instead of one per resource)."""
+    if not documents:
+        return
+    owners: dict[tuple[str, str, str], set[tuple[str, str]]] = {}
+    for row in conn.execute(_SAME_DOCUMENT, {"systems": sorted({d[0] for d in documents}),
+                                             "contracts": sorted({d[1] for d in documents}),
+                                             "documents": sorted({d[2] for d in documents})}):
+        triple = (row.source_system, row.contract, row.document_id)
+        if triple in documents:
+            owners.setdefault(triple, set()).add((row.resource_type, row.resource_id))
+    for found in owners.values():
+        if len(found) > 1:
+            raise DuplicateDocumentId("identifier: document id published by more than one resource")
 
 
 _COMPARED = tuple(c.name for c in records.c if c.name not in ("pk", "updated_at"))
 # Statements built once: publishing is on the write path of every FHIR write.
 _MINE = (records.c.resource_type == bindparam("t")) & (records.c.resource_id == bindparam("i"))
 _STORED = select(*[records.c[c] for c in _COMPARED]).where(_MINE).order_by(records.c.part)
-_CLASH = select(records.c.resource_type, records.c.resource_id).where(
-    records.c.source_system == bindparam("source_system"), records.c.contract == bindparam("contract"),
-    records.c.document_id == bindparam("document_id"),
+_STORED_MANY = select(*[records.c[c] for c in _COMPARED]).where(
+    records.c.resource_type == bindparam("t"), records.c.resource_id.in_(bindparam("ids", expanding=True))
+).order_by(records.c.resource_id, records.c.part)
+_CLASH = select(records.c.resource_type, records.c.resource_id, records.c.source_system, records.c.contract,
+                records.c.document_id).where(
+    records.c.source_system.in_(bindparam("systems", expanding=True)),
+    records.c.contract.in_(bindparam("contracts", expanding=True)),
+    records.c.document_id.in_(bindparam("documents", expanding=True)),
     or_(records.c.resource_type != bindparam("t"), records.c.resource_id != bindparam("i")))
-_INSERT = records.insert().returning(records.c.pk)
+_SAME_DOCUMENT = select(records.c.resource_type, records.c.resource_id, records.c.source_system, records.c.contract,
+                        records.c.document_id).where(
+    records.c.source_system.in_(bindparam("systems", expanding=True)),
+    records.c.contract.in_(bindparam("contracts", expanding=True)),
+    records.c.document_id.in_(bindparam("documents", expanding=True)))
+_INSERT = records.insert()
+_KEYS = select(records.c.pk, records.c.resource_id, records.c.part).where(
+    records.c.resource_type == bindparam("t"), records.c.resource_id.in_(bindparam("ids", expanding=True)))
+_INSERT_DAYS = record_days.insert()
 _OLD_KEYS = select(records.c.patient_id, records.c.patient_type, records.c.contract, records.c.category,
                    records.c.source_system, records.c.care_giver).where(_MINE)
 _DELETE_DAYS = delete(record_days).where(record_days.c.record_pk.in_(select(records.c.pk).where(_MINE)))
@@ -104,11 +191,6 @@ _DELETE = delete(records).where(_MINE)
 
 def _compared(row: Mapping[str, Any] | RowMapping) -> tuple[Any, ...]:
     return tuple(bytes(row[c]) if c == "fragment" else row[c] for c in _COMPARED)
-
-
-def _stored_rows(conn: Connection, resource_type: str, resource_id: str) -> list[tuple[Any, ...]]:
-    found = conn.execute(_STORED, {"t": resource_type, "i": resource_id})
-    return [_compared(r._mapping) for r in found]
 
 
 def remove(conn: Connection, resource_type: str, resource_id: str) -> set[RecordKey]:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from adapter.demo.generate import generate
 from adapter.demo.world import default_world
-from adapter.ei.outbox import _upsert
+from adapter.ei.outbox import queue
 from adapter.ei.sender import Sender, SenderSettings
 from adapter.ingest import ingest
 from adapter.rivta.contracts import CONTRACTS
@@ -162,11 +162,10 @@ def test_changes_to_one_engagement_coalesce_and_wait_five_minutes(tmp_path, new_
 
 def synthetic_changes(engine, n: int) -> None:
     now = datetime.now(UTC)
+    keys = [RecordKey(f"19{i % 100:02d}0101{i:04d}"[:12], "1.2.752.129.2.1.3.1", "GetDiagnosis:2", "dia",
+                      WORLD.source_system, WORLD.care_giver.hsa_id) for i in range(n)]
     with engine.begin() as conn:
-        for i in range(n):
-            number = f"19{i % 100:02d}0101{i:04d}"[:12]
-            _upsert(conn, RecordKey(number, "1.2.752.129.2.1.3.1", "GetDiagnosis:2", "dia", WORLD.source_system,
-                                    WORLD.care_giver.hsa_id), delete_flag=False, now=now)
+        queue(conn, [(k, False) for k in keys], now)
 
 
 def test_batches_of_at_most_1000(tmp_path, new_store):

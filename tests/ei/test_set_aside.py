@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from adapter.config import Settings
-from adapter.ei.outbox import _upsert, requeue
+from adapter.ei.outbox import queue, requeue
 from adapter.ei.run import sender_settings, status
 from adapter.ingest import ingest
 from adapter.store.keys import RecordKey
@@ -35,10 +35,10 @@ PERSONNUMMER_SYSTEM = "http://electronichealth.se/identifier/personnummer"
 
 
 def add(engine, numbers, *, now: datetime | None = None) -> None:
+    keys = [RecordKey(number, "1.2.752.129.2.1.3.1", "GetDiagnosis:2", "dia", WORLD.source_system,
+                      WORLD.care_giver.hsa_id) for number in numbers]
     with engine.begin() as conn:
-        for number in numbers:
-            _upsert(conn, RecordKey(number, "1.2.752.129.2.1.3.1", "GetDiagnosis:2", "dia", WORLD.source_system,
-                                    WORLD.care_giver.hsa_id), delete_flag=False, now=now or datetime.now(UTC))
+        queue(conn, [(k, False) for k in keys], now or datetime.now(UTC))
 
 
 def pk_of(engine, resident: str) -> int:
