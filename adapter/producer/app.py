@@ -12,8 +12,9 @@ import dataclasses
 import functools
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import StreamingResponse
@@ -85,20 +86,19 @@ def create_app(engine: Engine, settings: Settings, access: Access | None = None,
     """The producer. `readiness`: what /health/ready checks (default: the store and, behind the proxy, the
     verifier's CRLs; `serve` passes the embedded server's CRLs too)."""
     access = access or Access()
-    app = FastAPI(title="NPÖ adapter producer", docs_url=None, redoc_url=None, openapi_url=None)
+    app = _ProducerApp(title="NPÖ adapter producer", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.engine = engine
     if readiness is None:
         verifier = access.verifier
         readiness = Readiness(StoreProbe(engine), (lambda: metrics.crl_facts(verifier.crls())) if verifier else None)
     app.state.readiness = readiness
-    app.add_middleware(logs.RequestContext)
 
     pager = Pager(settings.max_records_per_answer, settings.paging_key)
     reader = RecordReader(engine)
     for contract in CONTRACTS:
         wsdl.request_schema(contract)  # compile at start: a broken contract fails fast
         wsdl.documents(contract)
-        _add_routes(app, contract, reader, settings, access, pager)
+        app.soap_calls[contract.url_path] = _add_routes(app, contract, reader, settings, access, pager)
 
     app.include_router(fhir_endpoint.router(engine, settings, access))
 
@@ -114,8 +114,39 @@ def create_app(engine: Engine, settings: Settings, access: Access | None = None,
     return app
 
 
+class _ProducerApp(FastAPI):
+    """Every request gets its correlation id first (`logs.RequestContext`); a SOAP call (POST to a contract's path)
+    then goes straight to its handler, and everything else through the framework's middleware and routes. The
+    calls are the hot path: the framework's layers (error and telemetry middleware, body limit, the router's
+    matching over every route, per-route wrappers) cost more than parsing the request (bench/producer_throughput.py);
+    the handler catches every error itself and caps the body it reads."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.soap_calls: dict[str, Callable[[Request], Awaitable[Response]]] = {}
+
+    def build_middleware_stack(self) -> Any:
+        return logs.RequestContext(SoapCalls(super().build_middleware_stack(), self.soap_calls))
+
+
+class SoapCalls:
+    """ASGI: a POST to a path in `calls` goes to its handler, anything else to `app`."""
+
+    def __init__(self, app: Any, calls: dict[str, Callable[[Request], Awaitable[Response]]]) -> None:
+        self.app, self.calls = app, calls
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        call = self.calls.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if call is None:
+            await self.app(scope, receive, send)
+            return
+        response = await call(Request(scope, receive))
+        await response(scope, receive, send)
+
+
 def _add_routes(app: FastAPI, contract: Contract, reader: RecordReader, settings: Settings, access: Access,
-                pager: Pager) -> None:
+                pager: Pager) -> Callable[[Request], Awaitable[Response]]:
+    """The contract's WSDL route; returns the handler of its SOAP calls (taken by `SoapCalls`)."""
     docs = wsdl.documents(contract)
     schema = wsdl.request_schema(contract)
     expected = f"{{{contract.responder_ns}}}{contract.name}"
@@ -249,10 +280,8 @@ def _add_routes(app: FastAPI, contract: Contract, reader: RecordReader, settings
         return metrics.OK, StreamingResponse(_chunks(parts), media_type=soap.CONTENT_TYPE,
                                              headers={"content-length": str(size)})
 
-    # Starlette routes, not FastAPI's: the handlers take the request as it is, and FastAPI's dependency solving
-    # per call was about a tenth of the producer's own work (bench/producer_throughput.py)
     app.add_route(contract.url_path, describe, methods=["GET"], include_in_schema=False)
-    app.add_route(contract.url_path, call, methods=["POST"], include_in_schema=False)
+    return call
 
 
 async def _chunks(parts: list[bytes]) -> AsyncIterator[bytes]:
