@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from adapter.rivta import xml
-from adapter.rivta.contracts import REGISTRY_NS, SOAP_NS, Contract, ResultModel
+from adapter.rivta.contracts import BY_KEY, REGISTRY_NS, SOAP_NS, Contract, ResultModel
 
 CONTENT_TYPE = "text/xml; charset=utf-8"
 _XML_DECL = b'<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -67,6 +68,25 @@ def fault(message: str, *, client: bool = True) -> bytes:
 
 def result_element(contract: Contract, code: str, log_id: str, message: str | None = None,
                    error_code: str | None = None) -> bytes:
+    if message is None and error_code is None:  # every OK answer: the element serialised once, the log id put in
+        before, after = _plain_result(contract.key, code)
+        return before + log_id.encode() + after if after is not None else before
+    return _result_element(contract, code, log_id, message, error_code)
+
+
+_LOG_ID_SLOT = "00000000-0000-4000-8000-000000000000"
+
+
+@functools.cache
+def _plain_result(key: str, code: str) -> tuple[bytes, bytes | None]:
+    """`result` with `code` and no message, split where the log id goes (no split: the contract's result has none)."""
+    whole = _result_element(BY_KEY[key], code, _LOG_ID_SLOT)
+    before, slot, after = whole.partition(_LOG_ID_SLOT.encode())
+    return (before, after) if slot else (whole, None)
+
+
+def _result_element(contract: Contract, code: str, log_id: str, message: str | None = None,
+                    error_code: str | None = None) -> bytes:
     outer_ns, inner_ns = contract.result_ns
     el = etree.Element(f"{{{outer_ns}}}result", nsmap={None: outer_ns})
     etree.SubElement(el, f"{{{inner_ns}}}resultCode").text = code
