@@ -208,9 +208,10 @@ class Intake:
         """One database transaction of intake: writers take turns (SQLite: BEGIN IMMEDIATE; PostgreSQL: an
         advisory lock across replicas), and what other writers committed before it is seen afresh."""
         conn = self.conn.execution_options(immediate=True) if self.conn.dialect.name == "sqlite" else self.conn
-        # Writers of this process queue on a lock of their own first: waiting in SQLite's busy handler, which
-        # sleeps up to 100 ms between tries, gave single writes a tail of over a second (bench/intake.py).
-        with _PROCESS_WRITERS, conn.begin():
+        # Writers queue on locks of their own first, this process's and then (SQLite) every process's: waiting in
+        # SQLite's busy handler, which sleeps up to 100 ms between tries, gave single writes a tail of over a
+        # second (bench/intake.py), and with `serve --workers 2` the workers' writers met there again.
+        with _PROCESS_WRITERS, locks.wait_turn(conn, WRITE_LOCK), conn.begin():
             locks.xact_lock(conn, WRITE_LOCK)
             self.view.clear()
             yield

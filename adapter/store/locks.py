@@ -99,6 +99,26 @@ def try_lock(engine: Engine, name: str) -> Iterator[bool]:
 
 
 @contextmanager
+def wait_turn(conn: Connection, name: str) -> Iterator[None]:
+    """Wait until no other process holds `name`, then hold it (SQLite file stores: the waiting form of `try_lock`'s
+    byte lock; the kernel wakes the waiter the moment it is free, where SQLite's busy handler sleeps up to 100 ms
+    between tries). Threads of the caller's own process are the caller's to keep apart; on other stores nothing
+    (PostgreSQL writers use `xact_lock`)."""
+    database = conn.engine.url.database if conn.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    offset = _offset(name)
+    with _registry_guard:
+        _file, fd = _descriptor(database)
+    fcntl.lockf(fd, fcntl.LOCK_EX, 1, offset, os.SEEK_SET)
+    try:
+        yield
+    finally:
+        fcntl.lockf(fd, fcntl.LOCK_UN, 1, offset, os.SEEK_SET)
+
+
+@contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that takes the write lock up front: SQLite `BEGIN IMMEDIATE` (so a read-then-write
     cannot interleave with another writer); plain on PostgreSQL, where callers take advisory locks."""

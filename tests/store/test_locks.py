@@ -4,6 +4,7 @@ left beside the database (an earlier version left a `*.lock` file per engagement
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import sys
 import threading
@@ -14,7 +15,7 @@ import httpx
 from sqlalchemy import text
 
 from adapter.store.engine import open_store
-from adapter.store.locks import try_lock
+from adapter.store.locks import try_lock, wait_turn
 from tests.conftest import free_port
 from tests.ei.conftest import serve_stub
 from tests.ei.test_set_aside import journal
@@ -24,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 HOLDER = """
 import sys
 from adapter.store.engine import open_store
-from adapter.store.locks import try_lock
+from adapter.store.locks import try_lock, wait_turn
 with try_lock(open_store(sys.argv[1]), sys.argv[2]) as mine:
     print("held" if mine else "busy", flush=True)
     sys.stdin.read()
@@ -60,6 +61,42 @@ def test_try_lock_is_exclusive_across_processes_and_threads_and_leaves_no_file(t
         assert seen == [False]
     engine.dispose()
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".lock") == []
+
+
+TURN_TAKER = """
+import sys
+from adapter.store.engine import open_store
+from adapter.store.locks import wait_turn
+with open_store(sys.argv[1]).connect() as conn, wait_turn(conn, sys.argv[2]):
+    print("my turn", flush=True)
+    sys.stdin.read()
+print("done", flush=True)
+"""
+
+
+def test_wait_turn_waits_for_the_other_process_and_goes_on_when_it_lets_go(tmp_path):
+    """The intake's writers in several `serve` workers take turns on this lock before SQLite's own."""
+    url = f"sqlite:///{tmp_path}/store.db"
+    engine = open_store(url)
+    with engine.connect() as conn, wait_turn(conn, "fhir-intake"):
+        waiter = subprocess.Popen([sys.executable, "-c", TURN_TAKER, url, "fhir-intake"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, cwd=REPO)
+        try:
+            assert waiter.stdout is not None
+            readable, _, _ = select.select([waiter.stdout], [], [], 1.0)
+            assert not readable and waiter.poll() is None  # still waiting for its turn
+        except BaseException:
+            waiter.kill()
+            raise
+    assert waiter.stdout is not None and waiter.stdout.readline().strip() == "my turn"  # once this one let go
+    with try_lock(engine, "fhir-intake") as mine:
+        assert not mine  # now the other process holds it
+    assert waiter.stdin is not None
+    waiter.stdin.close()
+    assert waiter.wait(timeout=30) == 0
+    with try_lock(engine, "fhir-intake") as mine:
+        assert mine
+    engine.dispose()
 
 
 WRITER = """
