@@ -8,8 +8,11 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, exists, func, or_, select
+import orjson
+from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, exists, func, literal_column, or_, select
 from sqlalchemy.engine import Connection, Row, RowMapping
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from adapter.mapping.record import Record
 from adapter.rivta.contracts import BY_KEY, DateRule
@@ -254,12 +257,35 @@ _LATEST_DAY = func.coalesce(
     select(func.max(record_days.c.day)).where(record_days.c.record_pk == records.c.pk).scalar_subquery(), "")
 
 
-Shape = tuple[str, int, int, int, int, bool, bool, bool, bool]  # the contract, then how many of each filter
+Shape = tuple[str, bool, bool, bool, bool, bool, bool, bool, bool]  # the contract, then which filters are given
+
+
+class json_values(FunctionElement[Any]):
+    """The strings of a JSON array parameter as a one-column table (`value`): a filter list of any length is one
+    bound parameter, so a statement serves every length (one per list would let callers fill the statement caches
+    with a statement per length, and a few thousand values would pass SQLite's limit on parameters)."""
+
+    inherit_cache = True
+    name = "json_values"
+
+
+@compiles(json_values, "sqlite")
+def _json_values_sqlite(element: json_values, compiler: Any, **kw: Any) -> str:
+    return f"json_each({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(json_values, "postgresql")
+def _json_values_postgresql(element: json_values, compiler: Any, **kw: Any) -> str:
+    return f"json_array_elements_text(CAST({compiler.process(element.clauses, **kw)} AS json))"
+
+
+def _listed(name: str) -> Select[Any]:
+    return select(literal_column("value")).select_from(json_values(bindparam(name)))
 
 
 @lru_cache(maxsize=512)
-def page_statement_for(contract_name: str, care_units: int, hidden: int, care_givers: int, care_contacts: int,
-                    chain_id: bool, status: bool, start: bool, end: bool, after: bool) -> Select[Any]:
+def page_statement_for(contract_name: str, care_units: bool, hidden: bool, care_givers: bool, care_contacts: bool,
+                       chain_id: bool, status: bool, start: bool, end: bool, after: bool) -> Select[Any]:
     base = statement_for(contract_name, care_units, hidden, care_givers, care_contacts, chain_id, status, start, end)
     stmt: Select[Any] = base.with_only_columns(_LATEST_DAY, records.c.pk, records.c.fragment).order_by(None)
     if after:
@@ -270,32 +296,30 @@ def page_statement_for(contract_name: str, care_units: int, hidden: int, care_gi
 
 
 def shape_of(q: RecordQuery) -> Shape:
-    return (q.contract, len(q.care_units), len(q.hidden_care_units), len(q.care_givers), len(q.care_contacts),
+    return (q.contract, bool(q.care_units), bool(q.hidden_care_units), bool(q.care_givers), bool(q.care_contacts),
             bool(q.chain_id), bool(q.status), q.period_start is not None, q.period_end is not None)
 
 
 def params_of(q: RecordQuery) -> dict[str, Any]:
-    params: dict[str, Any] = {
+    """The bound values; each filter list one JSON array (`json_values`), so that the statement is complete SQL,
+    compiled once per shape (adapter/store/reader.py executes it through the driver)."""
+    return {
         "contract": q.contract, "source_system": q.source_system, "patient_id": q.patient_id,
         "patient_type": q.patient_type, "chain_id": q.chain_id, "status": q.status,
         "start": q.period_start, "end": q.period_end,
+        "care_units": _json([u.upper() for u in q.care_units]),
+        "hidden": _json([u.upper() for u in q.hidden_care_units]),
+        "care_givers": _json([g.upper() for g in q.care_givers]), "care_contacts": _json(list(q.care_contacts)),
     }
-    for name, values in (("care_units", [u.upper() for u in q.care_units]),
-                         ("hidden", [u.upper() for u in q.hidden_care_units]),
-                         ("care_givers", [g.upper() for g in q.care_givers]), ("care_contacts", q.care_contacts)):
-        params.update((f"{name}_{i}", v) for i, v in enumerate(values))
-    return params
 
 
-def _each(name: str, count: int) -> list[Any]:
-    """A bound parameter per value (`name_0`, `name_1`, ...) rather than one expanding parameter: the statement is
-    then complete SQL, compiled once per shape (adapter/store/reader.py executes it through the driver)."""
-    return [bindparam(f"{name}_{i}") for i in range(count)]
+def _json(values: list[str]) -> str:
+    return orjson.dumps(values).decode()
 
 
 @lru_cache(maxsize=512)
-def statement_for(contract_name: str, care_units: int, hidden: int, care_givers: int, care_contacts: int,
-               chain_id: bool, status: bool, start: bool, end: bool) -> Select[Any]:
+def statement_for(contract_name: str, care_units: bool, hidden: bool, care_givers: bool, care_contacts: bool,
+                  chain_id: bool, status: bool, start: bool, end: bool) -> Select[Any]:
     contract = BY_KEY[contract_name]
     where = [
         records.c.contract == bindparam("contract"),
@@ -304,14 +328,13 @@ def statement_for(contract_name: str, care_units: int, hidden: int, care_givers:
         records.c.patient_type == bindparam("patient_type"),
     ]
     if care_units:
-        where.append(func.upper(records.c.care_unit).in_(_each("care_units", care_units)))
+        where.append(func.upper(records.c.care_unit).in_(_listed("care_units")))
     if hidden:
-        where.append(or_(records.c.care_unit.is_(None),
-                         func.upper(records.c.care_unit).not_in(_each("hidden", hidden))))
+        where.append(or_(records.c.care_unit.is_(None), func.upper(records.c.care_unit).not_in(_listed("hidden"))))
     if care_givers:
-        where.append(func.upper(records.c.care_giver).in_(_each("care_givers", care_givers)))
+        where.append(func.upper(records.c.care_giver).in_(_listed("care_givers")))
     if care_contacts:
-        where.append(records.c.care_contact.in_(_each("care_contacts", care_contacts)))
+        where.append(records.c.care_contact.in_(_listed("care_contacts")))
     if chain_id:
         where.append(records.c.chain_id == bindparam("chain_id"))
     if status:

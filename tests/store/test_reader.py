@@ -85,3 +85,23 @@ def test_a_store_that_is_down_is_unavailable(tmp_path):
     missing.parent.rmdir()
     with pytest.raises(StoreUnavailable):
         RecordReader(engine).query(_query())
+
+
+def test_filter_lists_of_any_length_are_one_statement_and_answer_by_their_values(store, tmp_path):
+    """A caller sending ever other numbers of care units must not get a statement (and its compiled SQL) cached per
+    number, and 40 000 of them (what fits in a 1 MB request) must neither pass the engine's limit on parameters nor
+    read as a store that is down."""
+    _write(store, tmp_path, *(condition(f"c-{i}", identifier=f"d-{i}", staff=i % 2) for i in range(4)))
+    with store.connect() as conn:
+        by_unit = dict(conn.execute(sa.text("SELECT care_unit, count(*) FROM records GROUP BY care_unit")).all())
+    (unit, count), (other, _) = sorted(by_unit.items())
+    reader = RecordReader(store)
+    records.statement_for(*records.shape_of(_query(care_units=(unit,))))  # this shape's statement, made once
+    cached = records.statement_for.cache_info().currsize
+    for n in (1, 2, 3, 17, 1000, 40_000):
+        filler = tuple(f"SE2120001231-X{i}" for i in range(n - 1))
+        assert len(reader.query(_query(care_units=(*filler, unit.lower())))) == count
+        assert len(reader.query(_query(hidden_care_units=(*filler, unit)))) == 4 - count
+        assert not filler or reader.query(_query(care_units=filler)) == []
+        assert len(reader.query_page(_query(care_units=(*filler, unit, other)), 2)) == 2
+    assert records.statement_for.cache_info().currsize <= cached + 3  # the hidden, empty and paged shapes
