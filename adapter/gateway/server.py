@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import grp
 import ipaddress
 import logging
@@ -116,8 +117,17 @@ def on_sighup(reload: Callable[[], None] | None) -> None:
     signal.signal(signal.SIGHUP, _reload)
 
 
+def settle() -> None:
+    """Before serving: what start-up built (modules, schemas, the app: ~150 000 objects) is moved out of the
+    cyclic garbage collector's sight (`gc.freeze`). A full collection walked all of it: about 40 ms in which no
+    request was answered, a spike in every answer then in flight (p99 in bench/producer_throughput.py)."""
+    gc.collect()
+    gc.freeze()
+
+
 def run(config: uvicorn.Config, reload: Callable[[], None] | None = None,
         sock: socket.socket | None = None) -> None:
     """Serve until stopped; SIGHUP calls `reload` (new certificates and CRLs), on a Unix socket `sock`."""
     on_sighup(reload)
+    settle()
     uvicorn.Server(config).run(sockets=[sock] if sock is not None else None)

@@ -33,7 +33,7 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 
 from adapter.config import Settings
 from adapter.gateway.identity import CertSource
-from adapter.gateway.server import on_sighup, server_options
+from adapter.gateway.server import on_sighup, server_options, settle
 from adapter.gateway.tls import TlsContexts, TlsFiles
 from adapter.gateway.verify import ReloadableVerifier
 
@@ -119,6 +119,7 @@ class WorkerConfig(uvicorn.Config):
         if gateway.tls is not None:
             self.ssl = gateway.tls.listening
         on_sighup(gateway.reload)
+        settle()
 
 
 class Supervisor(Multiprocess):
