@@ -8,6 +8,7 @@ order of the input; chunks commit whole, so a run that dies midway leaves every 
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -81,21 +82,33 @@ def ingest(
 ) -> IngestReport:
     files = expand(paths)
     report = IngestReport()
-    with engine.connect() as conn:
-        intake = Intake(conn, Writer.operator(), default_source_system=default_source_system, unknown_types="skip",
-                        derive_ids=True)
-        # Pass 1: supporting resources, kept in the store; MedicationRequests read ahead for basedOn (one reading
-        # of the files for both: parsing them costs a sixth of validating what they hold).
-        ahead = [i for i in read(files) if _supporting(i) or (
-            i.raw is not None and i.raw.get("resourceType") in REFERENCED_CLINICAL)]
-        intake.know([i for i in ahead if not _supporting(i)])
-        for chunk in _chunks((i for i in ahead if _supporting(i)), BATCH):
-            _take(intake, chunk, report, progress, supporting=True)
-        del ahead
-        # Pass 2: clinical resources, deletes and whatever could not be read.
-        for chunk in _chunks((i for i in read(files) if not _supporting(i)), BATCH):
-            _take(intake, chunk, report, progress, supporting=False)
+    try:
+        with engine.connect() as conn:
+            intake = Intake(conn, Writer.operator(), default_source_system=default_source_system,
+                            unknown_types="skip", derive_ids=True)
+            # Pass 1: supporting resources, kept in the store; MedicationRequests read ahead for basedOn (one
+            # reading of the files for both: parsing them costs a sixth of validating what they hold).
+            ahead = [i for i in read(files) if _supporting(i) or (
+                i.raw is not None and i.raw.get("resourceType") in REFERENCED_CLINICAL)]
+            intake.know([i for i in ahead if not _supporting(i)])
+            _keep_uncollected()
+            for chunk in _chunks((i for i in ahead if _supporting(i)), BATCH):
+                _take(intake, chunk, report, progress, supporting=True)
+                _keep_uncollected()
+            del ahead
+            # Pass 2: clinical resources, deletes and whatever could not be read.
+            for chunk in _chunks((i for i in read(files) if not _supporting(i)), BATCH):
+                _take(intake, chunk, report, progress, supporting=False)
+    finally:
+        gc.unfreeze()
     return report
+
+
+def _keep_uncollected() -> None:
+    """Leave what is alive now (the resources pass 1 keeps for reference resolution, their models) out of the
+    cyclic garbage collector until the ingest ends: every full collection walked all of them again, a sixth of
+    an ingest's CPU time. Garbage without cycles is still freed at once; the rest waits for gc.unfreeze()."""
+    gc.freeze()
 
 
 def _take(intake: Intake, chunk: list[Item], report: IngestReport, progress, *, supporting: bool) -> None:
