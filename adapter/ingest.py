@@ -12,6 +12,7 @@ import gc
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,10 +89,10 @@ def ingest(
                             unknown_types="skip", derive_ids=True)
             # Pass 1: supporting resources, kept in the store; MedicationRequests read ahead for basedOn (one
             # reading of the files for both: parsing them costs a sixth of validating what they hold).
-            ahead = [i for i in read(files) if _supporting(i) or (
-                i.raw is not None and i.raw.get("resourceType") in REFERENCED_CLINICAL)]
-            intake.know([i for i in ahead if not _supporting(i)])
-            _keep_uncollected()
+            with _kept_whole_run():
+                ahead = [i for i in read(files) if _supporting(i) or (
+                    i.raw is not None and i.raw.get("resourceType") in REFERENCED_CLINICAL)]
+                intake.know([i for i in ahead if not _supporting(i)])
             for chunk in _chunks((i for i in ahead if _supporting(i)), BATCH):
                 _take(intake, chunk, report, progress, supporting=True)
                 _keep_uncollected()
@@ -109,6 +110,20 @@ def _keep_uncollected() -> None:
     cyclic garbage collector until the ingest ends: every full collection walked all of them again, a sixth of
     an ingest's CPU time. Garbage without cycles is still freed at once; the rest waits for gc.unfreeze()."""
     gc.freeze()
+
+
+@contextmanager
+def _kept_whole_run() -> Iterator[None]:
+    """No cyclic collection while the read-ahead is built (what it makes is kept to the end: each full
+    collection on the way walked all of it again), then that is left out of collection (_keep_uncollected)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+        _keep_uncollected()
 
 
 def _take(intake: Intake, chunk: list[Item], report: IngestReport, progress, *, supporting: bool) -> None:
