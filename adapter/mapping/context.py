@@ -16,6 +16,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any, Protocol, cast
 
 from adapter.mapping import codes, timefmt
@@ -183,16 +184,12 @@ class Context:
             return []
         if reference.startswith("#"):
             return [reference]
-        forms = [reference]
-        m = RELATIVE.match(reference)
-        if m:
-            forms[0] = f"{m.group(1)}/{m.group(2)}"
+        form, relative = _spelling(reference)
+        forms = [form]
+        if relative:
             base = _base(full_url)
             if base:
-                forms.append(f"{base}/{forms[0]}")
-        a = ABSOLUTE.match(reference)
-        if a:
-            forms[0] = f"{a.group(1)}/{a.group(2)}/{a.group(3)}"
+                forms.append(f"{base}/{form}")
         return forms
 
     def _literal(self, reference: str) -> Any | None:
@@ -449,6 +446,19 @@ class Context:
 def _of_type(resource: Any, resource_type: str) -> Any | None:
     """A resolved reference only when it is of the type the element allows (the input may point anywhere)."""
     return resource if resource is not None and resource.get_resource_type() == resource_type else None
+
+
+@lru_cache(maxsize=4096)
+def _spelling(reference: str) -> tuple[str, bool]:
+    """A reference without its `_history` part, and whether it is relative (`Type/id`). Cached: the same few
+    references (the author's role, the units) are resolved for nearly every resource of an input."""
+    m = RELATIVE.match(reference)
+    if m:
+        return f"{m.group(1)}/{m.group(2)}", True
+    a = ABSOLUTE.match(reference)
+    if a:
+        return f"{a.group(1)}/{a.group(2)}/{a.group(3)}", False
+    return reference, False
 
 
 def _base(full_url: str | None) -> str | None:
