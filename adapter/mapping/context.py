@@ -34,6 +34,9 @@ SUPPORTING_TYPES = frozenset(
     {"Patient", "Organization", "Practitioner", "PractitionerRole", "Provenance", "Encounter", "Medication"}
 )
 
+# who a reference names: HSA-id, name, role code, role text, org unit, Organization (or _LogicalOrg)
+_Who = tuple[str | None, str | None, tuple[str, str, str] | None, str | None, OrgUnit | None, Any]
+
 URI_SYSTEM = "urn:ietf:rfc:3986"
 _ID = r"[A-Za-z0-9\-.]{1,64}"
 RELATIVE = re.compile(rf"^([A-Z][A-Za-z]{{1,63}})/({_ID})(?:/_history/{_ID})?$")
@@ -100,6 +103,7 @@ class Context:
         # id(resource) -> its Provenances' care unit and giver, while one resource is mapped (asked once for every
         # professional it names; what they depend on is recorded in `used` the first time)
         self._units: dict[int, tuple[str | None, str | None]] = {}
+        self._people: dict[tuple[Any, ...], tuple[_Who, frozenset[str]]] = {}  # the same, for _who
         self.used: set[str] = set()
 
     # -- indexing -------------------------------------------------------------------------
@@ -163,6 +167,7 @@ class Context:
             self.used = saved | inner if self._current else saved
             if not self._current:
                 self._units.clear()
+                self._people.clear()
 
     def resolve(self, ref: Any) -> Any | None:
         if ref is None:
@@ -369,8 +374,28 @@ class Context:
         return Signer(time=timefmt.timestamp(time), hsa_id=hsa_id, name=name)
 
     # -- internals ------------------------------------------------------------------------------
-    def _who(self, ref: Any) -> tuple[str | None, str | None, tuple[str, str, str] | None, str | None,
-                                      OrgUnit | None, Any]:
+    def _who(self, ref: Any) -> _Who:
+        """`_person` of a reference, worked out once while one resource is mapped (it names the same author or
+        role for every record it publishes); a repeat adds what the first one depended on to `used` again."""
+        if ref is None or not self._current:
+            return self._person(ref)
+        ident = ref.identifier
+        key = (id(self._current[-1]), ref.reference, ident.system if ident is not None else None,
+               ident.value if ident is not None else None, getattr(ref, "type", None), ref.display)
+        known = self._people.get(key)
+        if known is not None:
+            self.used.update(known[1])
+            return known[0]
+        outer, self.used = self.used, set()
+        try:
+            found = self._person(ref)
+        finally:
+            depended, self.used = self.used, outer
+            outer.update(depended)
+        self._people[key] = (found, frozenset(depended))
+        return found
+
+    def _person(self, ref: Any) -> _Who:
         hsa_id = _ref_hsa(ref)
         name = ref.display if ref is not None and ref.display else None
         role_code: tuple[str, str, str] | None = None
