@@ -170,9 +170,11 @@ def test_the_garbage_collector_is_handed_back_as_found_also_when_a_run_dies(stor
     from adapter.intake import unit
 
     write(tmp_path / "d.json", bundle(condition("c1", identifier="d1")))
+    thresholds = gc.get_threshold()
     assert gc.isenabled() and gc.get_freeze_count() == 0
     ingest(store, [support, tmp_path / "d.json"])
     assert gc.isenabled() and gc.get_freeze_count() == 0  # what it froze is collected again afterwards
+    assert gc.get_threshold() == thresholds
 
     def dying_know(*args, **kwargs):
         raise KeyboardInterrupt  # stopped while the read-ahead is built (collection is off then)
@@ -180,4 +182,4 @@ def test_the_garbage_collector_is_handed_back_as_found_also_when_a_run_dies(stor
     monkeypatch.setattr(unit.Intake, "know", dying_know)
     with pytest.raises(KeyboardInterrupt):
         ingest(store, [support, tmp_path / "d.json"])
-    assert gc.isenabled() and gc.get_freeze_count() == 0
+    assert gc.isenabled() and gc.get_freeze_count() == 0 and gc.get_threshold() == thresholds
