@@ -16,6 +16,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any, Protocol, cast
 
 from adapter.mapping import codes, timefmt
@@ -32,6 +33,9 @@ PATIENT_ID_PATTERN = re.compile(r"^[0-9]{8}[0-9A-Za-z]{4}$")
 SUPPORTING_TYPES = frozenset(
     {"Patient", "Organization", "Practitioner", "PractitionerRole", "Provenance", "Encounter", "Medication"}
 )
+
+# who a reference names: HSA-id, name, role code, role text, org unit, Organization (or _LogicalOrg)
+_Who = tuple[str | None, str | None, tuple[str, str, str] | None, str | None, OrgUnit | None, Any]
 
 URI_SYSTEM = "urn:ietf:rfc:3986"
 _ID = r"[A-Za-z0-9\-.]{1,64}"
@@ -99,6 +103,7 @@ class Context:
         # id(resource) -> its Provenances' care unit and giver, while one resource is mapped (asked once for every
         # professional it names; what they depend on is recorded in `used` the first time)
         self._units: dict[int, tuple[str | None, str | None]] = {}
+        self._people: dict[tuple[Any, ...], tuple[_Who, frozenset[str]]] = {}  # the same, for _who
         self.used: set[str] = set()
 
     # -- indexing -------------------------------------------------------------------------
@@ -162,6 +167,7 @@ class Context:
             self.used = saved | inner if self._current else saved
             if not self._current:
                 self._units.clear()
+                self._people.clear()
 
     def resolve(self, ref: Any) -> Any | None:
         if ref is None:
@@ -183,16 +189,12 @@ class Context:
             return []
         if reference.startswith("#"):
             return [reference]
-        forms = [reference]
-        m = RELATIVE.match(reference)
-        if m:
-            forms[0] = f"{m.group(1)}/{m.group(2)}"
+        form, relative = _spelling(reference)
+        forms = [form]
+        if relative:
             base = _base(full_url)
             if base:
-                forms.append(f"{base}/{forms[0]}")
-        a = ABSOLUTE.match(reference)
-        if a:
-            forms[0] = f"{a.group(1)}/{a.group(2)}/{a.group(3)}"
+                forms.append(f"{base}/{form}")
         return forms
 
     def _literal(self, reference: str) -> Any | None:
@@ -372,8 +374,28 @@ class Context:
         return Signer(time=timefmt.timestamp(time), hsa_id=hsa_id, name=name)
 
     # -- internals ------------------------------------------------------------------------------
-    def _who(self, ref: Any) -> tuple[str | None, str | None, tuple[str, str, str] | None, str | None,
-                                      OrgUnit | None, Any]:
+    def _who(self, ref: Any) -> _Who:
+        """`_person` of a reference, worked out once while one resource is mapped (it names the same author or
+        role for every record it publishes); a repeat adds what the first one depended on to `used` again."""
+        if ref is None or not self._current:
+            return self._person(ref)
+        ident = ref.identifier
+        key = (id(self._current[-1]), ref.reference, ident.system if ident is not None else None,
+               ident.value if ident is not None else None, getattr(ref, "type", None), ref.display)
+        known = self._people.get(key)
+        if known is not None:
+            self.used.update(known[1])
+            return known[0]
+        outer, self.used = self.used, set()
+        try:
+            found = self._person(ref)
+        finally:
+            depended, self.used = self.used, outer
+            outer.update(depended)
+        self._people[key] = (found, frozenset(depended))
+        return found
+
+    def _person(self, ref: Any) -> _Who:
         hsa_id = _ref_hsa(ref)
         name = ref.display if ref is not None and ref.display else None
         role_code: tuple[str, str, str] | None = None
@@ -449,6 +471,19 @@ class Context:
 def _of_type(resource: Any, resource_type: str) -> Any | None:
     """A resolved reference only when it is of the type the element allows (the input may point anywhere)."""
     return resource if resource is not None and resource.get_resource_type() == resource_type else None
+
+
+@lru_cache(maxsize=4096)
+def _spelling(reference: str) -> tuple[str, bool]:
+    """A reference without its `_history` part, and whether it is relative (`Type/id`). Cached: the same few
+    references (the author's role, the units) are resolved for nearly every resource of an input."""
+    m = RELATIVE.match(reference)
+    if m:
+        return f"{m.group(1)}/{m.group(2)}", True
+    a = ABSOLUTE.match(reference)
+    if a:
+        return f"{a.group(1)}/{a.group(2)}/{a.group(3)}", False
+    return reference, False
 
 
 def _base(full_url: str | None) -> str | None:

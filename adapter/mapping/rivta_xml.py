@@ -10,8 +10,10 @@ from adapter.mapping.record import Header, Professional, Signer
 from adapter.rivta.contracts import HSA_ROOT, Contract, HeaderModel
 
 _Element = etree._Element
-# (namespace, name) -> "{namespace}name": a record is built of a few dozen names, thousands of times in an ingest
-_TAGS: dict[tuple[str, str], str] = {}
+_SubElement = etree.SubElement
+# namespace -> name -> "{namespace}name": a record is built of a few dozen names, thousands of times in an ingest
+# (text() and node() are called some 60 times a record: the lookups are kept to one dict get each)
+_TAGS: dict[str, dict[str, str]] = {}
 
 
 class Builder:
@@ -19,18 +21,19 @@ class Builder:
 
     def __init__(self, ns: str) -> None:
         self.ns = ns
+        self._tags = _TAGS.setdefault(ns, {})
 
     def _tag(self, name: str) -> str:
-        tag = _TAGS.get((self.ns, name))
+        tag = self._tags.get(name)
         if tag is None:
-            tag = _TAGS[(self.ns, name)] = f"{{{self.ns}}}{name}"
+            tag = self._tags[name] = f"{{{self.ns}}}{name}"
         return tag
 
     def root(self, name: str, nsmap: dict[str | None, str]) -> _Element:
         return etree.Element(self._tag(name), nsmap=nsmap)
 
     def node(self, parent: _Element, name: str) -> _Element:
-        return etree.SubElement(parent, self._tag(name))
+        return _SubElement(parent, self._tags.get(name) or self._tag(name))
 
     def text(self, parent: _Element, name: str, value: str | bool | int | float | None) -> _Element | None:
         if value is None:
@@ -39,7 +42,7 @@ class Builder:
             value = ("true" if value else "false") if isinstance(value, bool) else str(value)
         if not value or value.isspace():  # (what strip() would leave empty)
             return None
-        el = etree.SubElement(parent, self._tag(name))
+        el = _SubElement(parent, self._tags.get(name) or self._tag(name))
         el.text = value
         return el
 

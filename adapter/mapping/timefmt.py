@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from functools import lru_cache
 from typing import overload
 from zoneinfo import ZoneInfo
 
@@ -45,7 +46,14 @@ def timestamp(value: datetime | date | str) -> str: ...
 def timestamp(value: None) -> None: ...
 def timestamp(value: datetime | date | str | None) -> str | None:
     """RIVTA TimeStampType (YYYYMMDDhhmmss)."""
-    return None if value is None else to_local(value).strftime("%Y%m%d%H%M%S")
+    return None if value is None else _timestamp(value)
+
+
+# Cached: a resource's time is written several times (document, author, signature) and the zone conversion and
+# strftime cost more than the lookup. Equal values (aware ones: the same instant) give the same local time.
+@lru_cache(maxsize=4096)
+def _timestamp(value: datetime | date | str) -> str:
+    return to_local(value).strftime("%Y%m%d%H%M%S")
 
 
 @overload

@@ -162,3 +162,24 @@ def test_a_run_that_dies_midway_leaves_whole_records(store, support, tmp_path, m
     assert report.published["GetDiagnosis:2"] == 1200 - ingest_module.BATCH
     assert report.unchanged == ingest_module.BATCH  # the committed batch is recognised, not written again
     assert len(stored(store)) == 1200
+
+
+def test_the_garbage_collector_is_handed_back_as_found_also_when_a_run_dies(store, support, tmp_path, monkeypatch):
+    import gc
+
+    from adapter.intake import unit
+
+    write(tmp_path / "d.json", bundle(condition("c1", identifier="d1")))
+    thresholds = gc.get_threshold()
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    ingest(store, [support, tmp_path / "d.json"])
+    assert gc.isenabled() and gc.get_freeze_count() == 0  # what it froze is collected again afterwards
+    assert gc.get_threshold() == thresholds
+
+    def dying_know(*args, **kwargs):
+        raise KeyboardInterrupt  # stopped while the read-ahead is built (collection is off then)
+
+    monkeypatch.setattr(unit.Intake, "know", dying_know)
+    with pytest.raises(KeyboardInterrupt):
+        ingest(store, [support, tmp_path / "d.json"])
+    assert gc.isenabled() and gc.get_freeze_count() == 0 and gc.get_threshold() == thresholds
