@@ -164,7 +164,9 @@ class Context:
             yield inner
         finally:
             self._current.pop()
-            self.used = saved | inner if self._current else saved
+            if self._current:  # nested: what it used, the enclosing mapping used (in the set its caller holds)
+                saved |= inner
+            self.used = saved
             if not self._current:
                 self._units.clear()
                 self._people.clear()

@@ -1399,3 +1399,15 @@ def test_ingest_statement_based_on_request_stored_earlier(tmp_path, new_store, s
     assert_ok(resp, schemas)
     prescribers = [t(p, "c:healthcareProfessionalHSAId") for p in resp.iterfind(".//c:prescriber", NS)]
     assert prescribers == [MARIA.hsa_id, MARIA.hsa_id]  # the request's record and the statement's
+
+
+def test_a_prescriber_named_in_an_extension_is_among_what_the_record_depends_on(ctx):
+    """The prescriber is resolved in a mapping nested in the statement's own (`#id` may point into `contained`);
+    what it names must still reach the statement's dependencies, or a change to that practitioner would never
+    re-render the record."""
+    for raw in (med_statement(), med_request(extension=[prescriber_ext()])):
+        model = validate(raw)
+        with ctx.mapping(model) as used:
+            dispatch.map_resource(model, ctx)
+        named = [key for key in used if key.startswith("identifier:") and key.endswith(DOCTOR["identifier"]["value"])]
+        assert named and "Patient/pat-1" in used, raw["resourceType"]
