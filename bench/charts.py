@@ -59,8 +59,8 @@ def _legend(ax: Axes, below: float = 0.1) -> None:
 
 
 def _short(contract: str) -> str:
-    """GetMedicationHistory -> "Medication\nHistory": a tick label that does not run into its neighbour."""
-    return re.sub(r"(?<=[a-z])(?=[A-Z])", "\n", contract.removeprefix("Get"))
+    """GetMedicationHistory_2 -> "Medication\nHistory 2": a tick label that does not run into its neighbour."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", "\n", contract.removeprefix("Get")).replace("_", " ")
 
 
 def _target_line(ax: Axes, value: float, label: str) -> None:

@@ -29,12 +29,12 @@ from sqlalchemy import delete, select
 
 from adapter.demo.generate import generate
 from adapter.ingest import ingest
-from adapter.producer.app import _fetch
 from adapter.rivta import soap
 from adapter.rivta.contracts import CONTRACTS, CONTRACTS_DIR, Contract
 from adapter.rivta.request_builder import build_request
 from adapter.store import records as store
 from adapter.store.engine import open_store
+from adapter.store.reader import RecordReader
 from adapter.store.tables import records
 from bench.report import Report, scale
 from bench.servers import client_context, dev_pki, free_port, real_server
@@ -75,8 +75,17 @@ def fill(engine, originals: dict[str, list[dict]], per_contract: int) -> None:
             conn.execute(records.insert(), out)
 
 
+_readers: dict[object, RecordReader] = {}
+
+
+def _fetch(engine, q: store.RecordQuery) -> list[bytes]:
+    """The producer's read path (one reader per store, as a serving process keeps it)."""
+    reader = _readers.get(engine) or _readers.setdefault(engine, RecordReader(engine))
+    return reader.query(q)
+
+
 def render(engine, contract: Contract) -> bytes:
-    q = store.RecordQuery(contract.name, SOURCE, PNR, PNR_TYPE)
+    q = store.RecordQuery(contract.key, SOURCE, PNR, PNR_TYPE)
     fragments = _fetch(engine, q)
     return b"".join(soap.response_parts(contract, fragments, soap.result_element(contract, "OK", soap.new_log_id())))
 
@@ -96,7 +105,7 @@ def traced_peak(engine, contract: Contract) -> int:
     from adapter.producer.app import _chunks
 
     async def stream() -> None:
-        q = store.RecordQuery(contract.name, SOURCE, PNR, PNR_TYPE)
+        q = store.RecordQuery(contract.key, SOURCE, PNR, PNR_TYPE)
         parts = list(soap.response_parts(contract, _fetch(engine, q),
                                          soap.result_element(contract, "OK", soap.new_log_id())))
         async for _chunk in _chunks(parts):
@@ -186,7 +195,7 @@ def main() -> int:
                            "s_per_mb": wire["ttlb_s"] / mb, "peak_extra_mb": wire["peak_extra_bytes"] / 1e6,
                            "traced_peak_mb": traced / 1e6,
                            "peak_vs_answer": max(wire["peak_extra_bytes"], traced) / wire["bytes"]}
-                    report.add(f"{c.name}_{n}", **row)
+                    report.add(f"{c.name}_{c.major}_{n}", **row)
                     if n < min(1000, max(sizes)):  # a small answer measures fixed latency, not throughput
                         continue
                     worst["render_vs_lxml"] = max(worst["render_vs_lxml"], row["render_vs_lxml"])
