@@ -9,7 +9,10 @@ Measured per contract and size:
   zeep rendering the same response (its deserialised objects serialised again with the contract's WSDL).
 
 Targets: render <= 2x lxml alone; >= 10x faster than zeep; <= 0.02 s/MB end to end; peak memory <= 3x the
-answer. The store holds the demo patient's records copied N times with distinct document ids.
+answer. The store holds the demo patient's records copied N times with distinct document ids. A contract with
+partial answers (hasMore: GetCareDocumentation 3) sends one page of at most NPO_MAX_RECORDS_PER_ANSWER records
+whatever N is: its time and memory are reported and held to the render and memory targets, not to s/MB (a page
+of 1 MB measures the query that orders every record newest first, not throughput).
 `python -m bench.large_answers` (NPO_BENCH_SCALE shrinks N).
 """
 
@@ -27,10 +30,11 @@ import httpx
 from lxml import etree
 from sqlalchemy import delete, select
 
+from adapter.config import Settings
 from adapter.demo.generate import generate
 from adapter.ingest import ingest
 from adapter.rivta import soap
-from adapter.rivta.contracts import CONTRACTS, CONTRACTS_DIR, Contract
+from adapter.rivta.contracts import BY_KEY, CONTRACTS, CONTRACTS_DIR, Contract
 from adapter.rivta.request_builder import build_request
 from adapter.store import records as store
 from adapter.store.engine import open_store
@@ -78,9 +82,15 @@ def fill(engine, originals: dict[str, list[dict]], per_contract: int) -> None:
 _readers: dict[object, RecordReader] = {}
 
 
+PAGE = Settings().max_records_per_answer  # a contract with partial answers (hasMore) sends at most this many
+
+
 def _fetch(engine, q: store.RecordQuery) -> list[bytes]:
-    """The producer's read path (one reader per store, as a serving process keeps it)."""
+    """The producer's read path (one reader per store, as a serving process keeps it): a contract with partial
+    answers gets its first page, as the producer sends it."""
     reader = _readers.get(engine) or _readers.setdefault(engine, RecordReader(engine))
+    if BY_KEY[q.contract].has_more:
+        return [row.fragment for row in reader.query_page(q, PAGE)]
     return reader.query(q)
 
 
@@ -182,7 +192,8 @@ def main() -> int:
                     answer = render(engine, c)
                     tree = etree.fromstring(answer, etree.XMLParser(huge_tree=True))
                     got = len(tree.findall(f".//{{{c.responder_ns}}}{c.record_element}"))
-                    assert got == n, f"{c.name}: {got} records, expected {n}"
+                    expected = min(n, PAGE) if c.has_more else n
+                    assert got == expected, f"{c.title}: {got} records, expected {expected}"
                     t_render = best(lambda c=c: render(engine, c))
                     t_lxml = best(lambda tree=tree: etree.tostring(tree, encoding="utf-8", xml_declaration=True))
                     t_zeep = best(zeep_renderer(c, answer), repeat=1)
@@ -197,6 +208,11 @@ def main() -> int:
                            "peak_vs_answer": max(wire["peak_extra_bytes"], traced) / wire["bytes"]}
                     report.add(f"{c.name}_{c.major}_{n}", **row)
                     if n < min(1000, max(sizes)):  # a small answer measures fixed latency, not throughput
+                        continue
+                    if c.has_more:  # one page of at most PAGE records, whatever the size: reported, not a large answer
+                        worst["render_vs_lxml"] = max(worst["render_vs_lxml"], row["render_vs_lxml"])
+                        worst["peak_vs_answer"] = max(worst["peak_vs_answer"], row["peak_vs_answer"])
+                        worst["zeep_vs_render"] = min(worst["zeep_vs_render"], row["zeep_vs_render"])
                         continue
                     worst["render_vs_lxml"] = max(worst["render_vs_lxml"], row["render_vs_lxml"])
                     worst["zeep_vs_render"] = min(worst["zeep_vs_render"], row["zeep_vs_render"])
