@@ -118,9 +118,7 @@ def _check_clashes(conn: Connection, resource_type: str, resource_id: str, rows:
     if not rows:
         return
     wanted = {(r["source_system"], r["contract"], r["document_id"]) for r in rows}
-    found = conn.execute(_CLASH, {"systems": sorted({w[0] for w in wanted}),
-                                  "contracts": sorted({w[1] for w in wanted}),
-                                  "documents": sorted({w[2] for w in wanted}), "t": resource_type, "i": resource_id})
+    found = conn.execute(_CLASH, _documents(wanted) | {"t": resource_type, "i": resource_id})
     for clash in found:
         if (clash.source_system, clash.contract, clash.document_id) in wanted:
             raise DuplicateDocumentId(
@@ -147,15 +145,20 @@ def insert(conn: Connection, rows: list[dict[str, Any]], days: list[list[str]]) 
                                 for row, ds in zip(rows, days, strict=True) for d in ds])
 
 
+def _documents(triples: set[tuple[str, str, str]]) -> dict[str, list[str]]:
+    """`_SAME_DOCUMENT`'s parameters for (source system, contract, document id) triples (the caller keeps only the
+    rows whose triple it asked for)."""
+    return {"systems": sorted({t[0] for t in triples}), "contracts": sorted({t[1] for t in triples}),
+            "documents": sorted({t[2] for t in triples})}
+
+
 def check_batch(conn: Connection, documents: set[tuple[str, str, str]]) -> None:
     """DuplicateDocumentId when one of a flushed batch's (source system, contract, document id) is published by
     more than one resource (a batch's documents checked in one query instead of one per resource)."""
     if not documents:
         return
     owners: dict[tuple[str, str, str], set[tuple[str, str]]] = {}
-    for row in conn.execute(_SAME_DOCUMENT, {"systems": sorted({d[0] for d in documents}),
-                                             "contracts": sorted({d[1] for d in documents}),
-                                             "documents": sorted({d[2] for d in documents})}):
+    for row in conn.execute(_SAME_DOCUMENT, _documents(documents)):
         triple = (row.source_system, row.contract, row.document_id)
         if triple in documents:
             owners.setdefault(triple, set()).add((row.resource_type, row.resource_id))
@@ -171,17 +174,12 @@ _STORED = select(*[records.c[c] for c in _COMPARED]).where(_MINE).order_by(recor
 _STORED_MANY = select(*[records.c[c] for c in _COMPARED]).where(
     records.c.resource_type == bindparam("t"), records.c.resource_id.in_(bindparam("ids", expanding=True))
 ).order_by(records.c.resource_id, records.c.part)
-_CLASH = select(records.c.resource_type, records.c.resource_id, records.c.source_system, records.c.contract,
-                records.c.document_id).where(
-    records.c.source_system.in_(bindparam("systems", expanding=True)),
-    records.c.contract.in_(bindparam("contracts", expanding=True)),
-    records.c.document_id.in_(bindparam("documents", expanding=True)),
-    or_(records.c.resource_type != bindparam("t"), records.c.resource_id != bindparam("i")))
 _SAME_DOCUMENT = select(records.c.resource_type, records.c.resource_id, records.c.source_system, records.c.contract,
                         records.c.document_id).where(
     records.c.source_system.in_(bindparam("systems", expanding=True)),
     records.c.contract.in_(bindparam("contracts", expanding=True)),
     records.c.document_id.in_(bindparam("documents", expanding=True)))
+_CLASH = _SAME_DOCUMENT.where(or_(records.c.resource_type != bindparam("t"), records.c.resource_id != bindparam("i")))
 _INSERT = records.insert()
 _KEYS = select(records.c.pk, records.c.resource_id, records.c.part).where(
     records.c.resource_type == bindparam("t"), records.c.resource_id.in_(bindparam("ids", expanding=True)))
