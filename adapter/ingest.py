@@ -83,34 +83,40 @@ def ingest(
 ) -> IngestReport:
     files = expand(paths)
     report = IngestReport()
+    with _collector_for_bulk_load(), engine.connect() as conn:
+        intake = Intake(conn, Writer.operator(), default_source_system=default_source_system,
+                        unknown_types="skip", derive_ids=True)
+        # Pass 1: supporting resources, kept in the store; MedicationRequests read ahead for basedOn (one
+        # reading of the files for both: parsing them costs a sixth of validating what they hold).
+        with _kept_whole_run():
+            ahead = [i for i in read(files) if _supporting(i) or (
+                i.raw is not None and i.raw.get("resourceType") in REFERENCED_CLINICAL)]
+            intake.know([i for i in ahead if not _supporting(i)])
+        planner = _PlannerStatistics(conn)
+        for chunk in _chunks((i for i in ahead if _supporting(i)), BATCH):
+            _take(intake, chunk, report, progress, supporting=True)
+            _keep_uncollected()
+            planner.after_chunk()
+        del ahead
+        # Pass 2: clinical resources, deletes and whatever could not be read.
+        for chunk in _chunks((i for i in read(files) if not _supporting(i)), BATCH):
+            _take(intake, chunk, report, progress, supporting=False)
+            planner.after_chunk()
+    return report
+
+
+@contextmanager
+def _collector_for_bulk_load() -> Iterator[None]:
+    """The garbage collector as an ingest wants it, restored afterwards: young collections after 10 000 allocations,
+    not 700 (most of an ingest's objects die by reference count before one runs, so fewer of them walk what is
+    alive for a moment, each batch, less often), and what the run froze (_keep_uncollected) unfrozen at its end."""
     thresholds = gc.get_threshold()
-    # Young collections after 10 000 allocations, not 700: most of an ingest's objects die by reference count
-    # before one runs, so fewer of them walk what is alive for a moment (each batch) less often.
     gc.set_threshold(10_000, 10, 10)
     try:
-        with engine.connect() as conn:
-            intake = Intake(conn, Writer.operator(), default_source_system=default_source_system,
-                            unknown_types="skip", derive_ids=True)
-            # Pass 1: supporting resources, kept in the store; MedicationRequests read ahead for basedOn (one
-            # reading of the files for both: parsing them costs a sixth of validating what they hold).
-            with _kept_whole_run():
-                ahead = [i for i in read(files) if _supporting(i) or (
-                    i.raw is not None and i.raw.get("resourceType") in REFERENCED_CLINICAL)]
-                intake.know([i for i in ahead if not _supporting(i)])
-            planner = _PlannerStatistics(conn)
-            for chunk in _chunks((i for i in ahead if _supporting(i)), BATCH):
-                _take(intake, chunk, report, progress, supporting=True)
-                _keep_uncollected()
-                planner.after_chunk()
-            del ahead
-            # Pass 2: clinical resources, deletes and whatever could not be read.
-            for chunk in _chunks((i for i in read(files) if not _supporting(i)), BATCH):
-                _take(intake, chunk, report, progress, supporting=False)
-                planner.after_chunk()
+        yield
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
-    return report
 
 
 class _PlannerStatistics:
