@@ -166,15 +166,20 @@ def _hypersensitivity(b: rivta_xml.Builder, body: _Element, ai: Any) -> None:
             b.cv(drug, "pharmaceuticalProductId", coding.code.strip(), NPL_ID, coding.display,
                  original_text=coding.display, field="code.coding")
         return
+    _other_hypersensitivity(b, el, substance_text, ai.code)
+    if not len(el):
+        raise MappingError("code", "a hypersensitivity needs its agent (code), category, criticality or verification")
+
+
+def _other_hypersensitivity(b: rivta_xml.Builder, el: _Element, agent_text: str | None, code: Any) -> None:
+    """otherHypersensitivity (a non-drug agent: its text and code), left out when it would be empty."""
     other = b.node(el, "otherHypersensitivity")
-    b.text(other, "hypersensitivityAgent", substance_text)
-    agent = _coded(ai.code)
+    b.text(other, "hypersensitivityAgent", agent_text)
+    agent = _coded(code)
     if agent is not None and agent.code:
         agent.write(b, other, "hypersensitivityAgentCode", "code.coding")
     if not len(other):
         el.remove(other)
-    if not len(el):
-        raise MappingError("code", "a hypersensitivity needs its agent (code), category, criticality or verification")
 
 
 def _severity(resource: Any) -> Cv | None:
@@ -303,13 +308,7 @@ def _flag_body(b: rivta_xml.Builder, body: _Element, kind: str, flag: Any) -> No
         severity = _severity(flag)
         if severity is not None:
             severity.write(b, el, "degreeOfSeverity", "extension")
-        other = b.node(el, "otherHypersensitivity")
-        b.text(other, "hypersensitivityAgent", text)
-        agent = _coded(flag.code)
-        if agent is not None and agent.code:
-            agent.write(b, other, "hypersensitivityAgentCode", "code.coding")
-        if not len(other):
-            el.remove(other)
+        _other_hypersensitivity(b, el, text, flag.code)
         if not len(el):
             raise MappingError("code", "a hypersensitivity needs its agent (code.text or a coded agent)")
     elif kind == RESTRICTION_OF_CARE:
