@@ -21,6 +21,7 @@ stops access at the next request, with the connection closed.
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -90,7 +91,7 @@ class TlsContexts:
         """Re-read certificates and CRLs; new handshakes use them, and the next request on an established
         connection is checked against them."""
         self.current, self.verifier = self._build()
-        log.info("TLS material reloaded (%d CRLs)", len(self.files.crls))
+        log.info("TLS material reloaded (%d CRLs) in process %d", len(self.files.crls), os.getpid())
 
     def _onto_current(self, sslobj, _server_name, ctx: ssl.SSLContext) -> None:
         if ctx is not self.current:
