@@ -26,7 +26,12 @@ _TOKEN = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 
 
 def new() -> str:
-    return str(uuid.uuid4())
+    """A random UUID that `accepted` takes: about 0.4 % of random UUIDs look as if they held a personnummer, and
+    the next hop (a producer, the platform) would replace such an id and lose the thread through the logs."""
+    while True:
+        value = str(uuid.uuid4())
+        if not _uuid_may_hold_personnummer(value):
+            return value
 
 
 def accepted(value: str | None) -> str | None:

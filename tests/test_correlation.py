@@ -1,0 +1,22 @@
+"""The adapter's own correlation ids pass the check every hop applies to ids from the network."""
+
+from __future__ import annotations
+
+import uuid
+
+from adapter import correlation
+
+# Seen in CI: a random UUID whose first digits read 83 10 67… (a samordningsnummer's month and day + 60), so the
+# adapter's own id was replaced by the next hop as if it could hold a personnummer.
+LOOKS_LIKE_ONE = "68310674-9728-4030-96ee-13e1bff6eec9"
+
+
+def test_an_id_the_next_hop_would_refuse_is_never_made(monkeypatch):
+    made = iter([uuid.UUID(LOOKS_LIKE_ONE), uuid.UUID("0a0b0c0d-0e0f-4a0b-8c0d-0e0f0a0b0c0d")])
+    monkeypatch.setattr(correlation.uuid, "uuid4", lambda: next(made))
+    assert correlation.accepted(LOOKS_LIKE_ONE) is None
+    assert correlation.new() == "0a0b0c0d-0e0f-4a0b-8c0d-0e0f0a0b0c0d"
+
+
+def test_every_id_made_is_accepted():
+    assert all(correlation.accepted(value) == value for value in (correlation.new() for _ in range(20_000)))
