@@ -554,6 +554,7 @@ def overview(
     ov = asyncio.run(as_it_comes())
     if as_json:
         typer.echo(to_bundle(ov).model_dump_json(indent=2))
+        _exit_if_no_source_answered(ov)
         return
     if record is not None:
         found = [r for recs in ov.records.values() for r in recs]
@@ -567,6 +568,18 @@ def overview(
             _print_record(r.contract.label, summarise(r, config.names))
         return
     _print_overview(ov, assignment.name, config.names, full=full)
+    _exit_if_no_source_answered(ov)
+
+
+def _exit_if_no_source_answered(ov) -> None:
+    """Exit 1 when every source failed every information type: an empty overview is then no answer, and a script
+    must not take it for a patient with nothing recorded."""
+    from adapter.consumer.fetch import Outcome
+
+    if ov.sources and all(r.outcome is Outcome.FAILED for r in ov.sources):
+        console.print("[red]Ingen källa svarade:[/red] översikten är tom för att inget kunde hämtas, inte för att "
+                      "patienten saknar uppgifter", highlight=False)
+        raise typer.Exit(code=1)
 
 
 def _print_progress(ov, told: set) -> None:
@@ -574,8 +587,8 @@ def _print_progress(ov, told: set) -> None:
     from adapter.consumer.fetch import Outcome
 
     if not told and ov.pending and not ov.complete:
-        console.print(f"Hämtar från {len(ov.pending)} källor: {escape(', '.join(s.name for s in ov.pending))}",
-                      highlight=False)
+        count = f"{len(ov.pending)} {'källa' if len(ov.pending) == 1 else 'källor'}"
+        console.print(f"Hämtar från {count}: {escape(', '.join(s.name for s in ov.pending))}", highlight=False)
     for source in dict.fromkeys(r.source for r in ov.sources):
         if source in told:
             continue
@@ -586,8 +599,10 @@ def _print_progress(ov, told: set) -> None:
         mark = "[red]✗[/red]" if failed else "[green]✓[/green]"
         said = f"{shown} uppgifter visas" if shown else "inget att visa"
         if failed:
-            said += f"; misslyckades för {len(failed)} av {len(results)} informationsmängder"
-        console.print(f"{mark} {escape(source.name)} ({source.logical_address}): {said}", highlight=False)
+            # where it was asked and the first reason: "could not connect" alone does not say which address
+            said += (f"; misslyckades för {len(failed)} av {len(results)} informationsmängder "
+                     f"({source.url}: {failed[0].reason})")
+        console.print(f"{mark} {escape(source.name)} ({source.logical_address}): {escape(said)}", highlight=False)
 
 
 def _consumer_config(path: Path):

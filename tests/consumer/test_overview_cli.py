@@ -82,7 +82,7 @@ def test_consent_with_the_consent_service_down_is_a_clear_refusal(tmp_path, pki)
 def test_the_overview_is_logged_as_a_cli_access(tmp_path, pki):
     store = f"sqlite:///{tmp_path}/cli.db"
     result = run(consumer_toml(tmp_path, pki), store, "--emergency", "Medvetslös patient, akut läkemedelsgenomgång")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # its one source is down (the next test)
     entry = access_log.entries(open_store(store))[-1]
     assert entry["authenticated_by"] == "cli" and entry["assignment_name"] == "Akutmottagningen"
 
@@ -125,7 +125,7 @@ def test_overview_prints_records_whole_by_name_and_one_record_alone(tmp_path, pk
         before = access_log.count(store)
         one = asyncio.run(build_overview(config, store, user, TOLVAN, only_document="note-markup"))
     out = buffer.getvalue()
-    assert "Hämtar från 1 källor: Exempelby journal 2" in out
+    assert "Hämtar från 1 källa: Exempelby journal 2" in out
     assert f"✓ Exempelby journal 2 ({NOTES_SOURCE}): 6 uppgifter visas" in out
     assert "SLUTET AV ANTECKNINGEN" in out and "<script>alert('x')</script>" in out
     assert "[red]inte rödt[/red]" in out  # text, never rich markup
@@ -135,3 +135,18 @@ def test_overview_prints_records_whole_by_name_and_one_record_alone(tmp_path, pk
     assert [r.document_id for recs in one.records.values() for r in recs] == ["note-markup"]
     logged = access_log.entries(store)[before:]
     assert [e["resource_types"] for e in logged] == [["GetCareDocumentation:3"]]
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_an_overview_where_no_source_answered_says_where_it_asked_and_exits_1(tmp_path, pki, as_json):
+    """Every source down: the overview said "inget att visa" without the address it tried, and exited 0, so a
+    script could not tell it from a patient with nothing recorded."""
+    store = f"sqlite:///{tmp_path}/cli.db"
+    config = consumer_toml(tmp_path, pki)
+    dead = next(line.split('"')[1] for line in config.read_text().splitlines() if line.startswith("url ="))
+    result = run(config, store, "--emergency", "Medvetslös patient, akut läkemedelsgenomgång",
+                 *(["--json"] if as_json else []))
+    output = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert f"({dead}: could not connect" in output and "Ingen källa svarade" in output
+    assert "Traceback" not in result.output
