@@ -229,7 +229,7 @@ def serve(
 
 def _supervise(spec, workers: int, sock, gateway, where: str, metrics_args: tuple, engine) -> None:
     """`serve --workers N` (N > 1): the supervisor keeps the metrics listener and the engagement-index sender;
-    exit 1 when a worker could not start (it said why in the log)."""
+    exit 1 when a worker could not start or workers kept dying (the log says why)."""
     from adapter.gateway.workers import metrics_folder, supervise
     from adapter.metrics import workers_metrics
 
@@ -238,7 +238,8 @@ def _supervise(spec, workers: int, sock, gateway, where: str, metrics_args: tupl
         _say(f"serving NPÖ contracts on {where} ({spec.source.value} callers) with {workers} worker processes")
         _ei_sender(engine, spec.settings)
         if not supervise(spec, workers, sock, gateway.reload):
-            _say("[red]stopped:[/red] a worker could not start (see its reason above)", logging.ERROR)
+            _say("[red]stopped:[/red] a worker could not start, or workers kept dying (see the reason above)",
+                 logging.ERROR)
             raise typer.Exit(code=1)
 
 

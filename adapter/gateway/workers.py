@@ -2,9 +2,10 @@
 
 The supervisor is uvicorn's own `Multiprocess` (it spawns the workers with the socket the parent bound, restarts a
 worker that dies, stops them all on SIGINT/SIGTERM, and stops when a worker fails while starting instead of
-restarting it forever), with one change: SIGHUP is forwarded to every worker, which reloads its certificates and
+restarting it forever), with two changes. SIGHUP is forwarded to every worker, which reloads its certificates and
 CRLs in place as a single `serve` process does (uvicorn would replace every worker instead, closing the callers'
-connections, and a reload that fails would not keep the previous material with a logged reason).
+connections, and a reload that fails would not keep the previous material with a logged reason). Workers that keep
+dying after they started stop the supervisor too (uvicorn would replace them every half second, forever).
 
 A worker is a fresh (spawned) interpreter: TLS contexts, the verifier, the store engine and the app cannot cross a
 process boundary, so each builds its own from a `ProducerSpec` when uvicorn loads its config. The supervisor keeps
@@ -14,6 +15,7 @@ multiprocess mode, in a private folder it creates and removes), the engagement-i
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -22,6 +24,7 @@ import signal
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,12 +127,33 @@ class WorkerConfig(uvicorn.Config):
 
 class Supervisor(Multiprocess):
     """uvicorn's Multiprocess, with SIGHUP forwarded to every worker (and `reload`ing the supervisor's own copy of
-    the material, which its metrics and readiness report)."""
+    the material, which its metrics and readiness report), a dead worker logged as a warning with its exit code,
+    and workers that keep dying stopping the supervisor instead of being restarted every half second forever."""
+
+    MAX_DEATHS, WITHIN = 6, 60.0  # more deaths than this within so many seconds: a crash loop
 
     def __init__(self, config: WorkerConfig, sockets: list[socket.socket],
                  reload: Callable[[], None] | None = None) -> None:
         super().__init__(config, sockets)
         self.reload = reload
+        self.deaths: collections.deque[float] = collections.deque()
+        self.crash_loop = False
+
+    def keep_subprocess_alive(self) -> None:
+        before = list(self.processes)
+        super().keep_subprocess_alive()
+        now = time.monotonic()
+        for old, new in zip(before, self.processes, strict=True):
+            if old is not new:
+                log.warning("worker %s ended (exit code %s): replaced by worker %s", old.pid, old.exitcode, new.pid)
+                self.deaths.append(now)
+        while self.deaths and self.deaths[0] < now - self.WITHIN:
+            self.deaths.popleft()
+        if len(self.deaths) > self.MAX_DEATHS and not self.should_exit.is_set():
+            log.error("%d workers ended within %g s: stopping (a crash loop; see the reasons above)",
+                      len(self.deaths), self.WITHIN)
+            self.crash_loop = True
+            self.should_exit.set()
 
     def handle_hup(self) -> None:
         log.info("SIGHUP: reloading certificates and CRLs in every worker")
@@ -144,8 +168,9 @@ class Supervisor(Multiprocess):
                     os.kill(process.pid, signal.SIGHUP)
 
     @property
-    def failed_at_start(self) -> bool:
-        return any(process.exitcode == STARTUP_FAILURE for process in self.processes)
+    def failed(self) -> bool:
+        """A worker failed while starting, or workers kept dying."""
+        return self.crash_loop or any(process.exitcode == STARTUP_FAILURE for process in self.processes)
 
 
 @contextlib.contextmanager
@@ -167,7 +192,8 @@ def metrics_folder() -> Iterator[Path]:
 
 def supervise(spec: ProducerSpec, workers: int, sock: socket.socket,
               reload: Callable[[], None] | None = None) -> bool:
-    """Run `workers` workers on `sock` until SIGINT or SIGTERM; False when a worker could not start."""
+    """Run `workers` workers on `sock` until SIGINT or SIGTERM; False when a worker could not start or workers
+    kept dying."""
     supervisor = Supervisor(WorkerConfig(spec, workers), [sock], reload)
     supervisor.run()
-    return not supervisor.failed_at_start
+    return not supervisor.failed

@@ -144,7 +144,8 @@ def test_two_workers_restart_reload_and_stop_together(engine, pki, tmp_path):
     _until(lambda: all(_gone(pid) for pid in everyone), 10)
     assert not list(private_tmp.iterdir())  # the workers' metrics folder is removed
     log = (tmp_path / "stderr.log").read_text()
-    assert "with 2 worker processes" in log and f"Child process [{killed}] died" in log
+    assert "with 2 worker processes" in log
+    assert f"WARNING adapter.gateway worker {killed} ended (exit code -9): replaced by" in log
 
 
 def test_a_has_more_reference_from_one_worker_continues_on_the_other(store, tmp_path):
@@ -192,6 +193,40 @@ def test_a_worker_that_cannot_start_stops_the_supervisor(tmp_path):
     assert res.returncode == 1, res.stderr
     assert "could not start: AuthorisationError" in res.stderr
     assert time.monotonic() - started < 60
+
+
+def test_workers_that_keep_dying_stop_the_supervisor(tmp_path):
+    """A worker that dies after it started was replaced every half second, forever, logged at INFO: a broken
+    deployment looked alive. Each death is a warning with its exit code, and more than MAX_DEATHS within WITHIN
+    seconds stop the supervisor (exit 1), so the service manager sees it."""
+    code = ("import sys; from pathlib import Path; from adapter import logs; from adapter.config import Settings; "
+            "from adapter.gateway import server, workers; from adapter.gateway.identity import CertSource; "
+            "logs.setup('info'); workers.Supervisor.MAX_DEATHS = 2; "
+            "spec = workers.ProducerSpec(Settings(store_url=sys.argv[1]), CertSource.NONE, Path(sys.argv[2])); "
+            "sys.exit(0 if workers.supervise(spec, 2, server.bind_tcp('127.0.0.1', 0)) else 1)")
+    proc = subprocess.Popen([sys.executable, "-c", code, f"sqlite:///{tmp_path}/s.db", str(AUTHORISATIONS)],
+                            stderr=subprocess.PIPE,
+                            text=True, cwd=REPO)
+    try:
+        killed: set[int] = set()
+
+        def new_workers() -> set[int] | str | None:
+            if proc.poll() is not None:
+                return "stopped"
+            return w if len(w := _workers(proc.pid) - killed) == 2 else None
+
+        while len(killed) < 10 and (workers := _until(new_workers)) != "stopped":
+            for pid in workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+        assert proc.wait(timeout=60) == 1
+    finally:
+        proc.kill()
+    log = proc.stderr.read() if proc.stderr else ""
+    assert log.count("WARNING adapter.gateway worker") >= 3 and "exit code -9" in log
+    assert "workers ended within 60 s: stopping (a crash loop" in log
+    _until(lambda: all(_gone(pid) for pid in killed), 10)
 
 
 def test_workers_must_be_at_least_one(tmp_path):
