@@ -54,6 +54,14 @@ def ops_app(exposition: Exposition, readiness: Readiness) -> Starlette:
     return Starlette(routes=routes)
 
 
+class _QuietServer(uvicorn.Server):
+    """uvicorn's server without its "Uvicorn running on http://… (Press CTRL+C to quit)" line: next to the mTLS
+    service it read as if the service itself were plain HTTP. The command says where metrics are served."""
+
+    def _log_started_message(self, listeners: Any) -> None:
+        pass
+
+
 class OpsListener:
     """The metrics listener, running in a daemon thread until `stop`."""
 
@@ -63,7 +71,7 @@ class OpsListener:
         # uvicorn's loggers (process-wide) are left alone
         config = uvicorn.Config(app, host=host, port=port, log_config=None, log_level=None, access_log=False,
                                 lifespan="off", server_header=False)
-        self.server = uvicorn.Server(config)
+        self.server = _QuietServer(config)
         self.thread = threading.Thread(target=self._run, name="metrics-listener", daemon=True)
         self.error: BaseException | None = None
 

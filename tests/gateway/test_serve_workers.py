@@ -144,7 +144,8 @@ def test_two_workers_restart_reload_and_stop_together(engine, pki, tmp_path):
     _until(lambda: all(_gone(pid) for pid in everyone), 10)
     assert not list(private_tmp.iterdir())  # the workers' metrics folder is removed
     log = (tmp_path / "stderr.log").read_text()
-    assert "with 2 worker processes" in log
+    assert "with 2 worker processes" in log and f"metrics and health on {ops_url}/metrics" in log
+    assert "Uvicorn running on http://" not in log  # the metrics listener's, read as if the service were plain HTTP
     assert f"WARNING adapter.gateway worker {killed} ended (exit code -9): replaced by" in log
 
 
