@@ -204,3 +204,27 @@ def test_contract_test_with_a_bad_declaration_exits_2(tmp_path):
     path = written(tmp_path, changed(DECLARATION, 'empty_period = ["20100101", "20101231"]', 'empty_period = "2010"'))
     result = CliRunner().invoke(command, ["contract-test", "--data", str(path), "--endpoint", "http://127.0.0.1:1"])
     refused(result, str(path), "empty_period: must be")
+
+
+def test_stubs_say_once_where_each_stand_in_listens_and_stop_on_sigterm(tmp_path):
+    """uvicorn's start and stop lines came four times over (four servers in one process), after the stand-ins' own."""
+    import signal
+    import subprocess
+
+    from tests.conftest import free_port
+    from tests.gateway.conftest import CLI, wait_for_port
+
+    ports = {name: free_port() for name in ("consent", "blocking", "log", "ei")}
+    proc = subprocess.Popen([*CLI, "stubs", "--plain-http", *(a for name, port in ports.items()
+                                                               for a in (f"--{name}-port", str(port)))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        for port in ports.values():
+            wait_for_port(port, proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    for name, port in ports.items():
+        assert err.count(f"{name} stand-in on http://127.0.0.1:{port}") == 1
+    assert "Uvicorn running" not in err and "Started server process" not in err

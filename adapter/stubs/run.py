@@ -96,7 +96,9 @@ def tls_from_dev_pki(directory: Path) -> TlsContexts:
 
 def serve_stubs(seed: Path, host: str, ports: dict[str, int], tls: TlsContexts | None) -> None:
     """Serve the stand-ins until SIGINT/SIGTERM; SIGHUP reloads the TLS certificates and CRLs."""
-    stubs = StubServers(seed, host, ports, tls, log_level="info")
+    # uvicorn's own lines at warning: four servers in one process said each start and stop four times over, after
+    # the stand-ins' own lines below had said where each one listens
+    stubs = StubServers(seed, host, ports, tls, log_level="warning")
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda _signum, _frame: stubs.stop())
