@@ -6,6 +6,8 @@ BIN    := $(VENV)/bin
 STORE  ?=
 HOST   ?= 127.0.0.1
 PORT   ?= 8443
+# METRICS_PORT=9464: also serve /metrics and /health/* there (plain HTTP, loopback)
+METRICS_PORT ?=
 
 .PHONY: run test demo-data bench soak clean
 
@@ -21,7 +23,8 @@ run: $(VENV)/.installed
 	test -f certs/dev/pki.json || $(BIN)/npo-adapter certs init
 	$(BIN)/npo-adapter demo generate
 	$(BIN)/npo-adapter ingest demo-data $(if $(STORE),--store '$(STORE)')
-	$(BIN)/npo-adapter serve $(if $(STORE),--store '$(STORE)') --host $(HOST) --port $(PORT)
+	$(BIN)/npo-adapter serve $(if $(STORE),--store '$(STORE)') --host $(HOST) --port $(PORT) \
+	  $(if $(METRICS_PORT),--metrics-port $(METRICS_PORT))
 
 # The tests' OpenID provider (oidc-provider from npm, exactly as locked in package-lock.json).
 OIDC := tests/oidc
