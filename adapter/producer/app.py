@@ -212,7 +212,7 @@ def _add_routes(app: FastAPI, contract: Contract, reader: RecordReader, settings
                                              f"serviceContract: {contract.responder_ns}, logicalAddress: {shown[1]}")
         if not schema.validate(req.body):
             err = schema.error_log.last_error
-            where = err.path if err is not None else "?"
+            where = _schema_path(err.path, contract) if err is not None and err.path else "?"
             return metrics.SCHEMA, _fault(f"invalid request: does not follow the {contract.name} schema (at {where})")
 
         log_id = soap.new_log_id()
@@ -296,3 +296,16 @@ async def _chunks(parts: list[bytes]) -> AsyncIterator[bytes]:
     if batch:
         yield b"".join(batch)
 
+
+_STEP = re.compile(r"^(?:[^:/\[\]]+:)?([^:/\[\]]+)(\[[0-9]{1,6}\])?$")
+
+
+def _schema_path(path: str, contract: Contract) -> str:
+    """Where a request broke its schema, naming only elements the contract declares ("?" for any other name) and no
+    namespace prefix: the caller chose those, and a name or prefix can carry a personnummer."""
+    known = wsdl.element_names(contract)
+    steps = []
+    for step in path.strip("/").split("/"):
+        m = _STEP.match(step)
+        steps.append(m.group(1) + (m.group(2) or "") if m and m.group(1) in known else "?")
+    return "/" + "/".join(steps)

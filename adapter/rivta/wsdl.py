@@ -77,3 +77,13 @@ def describe(docs: ContractDocuments, request: Request) -> Response:
     if name and name in docs.xsds:
         return Response(docs.xsds[name], media_type=CONTENT_TYPE)
     return Response("not found", status_code=404, media_type="text/plain")
+
+
+@cache
+def element_names(contract: Contract) -> frozenset[str]:
+    """Every element name the contract's schemas declare: all a fault may name of a caller's request."""
+    names: set[str] = set()
+    for xsd in documents(contract).xsds.values():
+        names.update(str(n) for n in etree.fromstring(xsd, _local_parser()).xpath(
+            "//xs:element/@name", namespaces={"xs": XS}))
+    return frozenset(names)

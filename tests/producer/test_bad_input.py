@@ -83,6 +83,13 @@ LAUGHS = b"""<?xml version="1.0"?>
         ("wrong operation", build_request(GD, SOURCE, PNR).replace(b"r:GetDiagnosis>", b"r:GetAlerts>")),
         ("schema-invalid", good().replace(b"<c:type>", b"<c:typo>").replace(b"</c:type>", b"</c:typo>")),
         ("schema-invalid date", build_request(GD, SOURCE, PNR, period=("2024-01-01", "20240102"))),
+        # the schema error's path named the caller's elements as they came: an element name can carry personal data
+        ("element named with the personnummer", good().replace(b"<c:type>", f"<c:p{PNR}>".encode())
+         .replace(b"</c:type>", f"</c:p{PNR}>".encode())),
+        ("prefix named with it", good().replace(b"<c:type>", f"<p{PNR}:type xmlns:p{PNR}='urn:x'>".encode())
+         .replace(b"</c:type>", f"</p{PNR}:type>".encode())),
+        ("element in a namespace named with it", good().replace(b"<c:type>", f"<x:pnr xmlns:x='urn:{PNR}'>".encode())
+         .replace(b"</c:type>", b"</x:pnr>")),
         ("missing LogicalAddress", build_request(GD, None, PNR)),
         ("two body elements", good().replace(b"</soapenv:Body>", b"<x/></soapenv:Body>")),
     ],
@@ -175,3 +182,12 @@ def test_wsdl_and_xsds_resolve_relative_to_the_service(srv):
         assert xsd.status_code == 200, loc
         todo.extend(etree.fromstring(xsd.content).xpath("//@schemaLocation"))
     assert httpx.get(srv.url + GD.url_path + "?xsd=../../etc/passwd", timeout=10).status_code == 404
+
+
+def test_a_schema_fault_names_the_contracts_elements_and_nothing_of_the_callers(srv, caplog):
+    caplog.set_level(logging.INFO)
+    date = assert_fault(raw_post(srv, build_request(GD, SOURCE, PNR, period=("2024-01-01", "20240102"))), caplog)
+    assert "schema (at /GetDiagnosis/timePeriod/start)" in date
+    typo = assert_fault(raw_post(srv, good().replace(b"<c:type>", b"<c:typo>").replace(b"</c:type>", b"</c:typo>")),
+                        caplog)
+    assert "schema (at /GetDiagnosis/patientId/?)" in typo and "typo" not in typo
