@@ -9,7 +9,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, exists, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, exists, func, literal_column, or_, select, tuple_
 from sqlalchemy.engine import Connection, Row, RowMapping
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
@@ -42,7 +42,9 @@ def _days(rec: Record) -> set[str]:
     return out
 
 
-def _row(resource_type: str, resource_id: str, part: int, rec: Record, now: datetime) -> dict[str, Any]:
+def _row(resource_type: str, resource_id: str, part: int, rec: Record, days: list[str],
+         now: datetime) -> dict[str, Any]:
+    """A record's row; `days`: its filter days, sorted (written to record_days beside it)."""
     h = rec.header
     return {
         "contract": rec.contract,
@@ -64,6 +66,7 @@ def _row(resource_type: str, resource_id: str, part: int, rec: Record, now: date
         "status": rec.status,
         "fragment": rec.fragment,
         "updated_at": now,
+        "latest_day": days[-1] if days else "",
     }
 
 
@@ -91,7 +94,8 @@ def publish(conn: Connection, resource_type: str, resource_id: str, recs: Sequen
     in this transaction, if nothing changed them since; `later`: the new records are inserted when the batch is
     flushed, and their document ids checked then (`check_batch`)."""
     now = datetime.now(UTC)
-    rows = [_row(resource_type, resource_id, i, r, now) for i, r in enumerate(recs)]
+    days = [sorted(_days(r)) for r in recs]
+    rows = [_row(resource_type, resource_id, i, r, ds, now) for i, (r, ds) in enumerate(zip(recs, days, strict=True))]
     mine = {"t": resource_type, "i": resource_id}
     if stored is None:
         stored = list(conn.execute(_STORED, mine).all())
@@ -104,10 +108,10 @@ def publish(conn: Connection, resource_type: str, resource_id: str, recs: Sequen
         conn.execute(_DELETE_DAYS, mine)
         conn.execute(_DELETE, mine)
     if later is not None:
-        for row, rec in zip(rows, recs, strict=True):
-            later.record(row, sorted(_days(rec)))
+        for row, ds in zip(rows, days, strict=True):
+            later.record(row, ds)
     else:
-        insert(conn, rows, [sorted(_days(rec)) for rec in recs])
+        insert(conn, rows, days)
     keys.update(RecordKey(row["patient_id"], row["patient_type"], row["contract"], row["category"],
                           row["source_system"], row["care_giver"]) for row in rows)
     return keys
@@ -127,8 +131,9 @@ def _check_clashes(conn: Connection, resource_type: str, resource_id: str, rows:
 
 
 def insert(conn: Connection, rows: list[dict[str, Any]], days: list[list[str]]) -> None:
-    """Insert records (`_row`s) and the filter days of each: one executemany for the records, one query for their
-    keys (RETURNING would make SQLite's driver insert row by row) and one executemany for the days."""
+    """Insert records (`_row`s, whose `latest_day` is the latest of their `days`) and the filter days of each: one
+    executemany for the records, one query for their keys (RETURNING would make SQLite's driver insert row by row)
+    and one executemany for the days."""
     if not rows:
         return
     conn.execute(_INSERT, rows)
@@ -251,10 +256,6 @@ def page_params(q: RecordQuery, limit: int, after: tuple[str, int] | None) -> di
     return params
 
 
-_LATEST_DAY = func.coalesce(
-    select(func.max(record_days.c.day)).where(record_days.c.record_pk == records.c.pk).scalar_subquery(), "")
-
-
 Shape = tuple[str, bool, bool, bool, bool, bool, bool, bool, bool]  # the contract, then which filters are given
 
 
@@ -284,12 +285,15 @@ def _listed(name: str) -> Select[Any]:
 @lru_cache(maxsize=512)
 def page_statement_for(contract_name: str, care_units: bool, hidden: bool, care_givers: bool, care_contacts: bool,
                        chain_id: bool, status: bool, start: bool, end: bool, after: bool) -> Select[Any]:
+    """`query_page`'s statement: ix_records_page (the lookup columns, then latest_day and pk) is walked backwards
+    from `after` (a row-value comparison both engines start an index range at), so a page reads its own
+    records and not every record of the patient."""
     base = statement_for(contract_name, care_units, hidden, care_givers, care_contacts, chain_id, status, start, end)
-    stmt: Select[Any] = base.with_only_columns(_LATEST_DAY, records.c.pk, records.c.fragment).order_by(None)
+    day = records.c.latest_day
+    stmt: Select[Any] = base.with_only_columns(day, records.c.pk, records.c.fragment).order_by(None)
     if after:
-        stmt = stmt.where(or_(_LATEST_DAY < bindparam("after_day"),
-                              and_(_LATEST_DAY == bindparam("after_day"), records.c.pk < bindparam("after_pk"))))
-    ordered: Select[Any] = stmt.order_by(_LATEST_DAY.desc(), records.c.pk.desc()).limit(bindparam("limit"))
+        stmt = stmt.where(tuple_(day, records.c.pk) < tuple_(bindparam("after_day"), bindparam("after_pk")))
+    ordered: Select[Any] = stmt.order_by(day.desc(), records.c.pk.desc()).limit(bindparam("limit"))
     return ordered
 
 

@@ -22,7 +22,9 @@ metadata = MetaData()
 # One row per published record. `fragment` is the pre-rendered XML element; the other columns
 # are what request filtering needs. Dates are YYYYMMDD strings (Swedish local time), which
 # compare correctly as text on every engine. For "any of these times lies in the period" contracts the
-# record's days are in `record_days` (a note may carry any number of dissenting opinions).
+# record's days are in `record_days` (a note may carry any number of dissenting opinions); the latest of them is
+# also `latest_day` ("" when it has none), which orders partial answers (TKB hasMore) newest first along
+# ix_records_page instead of sorting every record of the patient.
 records = Table(
     "records",
     metadata,
@@ -46,10 +48,12 @@ records = Table(
     Column("status", String(16)),
     Column("fragment", LargeBinary, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("latest_day", String(8), nullable=False, server_default=""),  # max(record_days.day), "" when none
     # A FHIR resource (type + id, unique across the adapter's inputs) publishes one or more parts.
     UniqueConstraint("resource_type", "resource_id", "part", name="uq_records_resource"),
     Index("ix_records_lookup", "contract", "source_system", "patient_id"),
     Index("ix_records_document", "source_system", "contract", "document_id"),
+    Index("ix_records_page", "contract", "source_system", "patient_id", "patient_type", "latest_day", "pk"),
 )
 
 record_days = Table(

@@ -1,5 +1,6 @@
 """Migrations: 0002 moves the supporting resources an older adapter kept into fhir_resources, where they keep
-resolving; 0003 keys records by contract name and major version, and an older store's records are still served."""
+resolving; 0003 keys records by contract name and major version, and an older store's records are still served;
+0004 gives each record its latest filter day from record_days, and partial answers keep their order."""
 
 from __future__ import annotations
 
@@ -11,8 +12,17 @@ import sqlalchemy as sa
 from adapter.ingest import ingest
 from adapter.store import migrate
 from adapter.store.engine import create_store_engine
-from adapter.store.tables import fhir_identifiers, fhir_resources, records
+from adapter.store.tables import fhir_identifiers, fhir_resources, record_days, records
 from tests.samples import bundle, condition, support_bundle
+
+
+def _downgrade(engine: sa.Engine, revision: str) -> None:
+    from alembic import command
+
+    cfg = migrate.alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
 
 
 def test_an_old_store_upgrades_and_its_supporting_resources_still_resolve(backend, store_urls, tmp_path):
@@ -44,12 +54,13 @@ def test_records_of_an_older_store_are_keyed_by_contract_version_and_still_serve
     from adapter.store.records import RecordQuery, query
 
     engine = create_store_engine(store_urls.url(backend))
-    migrate.upgrade(engine, "0002")
+    migrate.upgrade(engine)
     supporting = [e["resource"] for e in support_bundle()["entry"]]
     (tmp_path / "c.json").write_bytes(orjson.dumps(bundle(*supporting, condition("c-1"))))
     assert ingest(engine, [tmp_path / "c.json"]).rejected == []
-    with engine.begin() as conn:  # what the store held before 0003: the bare contract name
-        conn.execute(records.update().values(contract="GetDiagnosis"))
+    _downgrade(engine, "0002")  # (the code of today writes columns a store at 0002 lacks)
+    with engine.connect() as conn:  # what the store held before 0003: the bare contract name
+        assert set(conn.execute(sa.text("SELECT contract FROM records")).scalars()) == {"GetDiagnosis"}
     migrate.upgrade(engine)
     with engine.connect() as conn:
         assert set(conn.execute(sa.select(records.c.contract)).scalars()) == {GET_DIAGNOSIS.key}
@@ -58,3 +69,33 @@ def test_records_of_an_older_store_are_keyed_by_contract_version_and_still_serve
                                                 row.patient_type)))) == 1
     engine.dispose()
 
+
+
+def test_records_of_an_older_store_get_their_latest_day_and_page_as_before(backend, store_urls):
+    from adapter.rivta.contracts import GET_CARE_DOCUMENTATION_3 as GCD3
+    from adapter.store.records import RecordQuery, query_page
+
+    engine = create_store_engine(store_urls.url(backend))
+    migrate.upgrade(engine, "0003")
+    old = sa.table("records", *(sa.column(c.name, c.type) for c in records.c if c.name != "latest_day"))
+    row = {"contract": GCD3.key, "source_system": "SYS", "resource_type": "DocumentReference", "part": 0,
+           "patient_id": "191212121212", "patient_type": "T", "approved_for_patient": True,
+           "updated_at": datetime.now(UTC)}
+    days = {"n-1": ["20240105", "20240302"], "n-2": ["20231231"], "n-3": [], "n-4": ["20240302"], "n-5": []}
+    with engine.begin() as conn:
+        for rid, ds in days.items():
+            values = {**row, "resource_id": rid, "document_id": rid, "fragment": rid.encode()}
+            pk = conn.execute(old.insert().values(values).returning(old.c.pk)).scalar_one()
+            if ds:
+                conn.execute(record_days.insert(), [{"record_pk": pk, "day": d} for d in ds])
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        assert dict(conn.execute(sa.select(records.c.resource_id, records.c.latest_day)).all()) == {
+            "n-1": "20240302", "n-2": "20231231", "n-3": "", "n-4": "20240302", "n-5": ""}
+        q = RecordQuery(GCD3.key, "SYS", "191212121212", "T")
+        first = query_page(conn, q, 3)
+        rest = query_page(conn, q, 3, (first[-1].day, first[-1].pk))
+    # latest day first, then the latest published; a record without days last
+    assert [bytes(r.fragment) for r in first + rest] == [b"n-4", b"n-1", b"n-2", b"n-5", b"n-3"]
+    assert [r.day for r in first + rest] == ["20240302", "20240302", "20231231", "", ""]
+    engine.dispose()

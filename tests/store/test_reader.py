@@ -12,7 +12,10 @@ from adapter.ingest import ingest
 from adapter.rivta.contracts import GET_DIAGNOSIS
 from adapter.store import records
 from adapter.store.engine import create_store_engine
-from adapter.store.reader import RecordReader, StoreUnavailable
+from adapter.store.reader import RecordReader, StoreUnavailable, _Compiled
+from adapter.store.tables import record_days
+from adapter.store.tables import records as records_table
+from tests.mapping.test_care_documentation import dissent, docref, rich_docref
 from tests.samples import PNR, SOURCE, bundle, condition, support_bundle
 
 PATIENT_TYPE = "1.2.752.129.2.1.3.1"
@@ -105,3 +108,50 @@ def test_filter_lists_of_any_length_are_one_statement_and_answer_by_their_values
         assert not filler or reader.query(_query(care_units=filler)) == []
         assert len(reader.query_page(_query(care_units=(*filler, unit, other)), 2)) == 2
     assert records.statement_for.cache_info().currsize <= cached + 3  # the hidden, empty and paged shapes
+
+
+def _page_plan(store, q: records.RecordQuery, after: tuple[str, int] | None) -> str:
+    compiled = _Compiled(records.page_statement_for(*records.shape_of(q), after is not None), store)
+    parameters = compiled.parameters(records.page_params(q, 500, after))
+    parameters = tuple(parameters) if isinstance(parameters, list) else parameters
+    with store.begin() as conn:
+        if store.dialect.name == "sqlite":
+            return "\n".join(r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + compiled.sql, parameters))
+        # a few test rows make a sort the cheapest plan; without sorts the planner walks an index in page order
+        # if one can give it (the order by a subquery per record, as before, could not)
+        conn.exec_driver_sql("SET LOCAL enable_sort = off")
+        return "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + compiled.sql, parameters))
+
+
+def test_a_page_walks_the_page_index_instead_of_sorting_the_patients_records(store, tmp_path):
+    from adapter.rivta.contracts import GET_CARE_DOCUMENTATION_3 as GCD3
+
+    _write(store, tmp_path, docref(id="n-1"), docref(id="n-2", date="2024-07-01T10:00:00+02:00"))
+    with store.connect() as conn:
+        unit = conn.execute(sa.text("SELECT care_unit FROM records")).scalars().first()
+    for q in (records.RecordQuery(GCD3.key, SOURCE, PNR, PATIENT_TYPE),
+              records.RecordQuery(GCD3.key, SOURCE, PNR, PATIENT_TYPE, care_units=(unit,), period_start="20240101")):
+        for after in (None, ("20240601", 10**6)):
+            plan = _page_plan(store, q, after)
+            assert "ix_records_page" in plan, plan
+            assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan
+
+
+def test_every_record_keeps_its_latest_filter_day(store, tmp_path):
+    """`latest_day` (what pages are ordered by) is the latest of the record's days in record_days, "" without any,
+    as a batch of intake writes them and when a resource is sent again changed."""
+    later = rich_docref()
+    later["extension"][1] = dissent("2024-08-01T09:00:00+02:00")
+
+    def check() -> set[str]:
+        latest = sa.func.coalesce(sa.select(sa.func.max(record_days.c.day))
+                                  .where(record_days.c.record_pk == records_table.c.pk).scalar_subquery(), "")
+        with store.connect() as conn:
+            found = conn.execute(sa.select(records_table.c.latest_day, latest)).all()
+        assert found and all(have == want for have, want in found), found
+        return {have for have, _ in found}
+
+    _write(store, tmp_path, rich_docref(), condition("c-1", identifier="d-1"), name="one")
+    assert "20240620" in check()
+    _write(store, tmp_path, later, name="two")
+    assert "20240801" in check()
