@@ -34,14 +34,21 @@ def _is_calendar_day(value: str) -> bool:
     return True
 
 
+# The children are looked up with lxml's `iterchildren(tag)`, which matches in C; `find`/`findall` go through
+# ElementPath in Python and made this module cost as much as parsing the request (bench/producer_throughput.py).
 def _children(el: Any, ns: str, name: str) -> list[Any]:
-    return el.findall(f"{{{ns}}}{name}")
+    return list(el.iterchildren(f"{{{ns}}}{name}"))
+
+
+def _child(el: Any, ns: str, name: str) -> Any | None:
+    """The first child element `{ns}name` (as `el.find`)."""
+    return next(el.iterchildren(f"{{{ns}}}{name}"), None)
 
 
 def _text(el: Any | None, ns: str, name: str) -> str | None:
     if el is None:
         return None
-    child = el.find(f"{{{ns}}}{name}")
+    child = _child(el, ns, name)
     if child is None or child.text is None:
         return None
     return child.text.strip() or None
@@ -69,13 +76,13 @@ def _hsa_ids(contract: Contract, body: Any, name: str) -> tuple[str, ...]:
 def has_more_reference(contract: Contract, body: Any) -> str | None:
     """The continuation reference of a paging contract's request: None when the request starts afresh, ""
     for a blank one (which no answer gave)."""
-    el = body.find(f"{{{contract.responder_ns}}}hasMoreReference") if contract.has_more else None
+    el = _child(body, contract.responder_ns, "hasMoreReference") if contract.has_more else None
     return None if el is None else (el.text or "").strip()
 
 
 def to_query(contract: Contract, body: Any, logical_address: str) -> RecordQuery | Refusal:
     r, c = contract.responder_ns, contract.core_ns
-    patient = body.find(f"{{{r}}}patientId")
+    patient = _child(body, r, "patientId")
     if contract.id_form is IdForm.II:  # root = the id's type (OID), extension = the id
         patient_id, patient_type = _text(patient, c, "extension") or "", _text(patient, c, "root") or ""
     else:
@@ -105,7 +112,7 @@ def to_query(contract: Contract, body: Any, logical_address: str) -> RecordQuery
         # Reservnummer are local: only direct, source-system-addressed calls may use them.
         return Refusal(f"a reservnummer requires {contract.source_system_element}")
 
-    period = body.find(f"{{{r}}}{contract.period_element}")
+    period = _child(body, r, contract.period_element)
     start = _text(period, c, "start")
     end = _text(period, c, "end")
     for value in (start, end):
@@ -116,7 +123,7 @@ def to_query(contract: Contract, body: Any, logical_address: str) -> RecordQuery
 
     chain_id = status = None
     if contract.has_prescription_filters:
-        chain = body.find(f"{{{r}}}prescriptionChainId")
+        chain = _child(body, r, "prescriptionChainId")
         if chain is not None:
             root, ext = _text(chain, c, "root"), _text(chain, c, "extension")
             chain_id = f"{root}:{ext}" if ext else root

@@ -30,6 +30,10 @@ class SoapRequest:
     body: etree._Element  # the single child of soap:Body
 
 
+_HEADER, _BODY = f"{{{SOAP_NS}}}Header", f"{{{SOAP_NS}}}Body"
+_LOGICAL_ADDRESS = f"{{{REGISTRY_NS}}}LogicalAddress"
+
+
 def read_request(data: bytes, *, max_bytes: int, max_depth: int) -> SoapRequest:
     try:
         root = xml.parse(data, max_bytes=max_bytes, max_depth=max_depth)
@@ -37,16 +41,17 @@ def read_request(data: bytes, *, max_bytes: int, max_depth: int) -> SoapRequest:
         raise SoapError(str(exc)) from None
     if root.tag != f"{{{SOAP_NS}}}Envelope":
         raise SoapError("not a SOAP 1.1 envelope")
-    header = root.find(f"{{{SOAP_NS}}}Header")
-    body = root.find(f"{{{SOAP_NS}}}Body")
+    # lxml's iterchildren(tag) matches in C (find() goes through ElementPath in Python); the request is the hot path
+    header = next(root.iterchildren(_HEADER), None)
+    body = next(root.iterchildren(_BODY), None)
     if body is None:
         raise SoapError("SOAP Body missing")
-    children = [c for c in body if isinstance(c.tag, str)]
+    children = list(body.iterchildren(etree.Element))
     if len(children) != 1:
         raise SoapError("SOAP Body must hold exactly one element")
     address = None
     if header is not None:
-        el = header.find(f"{{{REGISTRY_NS}}}LogicalAddress")
+        el = next(header.iterchildren(_LOGICAL_ADDRESS), None)
         if el is not None and el.text and el.text.strip():
             address = el.text.strip()
     return SoapRequest(address, children[0])
