@@ -39,10 +39,13 @@ _bound: ContextVar[Mapping[str, str]] = ContextVar("npo_log_fields", default=Map
 
 def bind(**fields: str | None) -> None:
     """Add fields (`log_id`, `contract`, `consumer`) to every record logged from here on in this task or thread."""
-    unknown = set(fields) - set(FIELDS)
-    if unknown:
-        raise ValueError(f"unknown log field(s): {', '.join(sorted(unknown))}")
-    merged = {**_bound.get(), **{k: v for k, v in fields.items() if v is not None}}
+    merged = dict(_bound.get())
+    for name, value in fields.items():
+        if name not in FIELDS:
+            unknown = sorted(set(fields) - set(FIELDS))
+            raise ValueError(f"unknown log field(s): {', '.join(unknown)}")
+        if value is not None:
+            merged[name] = value
     _bound.set(MappingProxyType(merged))
 
 
