@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import re
-import uuid
 from collections.abc import Iterator
 from contextvars import ContextVar
 
 from adapter.privacy import may_hold_personnummer
+from adapter.rivta import ids
 
 HEADER = "x-skltp-correlation-id"
 
@@ -29,7 +29,7 @@ def new() -> str:
     """A random UUID that `accepted` takes: about 0.4 % of random UUIDs look as if they held a personnummer, and
     the next hop (a producer, the platform) would replace such an id and lose the thread through the logs."""
     while True:
-        value = str(uuid.uuid4())
+        value = ids.uuid4()
         if not _uuid_may_hold_personnummer(value):
             return value
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import functools
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from lxml import etree
 
-from adapter.rivta import xml
+from adapter.rivta import ids, xml
 from adapter.rivta.contracts import BY_KEY, REGISTRY_NS, SOAP_NS, Contract, ResultModel
 
 CONTENT_TYPE = "text/xml; charset=utf-8"
@@ -58,7 +57,7 @@ def read_request(data: bytes, *, max_bytes: int, max_depth: int) -> SoapRequest:
 
 
 def new_log_id() -> str:
-    return str(uuid.uuid4())
+    return ids.uuid4()
 
 
 def fault(message: str, *, client: bool = True) -> bytes:
