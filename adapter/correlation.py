@@ -10,9 +10,7 @@ An id from the network is taken only when it cannot hold a personnummer: one tha
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterator
 from contextvars import ContextVar
 
 from adapter.privacy import may_hold_personnummer
@@ -68,12 +66,19 @@ def current() -> str | None:
     return _current.get()
 
 
-@contextlib.contextmanager
-def scope(value: str | None = None) -> Iterator[str]:
-    """Within the block, `current()` is `value` (a new id when None)."""
-    value = value or new()
-    token = _current.set(value)
-    try:
-        yield value
-    finally:
-        _current.reset(token)
+class scope:  # lower case: used as the function it was, `with correlation.scope(value) as used:`
+    """Within the block, `current()` is `value` (a new id when None). A class rather than a generator-based context
+    manager: it is entered on every producer call."""
+
+    __slots__ = ("value", "_token")
+
+    def __init__(self, value: str | None = None) -> None:
+        self.value = value
+
+    def __enter__(self) -> str:
+        value = self.value = self.value or new()
+        self._token = _current.set(value)
+        return value
+
+    def __exit__(self, *exc: object) -> None:
+        _current.reset(self._token)

@@ -131,6 +131,9 @@ def setup(level: str = "info", fmt: str | None = None) -> None:
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))  # its plugin lines
 
 
+_CORRELATION_HEADER = correlation.HEADER.encode("latin-1")
+
+
 class RequestContext:
     """ASGI middleware: each HTTP request gets its correlation id (the caller's `x-skltp-correlation-id` when it is
     usable, else a new one; echoed in the answer's header) and starts with no bound log fields."""
@@ -144,7 +147,7 @@ class RequestContext:
             return
         sent = None
         for name, value in scope.get("headers", ()):
-            if name == correlation.HEADER.encode("latin-1"):
+            if name == _CORRELATION_HEADER:
                 sent = value.decode("latin-1")
                 break
         value = correlation.accepted(sent)
@@ -153,7 +156,7 @@ class RequestContext:
             if sent is not None and value is None:
                 logging.getLogger("adapter.gateway").info(
                     "%s not used (it could hold personal data): %s given instead", correlation.HEADER, used)
-            echoed = (correlation.HEADER.encode("latin-1"), used.encode("latin-1"))
+            echoed = (_CORRELATION_HEADER, used.encode("latin-1"))
 
             async def send_with_id(message: dict[str, Any]) -> None:
                 if message["type"] == "http.response.start":
