@@ -236,8 +236,13 @@ async def _read_capped(resp: httpx.Response, max_bytes: int) -> bytes:
         raise TooLarge(max_bytes, status)
     inflate = _inflater(resp.headers.get("content-encoding", ""), status)
     chunks: list[bytes] = []
-    size = 0
+    size = received = 0
     async for raw in resp.aiter_raw():
+        # the bytes read are capped too: past a compressed stream's end zlib inflates nothing (and keeps what
+        # came, unused_data), and empty deflate blocks inflate to nothing, for as long as the producer sends
+        received += len(raw)
+        if received > max_bytes:
+            raise TooLarge(max_bytes, status)
         chunk = inflate(raw, max_bytes - size + 1) if inflate else raw
         size += len(chunk)
         if size > max_bytes:
