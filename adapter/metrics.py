@@ -40,8 +40,9 @@ OK, INVALID_REQUEST = "OK", "INVALID_REQUEST"
 VP002, VP007 = "VP002", "VP007"  # no or a refused certificate identity; not authorised for contract and address
 SCHEMA = "schema"  # not a SOAP request for this contract, no LogicalAddress, or not valid against its schema
 SIZE, TIMEOUT = "size", "timeout"  # body over the limit; body not received in time
+DISCONNECTED = "disconnected"  # the caller hung up before its body was complete
 STORE_DOWN, INTERNAL = "store_down", "internal"
-PRODUCER_OUTCOMES = (OK, INVALID_REQUEST, VP002, VP007, SCHEMA, SIZE, TIMEOUT, STORE_DOWN, INTERNAL)
+PRODUCER_OUTCOMES = (OK, INVALID_REQUEST, VP002, VP007, SCHEMA, SIZE, TIMEOUT, DISCONNECTED, STORE_DOWN, INTERNAL)
 
 # Consumer outcomes per source and contract.
 DATA, NONE = "data", "none"

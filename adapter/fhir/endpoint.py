@@ -19,6 +19,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from starlette.requests import ClientDisconnect
 
 from adapter import logs, metrics
 from adapter.config import Settings
@@ -86,6 +87,9 @@ def router(engine: Engine, settings: Settings, access: Any) -> APIRouter:
             return error(413, "too-costly", f"request larger than {settings.max_fhir_request_bytes} bytes")
         except TimeoutError:
             return error(408, "timeout", f"request body not received within {settings.max_fhir_request_seconds:g} s")
+        except ClientDisconnect:  # the writer's doing: no traceback at error level (nobody reads this answer)
+            log.info("FHIR: the writer hung up before its request was complete")
+            return error(400, "incomplete", "the request body ended early")
         try:
             parsed = orjson.loads(data)
         except orjson.JSONDecodeError as exc:

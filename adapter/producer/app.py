@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy.engine import Engine
+from starlette.requests import ClientDisconnect
 
 from adapter import correlation, logs, metrics
 from adapter.config import Settings
@@ -187,6 +188,9 @@ def _add_routes(app: FastAPI, contract: Contract, reader: RecordReader, settings
             response = _fault(f"request body not received within {settings.max_request_seconds:g} s", status=408)
             response.headers["connection"] = "close"
             return metrics.TIMEOUT, response
+        except ClientDisconnect:  # the caller's doing, not ours: no internal error (which pages the operator)
+            log.info("%s: the caller hung up before its request was complete", contract.name)
+            return metrics.DISCONNECTED, Response(status_code=400)  # nobody reads it
         try:
             req = soap.read_request(data, max_bytes=settings.max_request_bytes, max_depth=settings.max_xml_depth)
         except soap.SoapError as exc:

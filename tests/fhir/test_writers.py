@@ -145,3 +145,53 @@ def test_another_writers_provenance_cannot_move_a_record_to_another_unit(gateway
     changed = condition("c-mine", identifier="d-mine", text="ändrad")
     assert js01.put("/Condition/c-mine", json=changed).status_code == 200
     assert unit() == home
+
+
+def test_a_refused_entry_and_a_clash_in_a_batch_cost_only_themselves(gateway, pki):
+    """A batch (written under one savepoint, then one by one after a refusal): a writer hides an entry for a source
+    system it does not write for and an entry whose document id clashes with an earlier entry's among its own. Only
+    those two are refused; nothing of theirs is stored, and the others are stored once each."""
+    from sqlalchemy import func, select
+
+    from adapter.store.tables import records
+
+    js01 = as_system(gateway, pki, "journal")
+    assert js01.post("", json=supporting_for(SOURCE)).status_code == 200
+    def put(resource: dict) -> dict:
+        return {"resource": resource, "request": {"method": "PUT", "url": f"Condition/{resource['id']}"}}
+
+    entries = [put(condition("c-first", identifier="d-shared")),
+               put(condition("c-foreign2", identifier="d-foreign2", source=OTHER_SOURCE)),
+               put(condition("c-clash", identifier="d-shared")), put(condition("c-last", identifier="d-last"))]
+    r = js01.post("", json={"resourceType": "Bundle", "type": "batch", "entry": entries})
+    assert r.status_code == 200, r.text
+    statuses = [e["response"]["status"].split()[0] for e in r.json()["entry"]]
+    assert statuses == ["201", "403", "409", "201"], statuses
+    assert js01.get("/Condition/c-foreign2").status_code == 404
+    assert js01.get("/Condition/c-clash").status_code == 404
+    assert js01.get("/Condition/c-first").status_code == 200 and js01.get("/Condition/c-last").status_code == 200
+    with gateway.engine.connect() as conn:
+        counts = dict(conn.execute(select(records.c.resource_id, func.count()).group_by(records.c.resource_id)).all())
+    assert counts.get("c-first") == 1 and counts.get("c-last") == 1
+    assert "c-clash" not in counts and "c-foreign2" not in counts
+
+
+def test_a_writer_that_hangs_up_mid_body_is_no_error(gateway, pki, caplog):
+    """A writer that sends part of its body and hangs up: no error-level line (an ASGI traceback, an 'internal
+    error'), and the endpoint keeps taking writes."""
+    import logging
+    import socket
+    import time
+
+    caplog.set_level(logging.INFO)
+    ctx = client_context(pki, "journal")
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", gateway.port)) as raw, \
+                ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            s.sendall(b"PUT /fhir/Condition/c-x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/fhir+json\r\n"
+                      b"Content-Length: 5000\r\n\r\n{\"resourceType\"")
+            time.sleep(0.1)
+    js01 = as_system(gateway, pki, "journal")
+    assert js01.post("", json=supporting_for(SOURCE)).status_code == 200
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, errors

@@ -267,4 +267,4 @@ def test_the_metrics_listener_refuses_a_taken_port(pki):
 
 def test_producer_outcomes_are_a_fixed_set():
     assert set(metrics.PRODUCER_OUTCOMES) == {"OK", "INVALID_REQUEST", "VP002", "VP007", "schema", "size", "timeout",
-                                              "store_down", "internal"}
+                                              "disconnected", "store_down", "internal"}

@@ -191,3 +191,26 @@ def test_a_schema_fault_names_the_contracts_elements_and_nothing_of_the_callers(
     typo = assert_fault(raw_post(srv, good().replace(b"<c:type>", b"<c:typo>").replace(b"</c:type>", b"</c:typo>")),
                         caplog)
     assert "schema (at /GetDiagnosis/patientId/?)" in typo and "typo" not in typo
+
+
+def test_a_caller_that_hangs_up_mid_body_is_no_internal_error(srv, caplog):
+    """A caller that sends part of its body and hangs up, again and again: no 'internal error' at error level
+    (an operator's alert) and no internal-error count; the server keeps serving."""
+    from adapter import metrics
+
+    caplog.set_level(logging.INFO)
+
+    def internal() -> float:
+        return metrics.PRODUCER_REQUESTS.labels(GD.key, metrics.INTERNAL)._value.get()
+
+    before = internal()
+    host, port = srv.url.removeprefix("http://").split(":")
+    for _ in range(5):
+        with socket.create_connection((host, int(port))) as s:
+            s.sendall(b"POST " + GD.url_path.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n<soap")
+            time.sleep(0.05)
+    status, root, _ = call(srv.url, GD)
+    assert status == 200 and document_ids(root, GD) == ["d1"]
+    time.sleep(0.2)
+    assert internal() == before
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
