@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from adapter import metrics
+from adapter.gateway.protocol import HeadCappedProtocol
 from adapter.health import Readiness, StoreProbe
 from adapter.metrics import Exposition
 
@@ -70,7 +71,7 @@ class OpsListener:
         # log_config and log_level None: uvicorn's lines go through adapter/logs.py, and the levels `serve` set for
         # uvicorn's loggers (process-wide) are left alone
         config = uvicorn.Config(app, host=host, port=port, log_config=None, log_level=None, access_log=False,
-                                lifespan="off", server_header=False)
+                                lifespan="off", server_header=False, http=HeadCappedProtocol)
         self.server = _QuietServer(config)
         self.thread = threading.Thread(target=self._run, name="metrics-listener", daemon=True)
         self.error: BaseException | None = None

@@ -19,6 +19,7 @@ from typing import Any
 
 import uvicorn
 
+from adapter.gateway.protocol import HeadCappedProtocol
 from adapter.gateway.tls import TlsContexts
 
 log = logging.getLogger("adapter.gateway")
@@ -43,7 +44,7 @@ def server_options(log_level: str = "warning") -> dict[str, Any]:
 def uvicorn_config(app, *, host: str = "127.0.0.1", port: int = 8443, uds: str | None = None,
                    tls: TlsContexts | None = None, log_level: str = "warning") -> uvicorn.Config:
     """A loaded uvicorn config; with `tls`, our SSL context and the peer-certificate protocol."""
-    config = uvicorn.Config(app, host=host, port=port, uds=uds, http=tls.protocol_class if tls else "auto",
+    config = uvicorn.Config(app, host=host, port=port, uds=uds, http=tls.protocol_class if tls else HeadCappedProtocol,
                             **server_options(log_level))
     config.load()
     if tls is not None:

@@ -28,8 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from adapter.gateway.protocol import HeadCappedProtocol
 from adapter.gateway.verify import CertificateRefused, ClientCertVerifier, load_crls
 
 log = logging.getLogger("adapter.gateway")
@@ -105,8 +105,9 @@ def _warn_if_stale(crl_path: Path) -> None:
                       crl.issuer.rfc4514_string())
 
 
-class PeerCertProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol plus the ASGI TLS extension with the verified client certificate."""
+class PeerCertProtocol(HeadCappedProtocol):
+    """uvicorn's httptools protocol (with the cap on a request's head) plus the ASGI TLS extension with the verified
+    client certificate."""
 
     contexts: TlsContexts | None = None  # set on the class bound by TlsContexts.protocol_class
     _tls_extension: dict | None = None

@@ -10,6 +10,7 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
+from adapter.gateway.protocol import HeadCappedProtocol
 from adapter.gateway.server import is_loopback
 
 
@@ -41,7 +42,8 @@ def uvicorn_config(app: FastAPI, *, host: str = "127.0.0.1", port: int = 8700, t
     # lifespan on: it runs the access-log sender; no access log lines (paths only, but nothing to gain)
     # log_config=None: uvicorn's own lines go through adapter/logs.py (text or JSON) like everything else
     return uvicorn.Config(app, host=host, port=port, log_level=log_level, log_config=None, access_log=False,
-                          lifespan="on", server_header=False, ssl_certfile=str(tls_cert) if tls_cert else None,
+                          lifespan="on", server_header=False, http=HeadCappedProtocol,
+                          ssl_certfile=str(tls_cert) if tls_cert else None,
                           ssl_keyfile=str(tls_key) if tls_key else None)
 
 

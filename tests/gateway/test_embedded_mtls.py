@@ -150,3 +150,34 @@ def test_handshake_storm_does_not_stop_good_clients(gateway, pki):
             for _ in range(10):
                 assert ids(ask(c, gateway.url)) == {"d-home", "d-housing"}
         assert all(storm)
+
+
+def test_endless_header_lines_are_cut_off_and_others_are_served(gateway, pki, caplog):
+    """A caller with any trusted certificate sends header lines for ever (before authorisation, which needs the
+    whole request): the server stops reading at its cap on a request's head and closes the connection, instead of
+    keeping every line until its memory runs out; the next caller is served, and a large body still passes."""
+    from tests.gateway.conftest import client_context
+
+    caplog.set_level(logging.WARNING)
+    ctx = client_context(pki, "platform")
+    sent = 0
+    with socket.create_connection(("127.0.0.1", gateway.port)) as raw, \
+            ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+        s.settimeout(10)
+        s.sendall(b"POST " + GD.url_path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        with pytest.raises(OSError):
+            for i in range(40_000):  # 320 MB, if the server kept reading
+                s.sendall(b"X-Filler-%d: %s\r\n" % (i, b"a" * 8000))
+                sent += 8000
+            s.recv(1)  # (not reached when the server refuses)
+            raise OSError("the server took every header line")
+    assert sent < 16 * 1024 * 1024, sent
+    assert any("line and headers exceed" in r.getMessage() for r in caplog.records)
+    with client(pki, "platform") as c:
+        assert ids(ask(c, gateway.url)) == {"d-home", "d-housing"}
+        request = build_request(GD, SOURCE, PNR)
+        padded = request.replace(b"<soapenv:Body>", b"<!--" + b"x" * 200_000 + b"--><soapenv:Body>")
+        assert len(padded) > len(request) + 200_000
+        resp = c.post(gateway.url + GD.url_path, content=padded, headers={"Content-Type": "text/xml; charset=utf-8",
+                                                                           "X-Long": "y" * 30_000})
+        assert resp.status_code == 200, resp.text[:300]

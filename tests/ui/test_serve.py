@@ -95,3 +95,32 @@ def test_https_without_client_certificate_and_the_sender_stops_on_shutdown(pki, 
             time.sleep(0.05)
         assert app.state.log_flusher.running and app.state.log_flusher.rounds >= 2  # periodic
     assert not app.state.log_flusher.running
+
+
+def test_endless_header_lines_from_anyone_are_cut_off(pki, tmp_path, caplog):
+    """Before any sign-in: a client sends header lines for ever. The staff page's server stops reading at its cap
+    on a request's head and closes the connection (uvicorn's own protocol kept every line until the memory ran
+    out), and the page is still served."""
+    import logging
+    import socket
+
+    caplog.set_level(logging.WARNING)
+    dead, platform = f"https://127.0.0.1:{free_port()}", pki.client("platform")
+    config = ConsumerConfig(sources=(), services=NationalServices(dead, dead, dead), client_cert=platform.cert,
+                            client_key=platform.key, ca=pki.ca_bundle, service_timeout=1,
+                            assignments=(Assignment("Akuten", "SE2321000016-AKUT", "SE2321000016-RG01"),),
+                            demo_user=DemoUser("SE2321000016-DEMO", "Demo Användare"))
+    with UiServer(create_ui_app(config, open_store(f"sqlite:///{tmp_path}/ui.db"))) as srv:
+        host, port = srv.url.removeprefix("http://").split(":")
+        sent = 0
+        with socket.create_connection((host, int(port))) as s, pytest.raises(OSError):
+            s.settimeout(10)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            for i in range(40_000):  # 320 MB, if the server kept reading
+                s.sendall(b"X-Filler-%d: %s\r\n" % (i, b"a" * 8000))
+                sent += 8000
+            s.recv(1)
+        assert sent < 16 * 1024 * 1024, sent
+        assert any("line and headers exceed" in r.getMessage() for r in caplog.records)
+        with httpx.Client(base_url=srv.url, trust_env=False, timeout=10) as client:
+            assert client.get("/").status_code == 200
