@@ -1,27 +1,59 @@
-"""uvicorn's httptools protocol with a cap on a request's head (its line and headers).
+"""uvicorn's httptools protocol with a cap on a request's head (its line and headers), in bytes and in time.
 
-uvicorn's httptools protocol has none: a client could send header lines for ever, each one kept, until the memory ran
-out, before the app (and its sign-in or authorisation) saw anything of the request. Every server of the adapter uses
-this protocol: the producer (`tls.PeerCertProtocol` with mTLS, this one on a socket or plain HTTP), the staff page and
-the metrics listener.
+uvicorn's httptools protocol has neither: a client could send header lines for ever, each one kept, until the memory
+ran out, before the app (and its sign-in or authorisation) saw anything of the request; and a connection that sends
+nothing after it opened, or a byte of its head now and then, was kept for ever (uvicorn's keep-alive timeout starts
+only after an answer), so a few thousand of them took every file descriptor (slowloris).
+
+Every server of the adapter uses this protocol: the producer (`tls.PeerCertProtocol` with mTLS, this one on a socket
+or plain HTTP), the staff page and the metrics listener.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 log = logging.getLogger("adapter.gateway")
 MAX_HEAD_BYTES = 64 * 1024  # RIVTA, FHIR and browser requests need a few kB at most
+HEAD_SECONDS = 30.0  # from the connection or a head's first byte to its end; as uvicorn's keep-alive timeout
 
 
 class HeadCappedProtocol(HttpToolsProtocol):
     _in_head = True  # between requests, or in a request's line and headers
     _head_bytes = 0  # of the head being received, counted while no head or message ends
     _ends = 0  # heads and messages that ended on the connection
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._start_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def _start_head_timer(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = asyncio.get_running_loop().call_later(HEAD_SECONDS, self._head_too_slow)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if self._in_head and not self.transport.is_closing():
+            log.info("connection closed: no complete request line and headers within %g s", HEAD_SECONDS)
+            self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._start_head_timer()
         ends = self._ends
         super().data_received(data)
         if ends != self._ends:  # a head or a message ended within these bytes (and the next head may have begun)
@@ -36,6 +68,7 @@ class HeadCappedProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._ends += 1
+        self._stop_head_timer()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:

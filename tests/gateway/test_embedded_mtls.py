@@ -181,3 +181,40 @@ def test_endless_header_lines_are_cut_off_and_others_are_served(gateway, pki, ca
         resp = c.post(gateway.url + GD.url_path, content=padded, headers={"Content-Type": "text/xml; charset=utf-8",
                                                                            "X-Long": "y" * 30_000})
         assert resp.status_code == 200, resp.text[:300]
+
+
+def test_connections_that_never_finish_a_request_head_are_closed(gateway, pki, monkeypatch):
+    """Slowloris: connections that send nothing after the handshake, or a byte of a request's head now and then,
+    were kept for ever (uvicorn's keep-alive timeout starts only after an answer) until they took every file
+    descriptor. Each is closed when its head is not complete within the deadline (here 1 s); callers are served."""
+    import time
+
+    from adapter.gateway import protocol
+    from tests.gateway.conftest import client_context
+
+    monkeypatch.setattr(protocol, "HEAD_SECONDS", 1.0)
+    ctx = client_context(pki, "platform")
+
+    def closed_within(seconds: float, trickle: bool) -> bool:
+        with socket.create_connection(("127.0.0.1", gateway.port)) as raw, \
+                ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            s.settimeout(0.2)
+            deadline = time.monotonic() + seconds
+            head = b"POST " + GD.url_path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X: y\r\n" * 1000
+            while time.monotonic() < deadline:
+                try:
+                    if trickle:
+                        s.sendall(head[:1])
+                        head = head[1:]
+                    if s.recv(1) == b"":
+                        return True
+                except TimeoutError:
+                    continue
+                except (OSError, ssl.SSLError):
+                    return True
+            return False
+
+    assert closed_within(5, trickle=False)
+    assert closed_within(5, trickle=True)
+    with client(pki, "platform") as c:
+        assert ids(ask(c, gateway.url)) == {"d-home", "d-housing"}

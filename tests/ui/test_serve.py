@@ -124,3 +124,37 @@ def test_endless_header_lines_from_anyone_are_cut_off(pki, tmp_path, caplog):
         assert any("line and headers exceed" in r.getMessage() for r in caplog.records)
         with httpx.Client(base_url=srv.url, trust_env=False, timeout=10) as client:
             assert client.get("/").status_code == 200
+
+
+def test_a_connection_that_never_finishes_its_request_head_is_closed(pki, tmp_path, monkeypatch):
+    """Slowloris before any sign-in: a byte of a request's head now and then kept the connection for ever; now it
+    is closed at the head's deadline (here 1 s)."""
+    import socket
+
+    from adapter.gateway import protocol
+
+    monkeypatch.setattr(protocol, "HEAD_SECONDS", 1.0)
+    dead, platform = f"https://127.0.0.1:{free_port()}", pki.client("platform")
+    config = ConsumerConfig(sources=(), services=NationalServices(dead, dead, dead), client_cert=platform.cert,
+                            client_key=platform.key, ca=pki.ca_bundle, service_timeout=1,
+                            assignments=(Assignment("Akuten", "SE2321000016-AKUT", "SE2321000016-RG01"),),
+                            demo_user=DemoUser("SE2321000016-DEMO", "Demo Användare"))
+    with UiServer(create_ui_app(config, open_store(f"sqlite:///{tmp_path}/ui.db"))) as srv:
+        host, port = srv.url.removeprefix("http://").split(":")
+        head = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X: y\r\n" * 1000
+        closed = False
+        with socket.create_connection((host, int(port))) as s:
+            s.settimeout(0.2)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not closed:
+                try:
+                    s.sendall(head[:1])
+                    head = head[1:]
+                    closed = s.recv(1) == b""
+                except TimeoutError:
+                    continue
+                except OSError:
+                    closed = True
+        assert closed
+        with httpx.Client(base_url=srv.url, trust_env=False, timeout=10) as client:
+            assert client.get("/").status_code == 200
