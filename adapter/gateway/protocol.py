@@ -26,34 +26,35 @@ class HeadCappedProtocol(HttpToolsProtocol):
     _in_head = True  # between requests, or in a request's line and headers
     _head_bytes = 0  # of the head being received, counted while no head or message ends
     _ends = 0  # heads and messages that ended on the connection
-    _head_timer: asyncio.TimerHandle | None = None
+    _head_since: float | None = None  # the loop's time when the head in hand began (or the connection opened)
+    _head_timer: asyncio.TimerHandle | None = None  # one per connection, re-armed: no timer per request
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
-        self._start_head_timer()
+        self._head_since = self.loop.time()
+        self._head_timer = self.loop.call_later(HEAD_SECONDS, self._check_head)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_head_timer()
-        super().connection_lost(exc)
-
-    def _start_head_timer(self) -> None:
-        if self._head_timer is None:
-            self._head_timer = asyncio.get_running_loop().call_later(HEAD_SECONDS, self._head_too_slow)
-
-    def _stop_head_timer(self) -> None:
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
+        super().connection_lost(exc)
 
-    def _head_too_slow(self) -> None:
+    def _check_head(self) -> None:
         self._head_timer = None
-        if self._in_head and not self.transport.is_closing():
+        if self.transport.is_closing():
+            return
+        since = self._head_since
+        if since is not None and self.loop.time() - since >= HEAD_SECONDS:
             log.info("connection closed: no complete request line and headers within %g s", HEAD_SECONDS)
             self.transport.abort()
+            return
+        wait = HEAD_SECONDS if since is None else since + HEAD_SECONDS - self.loop.time()
+        self._head_timer = self.loop.call_later(wait, self._check_head)
 
     def data_received(self, data: bytes) -> None:
-        if self._in_head:
-            self._start_head_timer()
+        if self._in_head and self._head_since is None:
+            self._head_since = self.loop.time()
         ends = self._ends
         super().data_received(data)
         if ends != self._ends:  # a head or a message ended within these bytes (and the next head may have begun)
@@ -68,7 +69,7 @@ class HeadCappedProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._ends += 1
-        self._stop_head_timer()
+        self._head_since = None
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
