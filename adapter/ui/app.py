@@ -24,7 +24,7 @@ from adapter.consumer.overview import ConsumerConfig, new_client
 from adapter.health import Readiness
 from adapter.ops import consumer_health, health_endpoints
 from adapter.ui import api, signin
-from adapter.ui.errors import ApiError, InternalErrors, SecurityHeaders, api_error, invalid_request
+from adapter.ui.errors import ApiError, BodyLimit, InternalErrors, SecurityHeaders, api_error, invalid_request
 from adapter.ui.guard import EmergencyLimit
 from adapter.ui.log_flush import LogFlusher
 from adapter.ui.oidc import Provider
@@ -86,6 +86,7 @@ def create_ui_app(config: ConsumerConfig, engine: Engine, *, log_flush_interval:
     app.state.emergency_limit = EmergencyLimit(config.emergency.per_user_per_hour)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(ApiError, api_error)
+    app.add_middleware(BodyLimit)  # before the routes, whose framework reads a body whole before any sign-in check
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts(config)))
     app.add_middleware(InternalErrors)
     app.add_middleware(SecurityHeaders)

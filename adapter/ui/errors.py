@@ -7,6 +7,7 @@ SQL parameters); the traceback goes to the debug level only.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 
@@ -109,3 +110,55 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class BodyLimit:
+    """A request's body is read here first, at most `max_bytes` within `seconds` (413 and 408 otherwise), then handed
+    on. The framework reads a body whole, before the route's sign-in check: anyone who reached the page could make
+    it hold as many bytes as they sent, or keep a connection by sending a byte now and then."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = 64 * 1024, seconds: float = 10.0) -> None:
+        self.app, self.max_bytes, self.seconds = app, max_bytes, seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await self._refuse(413, "Begäran är för stor.", scope, receive, send)
+                return
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(self.seconds):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    chunks.append(message.get("body", b""))
+                    size += len(chunks[-1])
+                    if size > self.max_bytes:
+                        await self._refuse(413, "Begäran är för stor.", scope, receive, send)
+                        return
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            await self._refuse(408, "Begäran kom inte fram i tid.", scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _refuse(status: int, detail: str, scope: Scope, receive: Receive, send: Send) -> None:
+        log.info("request refused (%d): its body was too large or too slow", status)
+        response = JSONResponse(error_body(detail), status_code=status, headers={"connection": "close"})
+        await response(scope, receive, send)

@@ -3,6 +3,7 @@ provider; without a provider only the demo mode on loopback."""
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 import time
 from dataclasses import replace
@@ -158,3 +159,58 @@ def test_a_connection_that_never_finishes_its_request_head_is_closed(pki, tmp_pa
         assert closed
         with httpx.Client(base_url=srv.url, trust_env=False, timeout=10) as client:
             assert client.get("/").status_code == 200
+
+
+def test_a_huge_or_trickled_body_before_sign_in_is_refused_unread(pki, tmp_path, monkeypatch):
+    """Anyone who reaches the staff page POSTs to the API without signing in: the framework read a body whole before
+    the sign-in check, so 300 MB sent were 300 MB held (and a body trickled a byte at a time held its connection for
+    ever). Now a body is capped and has a deadline; a signed-in user's requests still work."""
+    import socket
+
+    dead, platform = f"https://127.0.0.1:{free_port()}", pki.client("platform")
+    config = ConsumerConfig(sources=(), services=NationalServices(dead, dead, dead), client_cert=platform.cert,
+                            client_key=platform.key, ca=pki.ca_bundle, service_timeout=1,
+                            assignments=(Assignment("Akuten", "SE2321000016-AKUT", "SE2321000016-RG01"),),
+                            demo_user=DemoUser("SE2321000016-DEMO", "Demo Användare"))
+    with UiServer(create_ui_app(config, open_store(f"sqlite:///{tmp_path}/ui.db"))) as srv:
+        host, port = srv.url.removeprefix("http://").split(":")
+
+        def post_forever(declared: bool) -> tuple[int, bytes]:
+            sent = 0
+            with socket.create_connection((host, int(port))) as s:
+                length = b"Content-Length: %d\r\n" % (300 << 20) if declared else b"Transfer-Encoding: chunked\r\n"
+                s.sendall(b"POST /api/overview HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                          + length + b"\r\n")
+                s.settimeout(0.001)
+                chunk = b"a" * 65536 if declared else b"10000\r\n" + b"a" * 65536 + b"\r\n"
+                try:
+                    while sent < 300 << 20:
+                        s.sendall(chunk)
+                        sent += 65536
+                        with contextlib.suppress(TimeoutError):
+                            if answer := s.recv(100):
+                                return sent, answer
+                except OSError:
+                    pass
+                s.settimeout(5)
+                return sent, s.recv(100)
+
+        for declared in (True, False):
+            sent, answer = post_forever(declared)
+            assert answer.startswith(b"HTTP/1.1 413"), answer
+            assert sent < 32 << 20, sent
+
+        started = time.monotonic()
+        with socket.create_connection((host, int(port))) as s:
+            s.sendall(b"POST /api/overview HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 100\r\n\r\n{")
+            s.settimeout(20)
+            assert s.recv(100).startswith(b"HTTP/1.1 408")
+        assert time.monotonic() - started < 15
+
+        with httpx.Client(base_url=srv.url, trust_env=False, timeout=10) as client:
+            client.get("/login", follow_redirects=True)
+            session = client.get("/api/session").json()
+            r = client.post("/api/overview", json={"patient_id": "191212121212"},
+                            headers={"X-CSRF-Token": session["csrf_token"]})
+            assert r.status_code in (400, 422), r.text  # read and answered by the route (no assignment chosen)
