@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from adapter import correlation
 
 # Seen in CI: a random UUID whose first digits read 83 10 67… (a samordningsnummer's month and day + 60), so the
@@ -18,3 +20,10 @@ def test_an_id_the_next_hop_would_refuse_is_never_made(monkeypatch):
 
 def test_every_id_made_is_accepted():
     assert all(correlation.accepted(value) == value for value in (correlation.new() for _ in range(20_000)))
+
+
+# The attack review: a personnummer spread over a UUID's middle groups was taken (only the first two groups, the
+# last one and 10-digit runs were checked) and logged at info with every line of the request.
+@pytest.mark.parametrize("value", ["abcdefab-1912-1212-1212-abcdefabcdef", "abcd1912-1212-1212-abcd-abcdefabcdef"])
+def test_a_personnummer_spread_over_a_uuids_groups_is_not_taken(value):
+    assert correlation.accepted(value) is None
