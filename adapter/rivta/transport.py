@@ -91,7 +91,9 @@ def _cause(exc: aiohttp.ClientError) -> BaseException:
 
 
 def _as_httpx(exc: aiohttp.ClientError, request: httpx.Request, *, connecting: bool) -> httpx.TransportError:
-    message = str(exc)
+    # the parser's message quotes the bytes it choked on (a header line, the status line): the answer's text, which
+    # may hold a personnummer, never goes into a message that is logged
+    message = "the answer is not valid HTTP/1.1" if isinstance(exc, aiohttp.ClientResponseError) else str(exc)
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return httpx.ConnectTimeout(message, request=request)
     if isinstance(exc, aiohttp.ServerTimeoutError):

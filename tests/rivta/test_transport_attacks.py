@@ -11,7 +11,7 @@ import pytest
 
 from adapter.rivta import client as rivta
 from tests.rivta.servers import HUGE, Connection, answer
-from tests.rivta.test_client import ACTION, CAP, GOOD, call, fails, platform, request_envelope
+from tests.rivta.test_client import ACTION, CAP, GOOD, PNR, call, fails, platform, request_envelope
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +121,16 @@ def test_a_connection_to_one_producer_is_not_used_for_another_with_the_same_addr
 
     asyncio.run(go())
     assert len(srv.client_subjects) == 2 and srv.client_subjects[0] != srv.client_subjects[1]
+
+
+def test_a_malformed_answer_head_quoting_a_personnummer_stays_out_of_the_error(server) -> None:
+    """The HTTP parser's error quotes the bytes it choked on: a producer's malformed header line (or status line)
+    holding a patient's personnummer must not reach the error's message, reason or detail (they are logged)."""
+    for head in (f"HTTP/1.1 200 OK\r\nX-Patient {PNR}\r\nContent-Length: 0\r\n\r\n",
+                 f"HTTP/1.1 2{PNR} OK\r\nContent-Length: 0\r\n\r\n",
+                 f"HTTP/1.1 200 OK\r\nContent-Length: {PNR}x\r\n\r\n",
+                 f"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n<a/>x\r\nzz{PNR}\r\n\r\n",
+                 f"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;{PNR}\r\n<a/>x\r\n\r\n"):
+        srv = server(lambda conn, head=head: conn.send(head.encode()))
+        exc = fails(srv.url, rivta.RivtaCallError)
+        assert PNR not in getattr(exc, "detail", "") and PNR not in getattr(exc, "reason", ""), (head, vars(exc))
