@@ -385,6 +385,8 @@ class Intake:
             return _refused(IntakeError(422, "business-rule", str(exc)), entry)
         except store.DuplicateDocumentId as exc:
             return _refused(IntakeError(409, "duplicate", str(exc), "identifier"), entry)
+        except store.TooLong as exc:  # the same on both engines (PostgreSQL refused the insert: a 503 as if down)
+            return _refused(IntakeError(422, "business-rule", str(exc)), entry)
         except resources.VersionConflict:
             return _refused(IntakeError(412, "conflict", "the resource changed meanwhile: read it again"), entry)
         except SQLAlchemyError:
@@ -518,7 +520,7 @@ class Intake:
         try:
             model = validate(orjson.loads(stored.body))
             self._render(_Entry(-1, Item(origin="store"), "", rtype, rid), model)
-        except (MappingError, InvalidResource, store.DuplicateDocumentId, timefmt.OutOfRange) as exc:
+        except (MappingError, InvalidResource, store.DuplicateDocumentId, store.TooLong, timefmt.OutOfRange) as exc:
             raise IntakeError(409, "conflict", f"{shown_ref(rtype, rid)}, rendered from this resource, could no "
                               f"longer be published: {exc}") from None
 

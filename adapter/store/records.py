@@ -9,7 +9,20 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, exists, func, literal_column, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.engine import Connection, Row, RowMapping
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
@@ -25,6 +38,15 @@ if TYPE_CHECKING:
 
 class DuplicateDocumentId(ValueError):
     pass
+
+
+class TooLong(ValueError):
+    """A record's value is longer than its column holds (PostgreSQL refuses it, SQLite would keep it): the writer's
+    resource is refused alike on both engines. The message names the column and its length, never the value."""
+
+
+_LENGTHS = {c.name: c.type.length for c in records.columns
+            if isinstance(c.type, String) and c.type.length is not None}
 
 
 def _day(value: str | None) -> str | None:
@@ -46,7 +68,7 @@ def _row(resource_type: str, resource_id: str, part: int, rec: Record, days: lis
          now: datetime) -> dict[str, Any]:
     """A record's row; `days`: its filter days, sorted (written to record_days beside it)."""
     h = rec.header
-    return {
+    row = {
         "contract": rec.contract,
         "source_system": h.source_system,
         "resource_type": resource_type,
@@ -68,6 +90,11 @@ def _row(resource_type: str, resource_id: str, part: int, rec: Record, days: lis
         "updated_at": now,
         "latest_day": days[-1] if days else "",
     }
+    for name, length in _LENGTHS.items():
+        value = row[name]
+        if isinstance(value, str) and len(value) > length:
+            raise TooLong(f"{name} longer than {length} characters")
+    return row
 
 
 def stored_many(conn: Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[Row[Any]]]:

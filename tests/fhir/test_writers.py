@@ -195,3 +195,22 @@ def test_a_writer_that_hangs_up_mid_body_is_no_error(gateway, pki, caplog):
     assert js01.post("", json=supporting_for(SOURCE)).status_code == 200
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert not errors, errors
+
+
+def test_an_overlong_identifier_is_a_refused_entry_not_a_store_failure(gateway, pki, caplog):
+    """A writer sends identifiers longer than the store's columns (a 300-character document id, care contact):
+    on PostgreSQL the insert failed, and the write was answered 503 'store unavailable' with an error-level line
+    (as if the database were down), on SQLite it was stored. Either way alike: the entry is refused, nothing else."""
+    import logging
+
+    caplog.set_level(logging.INFO)
+    js01 = as_system(gateway, pki, "journal")
+    assert js01.post("", json=supporting_for(SOURCE)).status_code == 200
+    long_doc = condition("c-longdoc", identifier="d" * 300)
+    long_contact = condition("c-longcontact", identifier="d-lc", encounter=None)
+    long_contact["encounter"] = {"identifier": {"value": "e" * 300}}
+    for rid, resource in (("c-longdoc", long_doc), ("c-longcontact", long_contact)):
+        r = js01.put(f"/Condition/{rid}", json=resource)
+        assert r.status_code in (400, 422), (rid, r.status_code, r.text[:300])
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert js01.put("/Condition/c-fine", json=condition("c-fine", identifier="d-fine")).status_code == 201
