@@ -3,7 +3,8 @@
 uvicorn's httptools protocol has neither: a client could send header lines for ever, each one kept, until the memory
 ran out, before the app (and its sign-in or authorisation) saw anything of the request; and a connection that sends
 nothing after it opened, or a byte of its head now and then, was kept for ever (uvicorn's keep-alive timeout starts
-only after an answer), so a few thousand of them took every file descriptor (slowloris).
+only after an answer), so a few thousand of them took every file descriptor (slowloris). Nor has it a write timeout:
+a client that asked for a large answer and read none of it kept the answer in memory, with its connection, for ever.
 
 Every server of the adapter uses this protocol: the producer (`tls.PeerCertProtocol` with mTLS, this one on a socket
 or plain HTTP), the staff page and the metrics listener.
@@ -20,6 +21,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 log = logging.getLogger("adapter.gateway")
 MAX_HEAD_BYTES = 64 * 1024  # RIVTA, FHIR and browser requests need a few kB at most
 HEAD_SECONDS = 30.0  # from the connection or a head's first byte to its end; as uvicorn's keep-alive timeout
+WRITE_STALL_SECONDS = 30.0  # a client that takes nothing of its answer for this long is dropped
 
 
 class HeadCappedProtocol(HttpToolsProtocol):
@@ -28,6 +30,7 @@ class HeadCappedProtocol(HttpToolsProtocol):
     _ends = 0  # heads and messages that ended on the connection
     _head_since: float | None = None  # the loop's time when the head in hand began (or the connection opened)
     _head_timer: asyncio.TimerHandle | None = None  # one per connection, re-armed: no timer per request
+    _stall_timer: asyncio.TimerHandle | None = None  # while the transport's buffer is full (writing paused)
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -35,10 +38,28 @@ class HeadCappedProtocol(HttpToolsProtocol):
         self._head_timer = self.loop.call_later(HEAD_SECONDS, self._check_head)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        for timer in (self._head_timer, self._stall_timer):
+            if timer is not None:
+                timer.cancel()
+        self._head_timer = self._stall_timer = None
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._stall_timer is None:
+            self._stall_timer = self.loop.call_later(WRITE_STALL_SECONDS, self._write_stalled)
+
+    def resume_writing(self) -> None:
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
+        super().resume_writing()
+
+    def _write_stalled(self) -> None:
+        self._stall_timer = None
+        if not self.transport.is_closing():
+            log.info("connection closed: the client took nothing of its answer for %g s", WRITE_STALL_SECONDS)
+            self.transport.abort()
 
     def _check_head(self) -> None:
         self._head_timer = None

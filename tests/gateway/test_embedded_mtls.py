@@ -218,3 +218,51 @@ def test_connections_that_never_finish_a_request_head_are_closed(gateway, pki, m
     assert closed_within(5, trickle=True)
     with client(pki, "platform") as c:
         assert ids(ask(c, gateway.url)) == {"d-home", "d-housing"}
+
+
+def test_a_caller_that_never_reads_its_large_answer_is_dropped(pki, tmp_path, monkeypatch):
+    """An authorised caller asks for a large answer (streamed, held until sent) and never reads it: uvicorn has no
+    write timeout, so the answer stayed in the server's memory, with the connection, for as long as the caller
+    liked (a few hundred such connections). The connection is dropped when the caller takes nothing for the
+    write deadline (here 1 s)."""
+    import time
+
+    import orjson
+
+    from adapter.gateway import protocol
+    from adapter.ingest import ingest
+    from adapter.store.engine import open_store
+    from tests.gateway.conftest import client_context
+    from tests.samples import bundle, condition, support_bundle
+
+    engine = open_store(f"sqlite:///{tmp_path}/big.db")
+    big = [condition(f"c-big-{i}", identifier=f"d-big-{i}", code=None, text="x" * 100_000) for i in range(100)]
+    (tmp_path / "big.json").write_bytes(orjson.dumps(bundle(*[e["resource"] for e in support_bundle()["entry"]],
+                                                            *big)))
+    assert not ingest(engine, [tmp_path / "big.json"]).rejected
+    monkeypatch.setattr(protocol, "WRITE_STALL_SECONDS", 1.0)
+    body = build_request(GD, SOURCE, PNR)
+    with TlsServer(engine, TlsContexts(tls_files(pki))) as srv:
+        ctx = client_context(pki, "platform")
+        with socket.create_connection(("127.0.0.1", srv.port)) as raw:
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                s.sendall(b"POST " + GD.url_path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/xml"
+                          b"\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                time.sleep(4)  # reads nothing meanwhile
+                s.settimeout(5)
+                got = b""
+                try:
+                    while chunk := s.recv(1 << 20):
+                        got += chunk
+                except (OSError, ssl.SSLError):
+                    pass
+        head, _, rest = got.partition(b"\r\n\r\n")
+        assert b" 200 " in head.split(b"\r\n")[0], head[:100]
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length")))
+        assert length > 10_000_000  # streamed: held in the server until sent (more than the kernel's buffers)
+        assert len(rest) < length, "the whole answer waited for the caller"
+        with client(pki, "platform") as c:
+            assert len(ids(ask(c, srv.url))) == 100
+    engine.dispose()
