@@ -134,3 +134,18 @@ def test_a_malformed_answer_head_quoting_a_personnummer_stays_out_of_the_error(s
         srv = server(lambda conn, head=head: conn.send(head.encode()))
         exc = fails(srv.url, rivta.RivtaCallError)
         assert PNR not in getattr(exc, "detail", "") and PNR not in getattr(exc, "reason", ""), (head, vars(exc))
+
+
+def test_endless_informational_answers_end_within_the_deadline(server) -> None:
+    """'100 Continue' for ever, never a final answer: the exchange ends by its deadline, having read little."""
+    import time
+
+    def continue_forever(conn: Connection) -> None:
+        while not conn.stop.is_set():
+            conn.send(b"HTTP/1.1 100 Continue\r\n\r\n" * 1000)
+
+    srv = server(continue_forever)
+    started = time.monotonic()
+    fails(srv.url, rivta.RivtaCallError, max_bytes=CAP, timeout=1)
+    assert time.monotonic() - started < 5
+    assert srv.finished.wait(5)
