@@ -476,3 +476,27 @@ def test_a_time_the_contracts_cannot_carry_is_refused_and_the_answer_stays_valid
     status, root, _ = call(fhir.url, DIAGNOSIS)
     assert status == 200 and official_schema(DIAGNOSIS).validate(root.find(".//{*}Body")[0])
     assert sorted(document_ids(root, DIAGNOSIS)) == ["c-blank", "d-ok"]
+
+
+def test_a_write_retried_after_a_race_still_re_renders_what_depends_on_it(store, fhir, monkeypatch):
+    """A race with another writer (IntegrityError) is retried, but the retry kept the failed attempt's memory: the
+    record re-rendered in the rolled-back attempt counted as written already, and kept its old care unit."""
+    from sqlalchemy.exc import IntegrityError
+
+    from adapter.intake.unit import Intake
+
+    assert fhir.put("Condition/c-race", condition("c-race", identifier="d-race")).status_code == 201
+    finish, calls = Intake.finish, []
+
+    def first_one_loses_a_race(self):
+        calls.append(1)
+        if len(calls) == 1:
+            raise IntegrityError("INSERT", {}, Exception("another writer was first"))
+        finish(self)
+
+    monkeypatch.setattr(Intake, "finish", first_one_loses_a_race)
+    r = fhir.put("Provenance/prov-race", provenance("Condition/c-race", HSA_REF(HOUSING), HSA_REF(GIVER),
+                                                    rid="prov-race"))
+    assert r.status_code == 201 and len(calls) == 2, r.text
+    [rec] = diagnoses(fhir.url)
+    assert header_value(rec, "healthcareProfessionalCareUnitHSAId") == HOUSING
