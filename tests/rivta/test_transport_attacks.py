@@ -79,7 +79,9 @@ def test_endless_headers_are_refused_unread(server) -> None:
     exc = fails(srv.url, rivta.Unreachable, max_bytes=CAP, timeout=5)
     assert exc.status is None
     assert srv.finished.wait(5)
-    assert srv.connections[0].sent < 4 * 1024 * 1024, srv.connections[0].sent
+    # aiohttp refuses at its header limits (about 1 MB of these lines); what the server pushed past that sat in the
+    # two socket buffers (4 MB was too tight under load in CI: 5.7 MB)
+    assert srv.connections[0].sent < SLACK, srv.connections[0].sent
 
 
 def test_a_redirect_is_not_followed(server) -> None:
