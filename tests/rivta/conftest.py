@@ -22,3 +22,13 @@ def server() -> Iterator[Callable[..., RawServer]]:
     yield start
     for srv in started:
         srv.__exit__()
+
+
+@pytest.fixture(scope="module")
+def server_tls(pki) -> ssl.SSLContext:
+    """The producer's side of mTLS: the dev PKI's server certificate, client certificates required."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(pki.server_cert), str(pki.server_key))
+    ctx.load_verify_locations(str(pki.ca_bundle))
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx

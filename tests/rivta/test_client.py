@@ -49,15 +49,6 @@ def fails(url: str, kind: type[rivta.RivtaCallError], **kwargs) -> rivta.RivtaCa
     return exc
 
 
-@pytest.fixture(scope="module")
-def server_tls(pki) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(str(pki.server_cert), str(pki.server_key))
-    ctx.load_verify_locations(str(pki.ca_bundle))
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    return ctx
-
-
 def platform(pki) -> ssl.SSLContext:
     c = pki.client("platform")
     return rivta.client_context(str(c.cert), str(c.key), str(pki.ca_bundle))

@@ -7,21 +7,9 @@ import asyncio
 import ssl
 import zlib
 
-import pytest
-
 from adapter.rivta import client as rivta
 from tests.rivta.servers import HUGE, Connection, answer
 from tests.rivta.test_client import ACTION, CAP, GOOD, PNR, call, fails, platform, request_envelope
-
-
-@pytest.fixture(scope="module")
-def producer_tls(pki) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(str(pki.server_cert), str(pki.server_key))
-    ctx.load_verify_locations(str(pki.ca_bundle))
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    return ctx
-
 
 # what the client may read past the cap: one read and what the two socket buffers held (as the plain cap's test)
 SLACK = 32 * 1024 * 1024
@@ -108,10 +96,10 @@ def test_a_producer_certificate_for_another_name_is_refused(server, pki) -> None
     assert exc.status is None and srv.connections == []
 
 
-def test_a_connection_to_one_producer_is_not_used_for_another_with_the_same_address(server, producer_tls, pki) -> None:
+def test_a_connection_to_one_producer_is_not_used_for_another_with_the_same_address(server, server_tls, pki) -> None:
     """Two clients with different certificates calling the same producer: each presents its own certificate (no
     connection or TLS session crosses from one client's pool to the other's)."""
-    srv = server(lambda conn: answer(conn, 200, GOOD), producer_tls)
+    srv = server(lambda conn: answer(conn, 200, GOOD), server_tls)
     other = pki.client(next(name for name in pki.clients if name != "platform"))
 
     async def go() -> None:

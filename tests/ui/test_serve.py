@@ -43,6 +43,15 @@ def test_off_loopback_only_with_tls_and_a_provider(host, cert, key, provider, de
     assert (answer is None) if refused is None else answer.startswith(refused)
 
 
+def demo_config(pki) -> ConsumerConfig:
+    """The staff page in demo mode on loopback, every national service down (nothing listens there)."""
+    dead, platform = f"https://127.0.0.1:{free_port()}", pki.client("platform")
+    return ConsumerConfig(sources=(), services=NationalServices(dead, dead, dead), client_cert=platform.cert,
+                          client_key=platform.key, ca=pki.ca_bundle, service_timeout=1,
+                          assignments=(Assignment("Akuten", "SE2321000016-AKUT", "SE2321000016-RG01"),),
+                          demo_user=DemoUser("SE2321000016-DEMO", "Demo Användare"))
+
+
 def test_a_server_without_provider_or_demo_user_is_refused():
     dead = "https://127.0.0.1:1"
     config = ConsumerConfig(sources=(), services=NationalServices(dead, dead, dead), client_cert=Path("c"),
@@ -55,12 +64,7 @@ def test_a_server_without_provider_or_demo_user_is_refused():
 
 
 def test_the_demo_mode_on_loopback_signs_in_the_demo_user_and_says_so(pki, tmp_path):
-    dead = f"https://127.0.0.1:{free_port()}"
-    platform = pki.client("platform")
-    config = ConsumerConfig(sources=(), services=NationalServices(dead, dead, dead), client_cert=platform.cert,
-                            client_key=platform.key, ca=pki.ca_bundle, service_timeout=1,
-                            assignments=(Assignment("Akuten", "SE2321000016-AKUT", "SE2321000016-RG01"),),
-                            demo_user=DemoUser("SE2321000016-DEMO", "Demo Användare"))
+    config = demo_config(pki)
     with UiServer(create_ui_app(config, open_store(f"sqlite:///{tmp_path}/ui.db"))) as srv, \
             httpx.Client(base_url=srv.url, trust_env=False, timeout=10) as client:
         assert client.get("/api/session").status_code == 401
@@ -106,11 +110,7 @@ def test_endless_header_lines_from_anyone_are_cut_off(pki, tmp_path, caplog):
     import socket
 
     caplog.set_level(logging.WARNING)
-    dead, platform = f"https://127.0.0.1:{free_port()}", pki.client("platform")
-    config = ConsumerConfig(sources=(), services=NationalServices(dead, dead, dead), client_cert=platform.cert,
-                            client_key=platform.key, ca=pki.ca_bundle, service_timeout=1,
-                            assignments=(Assignment("Akuten", "SE2321000016-AKUT", "SE2321000016-RG01"),),
-                            demo_user=DemoUser("SE2321000016-DEMO", "Demo Användare"))
+    config = demo_config(pki)
     with UiServer(create_ui_app(config, open_store(f"sqlite:///{tmp_path}/ui.db"))) as srv:
         host, port = srv.url.removeprefix("http://").split(":")
         sent = 0
@@ -135,11 +135,7 @@ def test_a_connection_that_never_finishes_its_request_head_is_closed(pki, tmp_pa
     from adapter.gateway import protocol
 
     monkeypatch.setattr(protocol, "HEAD_SECONDS", 1.0)
-    dead, platform = f"https://127.0.0.1:{free_port()}", pki.client("platform")
-    config = ConsumerConfig(sources=(), services=NationalServices(dead, dead, dead), client_cert=platform.cert,
-                            client_key=platform.key, ca=pki.ca_bundle, service_timeout=1,
-                            assignments=(Assignment("Akuten", "SE2321000016-AKUT", "SE2321000016-RG01"),),
-                            demo_user=DemoUser("SE2321000016-DEMO", "Demo Användare"))
+    config = demo_config(pki)
     with UiServer(create_ui_app(config, open_store(f"sqlite:///{tmp_path}/ui.db"))) as srv:
         host, port = srv.url.removeprefix("http://").split(":")
         head = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X: y\r\n" * 1000
@@ -167,11 +163,7 @@ def test_a_huge_or_trickled_body_before_sign_in_is_refused_unread(pki, tmp_path,
     ever). Now a body is capped and has a deadline; a signed-in user's requests still work."""
     import socket
 
-    dead, platform = f"https://127.0.0.1:{free_port()}", pki.client("platform")
-    config = ConsumerConfig(sources=(), services=NationalServices(dead, dead, dead), client_cert=platform.cert,
-                            client_key=platform.key, ca=pki.ca_bundle, service_timeout=1,
-                            assignments=(Assignment("Akuten", "SE2321000016-AKUT", "SE2321000016-RG01"),),
-                            demo_user=DemoUser("SE2321000016-DEMO", "Demo Användare"))
+    config = demo_config(pki)
     with UiServer(create_ui_app(config, open_store(f"sqlite:///{tmp_path}/ui.db"))) as srv:
         host, port = srv.url.removeprefix("http://").split(":")
 
