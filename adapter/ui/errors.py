@@ -14,7 +14,10 @@ import uuid
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from adapter.gateway.body import BodyTooLarge, read_capped
 
 log = logging.getLogger("adapter.ui")
 
@@ -124,27 +127,16 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(413, "Begäran är för stor.", scope, receive, send)
-                return
-        chunks: list[bytes] = []
-        size = 0
         try:
             async with asyncio.timeout(self.seconds):
-                while True:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        return
-                    chunks.append(message.get("body", b""))
-                    size += len(chunks[-1])
-                    if size > self.max_bytes:
-                        await self._refuse(413, "Begäran är för stor.", scope, receive, send)
-                        return
-                    if not message.get("more_body", False):
-                        break
+                body = await read_capped(Request(scope, receive), self.max_bytes)
+        except BodyTooLarge:
+            await self._refuse(413, "Begäran är för stor.", scope, receive, send)
+            return
         except TimeoutError:
             await self._refuse(408, "Begäran kom inte fram i tid.", scope, receive, send)
+            return
+        except ClientDisconnect:
             return
         replayed = False
 
@@ -153,7 +145,7 @@ class BodyLimit:
             if replayed:
                 return await receive()
             replayed = True
-            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
 
