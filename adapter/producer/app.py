@@ -99,7 +99,7 @@ def create_app(engine: Engine, settings: Settings, access: Access | None = None,
     for contract in CONTRACTS:
         wsdl.request_schema(contract)  # compile at start: a broken contract fails fast
         wsdl.documents(contract)
-        app.soap_calls[contract.url_path] = _add_routes(app, contract, reader, settings, access, pager)
+        app.soap_calls[contract.url_path] = _contract_call(app, contract, reader, settings, access, pager)
 
     app.include_router(fhir_endpoint.router(engine, settings, access))
 
@@ -145,9 +145,9 @@ class SoapCalls:
         await response(scope, receive, send)
 
 
-def _add_routes(app: FastAPI, contract: Contract, reader: RecordReader, settings: Settings, access: Access,
+def _contract_call(app: FastAPI, contract: Contract, reader: RecordReader, settings: Settings, access: Access,
                 pager: Pager) -> Callable[[Request], Awaitable[Response]]:
-    """The contract's WSDL route; returns the handler of its SOAP calls (taken by `SoapCalls`)."""
+    """The handler of the contract's SOAP calls (taken by `SoapCalls`); adds its WSDL and XSD route to `app`."""
     docs = wsdl.documents(contract)
     schema = wsdl.request_schema(contract)
     expected = f"{{{contract.responder_ns}}}{contract.name}"
