@@ -13,15 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, cast
 
-from lxml import etree
-
 from adapter.mapping import codes, profile, rivta_xml, timefmt
 from adapter.mapping.context import Context
 from adapter.mapping.errors import MappingError
 from adapter.mapping.record import Header, Map, Record
 from adapter.rivta.contracts import GET_ALERT_INFORMATION as CONTRACT
 
-_Element = etree._Element
+_Element = rivta_xml.Element
 
 # -- the input profile's URLs ----------------------------------------------------------------------------------
 # HL7 Sweden, medical alert information IG (hl7.fhir.r4.ig.medicalalertinformation, draft 0.1.0)

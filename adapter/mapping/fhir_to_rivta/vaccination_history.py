@@ -196,10 +196,8 @@ def _administration(b: rivta_xml.Builder, body: Any, imm: Any, ctx: Context, sou
         b.cv(adm, "typeOfVaccine", *vaccine_type, field="vaccineCode.coding")
     if vaccine_name is not None:
         if len(vaccine_name) == 3:
-            name_el = b.cv(adm, "vaccineName", *vaccine_name, field="vaccineCode.coding")
-            if name_el is not None:  # the TKB names NPL-id's codeSystemName; it goes after codeSystem
-                b.node(name_el, "codeSystemName").text = "NPL"
-                name_el.insert(2, name_el[-1])
+            # the TKB names NPL-id's codeSystemName
+            b.cv(adm, "vaccineName", *vaccine_name, field="vaccineCode.coding", code_system_name="NPL")
         else:
             b.cv(adm, "vaccineName", original_text=vaccine_name[0])
     b.text(adm, "vaccineBatchId", imm.lotNumber)
@@ -333,31 +331,29 @@ def _org_of(b: rivta_xml.Builder, parent: Any, name: str, ref: Any, imm: Any, ct
         location = ctx.resolve(imm.location) if name == "performerOrg" and imm.location is not None else None
     hsa = _hsa_of(org.identifier if org is not None else None) or _hsa_of(
         [org_ref.identifier] if org_ref.identifier is not None else None)
-    el = _org_unit(b, parent, name, org, hsa, fallback_name=org_ref.display)
     place = getattr(location, "name", None) or (imm.location.display if name == "performerOrg" and imm.location
                                                   else None)
-    if el is not None and place:
-        loc = el.find(f"{{{CONTRACT.core_ns}}}orgUnitLocation")
-        if loc is None:
-            loc = b.node(el, "orgUnitLocation")
-        loc.text = place
+    _org_unit(b, parent, name, org, hsa, fallback_name=org_ref.display, place=place)
 
 
 def _org_unit(b: rivta_xml.Builder, parent: Any, name: str, org: Any, hsa: str | None,
-              fallback_name: str | None = None) -> Any | None:
+              fallback_name: str | None = None, place: str | None = None) -> None:
+    """The organisation's unit, left out when it would be empty; `place` (the Location's name) is its
+    orgUnitLocation where known, else the Organization's city, and never keeps an otherwise empty unit."""
     el = b.node(parent, name)
     b.text(el, "orgUnitHSAId", hsa)
     b.text(el, "orgUnitName", (org.name if org is not None else None) or fallback_name)
+    city = None
     if org is not None:
         b.text(el, "orgUnitTelecom", _telecom(org.telecom, "phone"))
         b.text(el, "orgUnitEmail", _telecom(org.telecom, "email"))
         address = (org.address or [None])[0]
         b.text(el, "orgUnitAddress", _address(address))
-        b.text(el, "orgUnitLocation", address.city if address is not None else None)
-    if len(el) == 0:
+        city = address.city if address is not None else None
+    if len(el) == 0 and not (city and city.strip()):
         parent.remove(el)
-        return None
-    return el
+        return
+    b.text(el, "orgUnitLocation", place or city)
 
 
 def _organization_by_hsa(hsa: str, ctx: Context) -> Any | None:
