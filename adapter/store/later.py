@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
 from adapter.store import records
+from adapter.store.bulk import insert_rows
 
 
 class Later:
@@ -34,6 +35,6 @@ class Later:
 
     def flush(self, conn: Connection) -> None:
         for table, rows in self._rows.items():
-            conn.execute(insert(table), rows)
+            insert_rows(conn, table, rows)
         records.insert(conn, self._records, self._days)
         self._rows, self._records, self._days = {}, [], []

@@ -29,6 +29,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from adapter.mapping.record import Record
 from adapter.rivta.contracts import BY_KEY, DateRule
+from adapter.store.bulk import insert_rows
 from adapter.store.keys import RecordKey
 from adapter.store.tables import record_days, records
 
@@ -163,7 +164,7 @@ def insert(conn: Connection, rows: list[dict[str, Any]], days: list[list[str]]) 
     and one executemany for the days."""
     if not rows:
         return
-    conn.execute(_INSERT, rows)
+    insert_rows(conn, records, rows)
     if not any(days):
         return
     ids: dict[str, set[str]] = {}
@@ -173,8 +174,8 @@ def insert(conn: Connection, rows: list[dict[str, Any]], days: list[list[str]]) 
     for rtype, wanted in sorted(ids.items()):
         for r in conn.execute(_KEYS, {"t": rtype, "ids": sorted(wanted)}):
             pks[(rtype, r.resource_id, r.part)] = r.pk
-    conn.execute(_INSERT_DAYS, [{"record_pk": pks[(row["resource_type"], row["resource_id"], row["part"])], "day": d}
-                                for row, ds in zip(rows, days, strict=True) for d in ds])
+    insert_rows(conn, record_days, [{"record_pk": pks[(row["resource_type"], row["resource_id"], row["part"])],
+                                     "day": d} for row, ds in zip(rows, days, strict=True) for d in ds])
 
 
 def _documents(triples: set[tuple[str, str, str]]) -> dict[str, list[str]]:
@@ -212,10 +213,8 @@ _SAME_DOCUMENT = select(records.c.resource_type, records.c.resource_id, records.
     records.c.contract.in_(bindparam("contracts", expanding=True)),
     records.c.document_id.in_(bindparam("documents", expanding=True)))
 _CLASH = _SAME_DOCUMENT.where(or_(records.c.resource_type != bindparam("t"), records.c.resource_id != bindparam("i")))
-_INSERT = records.insert()
 _KEYS = select(records.c.pk, records.c.resource_id, records.c.part).where(
     records.c.resource_type == bindparam("t"), records.c.resource_id.in_(bindparam("ids", expanding=True)))
-_INSERT_DAYS = record_days.insert()
 _OLD_KEYS = select(records.c.patient_id, records.c.patient_type, records.c.contract, records.c.category,
                    records.c.source_system, records.c.care_giver).where(_MINE)
 _DELETE_DAYS = delete(record_days).where(record_days.c.record_pk.in_(select(records.c.pk).where(_MINE)))
