@@ -429,8 +429,10 @@ class Intake:
             targets = self._targets(model)
             fresh = entry.previous is None  # its links are stored with it: a new one has none yet
             about = (set() if fresh else resources.links_of(self.conn, rtype, rid, resources.TARGETS)) | targets
-            # written at once: what is about the unit's other resources is read again from the store (forget_about)
-            resources.set_links(self.conn, rtype, rid, resources.TARGETS, targets, fresh=fresh)
+            # A new one's links may wait for the batch's flush: what is read again from the store about the unit's
+            # other resources (forget_about) misses it until then, but it is in this input, where
+            # Context._provenances_of finds it by its targets in any case.
+            resources.set_links(self.conn, rtype, rid, resources.TARGETS, targets, fresh=fresh, later=self._later)
             self.view.forget_about(about)
         self._written.add(f"{rtype}/{rid}")
         self.view.forget(rtype, rid)

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from adapter.ingest import ingest
 from adapter.store.tables import ei_outbox, records
-from tests.fhir.helpers import GIVER, HOUSING, HSA, bare_condition, provenance, urn
+from tests.fhir.helpers import GIVER, HOME, HOUSING, HSA, bare_condition, provenance, urn
 from tests.mapping.test_care_documentation import composition
 from tests.samples import bundle, condition, support_bundle
 
@@ -102,3 +102,22 @@ def test_one_bundle_a_patient_each_repeating_the_organisation(store, tmp_path):
     assert report.rejected == []
     assert set(published(store)) == {"d-pp0", "d-pp1", "d-pp2"}
     assert report.unchanged == 2 * len(support_bundle()["entry"])
+
+
+def test_a_new_provenance_shapes_every_re_render_of_its_record_in_the_same_batch(store, tmp_path):
+    """A later file names another unit for a stored record in a Provenance, and changes the role of the record's
+    author after it: both re-render the record within one batch, the second while the Provenance's links still
+    wait for the batch's end, and the record ends up with the Provenance's unit."""
+    support = support_bundle()
+    assert ingest(store, [write(tmp_path / "a.json", support),
+                          write(tmp_path / "b.json", bundle(condition("c-late", identifier="d-late")))]).rejected == []
+    assert published(store) == {"d-late": HOME}
+    role = next(e["resource"] for e in support["entry"] if e["resource"]["resourceType"] == "PractitionerRole")
+    changed_role = {**role, "telecom": [{"system": "phone", "value": "+46 8 123 456"}]}
+    later = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": provenance("Condition/c-late", {"identifier": {"system": HSA, "value": HOUSING}},
+                                {"identifier": {"system": HSA, "value": GIVER}}, rid="prov-late")},
+        {"resource": changed_role}]}
+    report = ingest(store, [write(tmp_path / "c.json", later)])
+    assert report.rejected == [] and report.context == 2
+    assert published(store) == {"d-late": HOUSING}
