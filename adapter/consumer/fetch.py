@@ -31,11 +31,19 @@ FAULT_QUIET_SECONDS = 300.0
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
+# The national aggregating services' logical address (Inera's HSA-id as the TKBs give it, källsystemsadressering):
+# a region's aggregating address is a source's `aggregating = true` in the configuration.
+NATIONAL_AGGREGATING = "5565594230"
+
+
 @dataclass(frozen=True)
 class Source:
     name: str  # shown to the user, e.g. "Exempelby kommun"
     url: str  # base URL; the contract path is appended
     logical_address: str  # a source system's HSA-id, or the national aggregating address
+    # An aggregating address (the national or a region's) answers with many source systems' records; a source
+    # system's own address only with its own (källsystemsadressering), and records claiming another are refused.
+    aggregating: bool = False
 
 
 class Outcome(StrEnum):
@@ -214,11 +222,16 @@ def _same_person(asked: str, answered: str | None) -> bool:
     return answered is not None and answered.strip().replace("-", "") == asked.strip().replace("-", "")
 
 
+def _same_system(asked: str, claimed: str | None) -> bool:
+    return claimed is not None and claimed.strip().upper() == asked.strip().upper()
+
+
 def _interpret(source: Source, contract: Contract, answer: etree._Element,
                patient_id: str) -> tuple[str, SourceResult]:
     """The result and its outcome for the metrics (adapter/metrics.py: CONSUMER_OUTCOMES). An answer holding a
     record of any other patient than the one asked about is not used at all: its records would be decided by PDL,
-    shown and access-logged as the asked patient's (a faulty or hostile producer, or a mix-up on the way)."""
+    shown and access-logged as the asked patient's (a faulty or hostile producer, or a mix-up on the way); nor is
+    a source system's answer holding a record of another source system."""
     def failed(reason: str, outcome: str = metrics.INVALID_ANSWER) -> tuple[str, SourceResult]:
         return outcome, SourceResult(source, contract, Outcome.FAILED, reason)
 
@@ -241,6 +254,12 @@ def _interpret(source: Source, contract: Contract, answer: etree._Element,
     recs = answer.findall(f"{{{contract.responder_ns}}}{contract.record_element}")
     if any(not _same_person(patient_id, first_text(rec, contract, contract.paths.patient_id)) for rec in recs):
         return failed("the answer holds records of another patient than the one asked about")
+    if not source.aggregating and any(not _same_system(source.logical_address, first_text(
+            rec, contract, contract.paths.source_system)) for rec in recs):
+        # A record is known by (documentId, sourceSystem) across sources: one claiming another system's would take
+        # that system's record's place in the overview, shown (and decided by PDL) as if that system had said it.
+        return failed("the answer holds records of another source system than the one asked (a source system's "
+                      "address answers for that system alone)")
     more = None
     if contract.has_more:
         r = contract.responder_ns

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 
 from adapter import correlation, metrics
 from adapter.consumer.fetch import (
+    NATIONAL_AGGREGATING,
     FaultMemory,
     FetchSettings,
     Outcome,
@@ -186,6 +187,7 @@ class _SourceTable(Model):
     name: Text
     url: HttpUrl
     logical_address: Text
+    aggregating: bool | None = None  # default: the national aggregating address is, any other is a source system
 
 
 class _AssignmentTable(Model):
@@ -234,7 +236,8 @@ def load_config(path: Path, *, check_files: bool = False) -> ConsumerConfig:
                        f"{exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}") from None
         staff_login = data.staff_login.build(base, secret)
     config = ConsumerConfig(
-        sources=tuple(Source(s.name, s.url, s.logical_address) for s in data.source),
+        sources=tuple(Source(s.name, s.url, s.logical_address, s.aggregating if s.aggregating is not None
+                             else s.logical_address.strip() == NATIONAL_AGGREGATING) for s in data.source),
         services=NationalServices(**services.model_dump()),
         client_cert=p(client.cert), client_key=p(client.key), ca=p(client.ca),
         crls=tuple(p(c) for c in client.crls),

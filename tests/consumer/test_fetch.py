@@ -7,14 +7,21 @@ import asyncio
 import time
 
 import httpx
+import orjson
 import pytest
+from lxml import etree
 
 from adapter.consumer.fetch import FaultMemory, FetchSettings, Outcome, Source, client_context, fetch_all, merge
 from adapter.gateway.tls import TlsContexts
+from adapter.ingest import ingest
 from adapter.rivta.contracts import GET_DIAGNOSIS, INFORMATION_TYPES
+from adapter.rivta.contracts import GET_DIAGNOSIS as GD
+from adapter.store.engine import open_store
 from tests.conftest import free_port
 from tests.consumer.producers import PNR, REGION_SOURCE, SOURCE, SlowProducer, municipal_store, region_store
 from tests.gateway.conftest import TlsServer, tls_files
+from tests.samples import bundle, condition, support_bundle
+from tests.ui.test_stream_attacks import swapping_producer
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +42,10 @@ def run(pki, sources, settings=FetchSettings(), faults=None):
             return await fetch_all(client, sources, PNR, "1.2.752.129.2.1.3.1", settings, faults)
 
     return asyncio.run(go())
+
+
+def header(record, name: str) -> str | None:
+    return record.findtext(f"{{{GD.core_ns}}}diagnosisHeader/{{{GD.core_ns}}}{name}")
 
 
 def by(results, source_name, contract="GetDiagnosis:2"):
@@ -100,3 +111,39 @@ def test_result_error_is_reported_and_a_soap_fault_is_not_repeated_for_five_minu
     first, second = asyncio.run(go())
     assert by(first, "Region Exempel").reason.startswith("SOAP fault (log id ")
     assert "5 minutes" in by(second, "Region Exempel").reason
+
+
+def test_a_source_claiming_another_source_systems_records_is_refused_and_cannot_shadow_them(pki, producers,
+                                                                                          tmp_path):
+    """A journal system at its own address answers with records that claim the municipality's source system and
+    document ids (other diagnoses): answering first, before the fix its records took the real ones' place in the
+    overview. Its answer is refused with a reason naming no value; the municipality's own records are kept."""
+    evil = "SE0000000000-EVIL"
+    fake = [e["resource"] for e in support_bundle()["entry"]] + [
+        condition("c-fake", identifier="d-home", staff=0, code=("F20.9", "Schizofreni, ospecificerad"))]
+    (tmp_path / "fake.json").write_bytes(orjson.dumps(bundle(*fake)))
+    fake_store = open_store(f"sqlite:///{tmp_path}/fake.db")
+    assert not ingest(fake_store, [tmp_path / "fake.json"]).rejected
+    app = swapping_producer(fake_store, evil, SOURCE)  # asked as EVIL, it answers what its store holds for SOURCE
+    with TlsServer(None, TlsContexts(tls_files(pki)), app=app) as hostile:
+        results = run(pki, [Source("Elak journal", hostile.url, evil), producers["municipality"]])
+    refused = by(results, "Elak journal")
+    assert refused.outcome is Outcome.FAILED
+    assert refused.reason == ("the answer holds records of another source system than the one asked (a source "
+                              "system's address answers for that system alone)")
+    kept = merge(results)["GetDiagnosis:2"]
+    assert sorted(header(r, "documentId") for r in kept) == ["d-home", "d-housing"]
+    assert all(b"F20.9" not in etree.tostring(r) for r in kept)
+
+
+def test_an_aggregating_address_answers_for_many_source_systems(pki, tmp_path):
+    """Through an aggregating address (the national one, or a region's marked `aggregating`) an answer holds many
+    source systems' records: taken as they come."""
+    hub = "SE2321000016-HUB1"
+    app = swapping_producer(region_store(tmp_path), hub, REGION_SOURCE)
+    with TlsServer(None, TlsContexts(tls_files(pki)), app=app) as region_hub:
+        plain = run(pki, [Source("Regionens nav", region_hub.url, hub)])
+        marked = run(pki, [Source("Regionens nav", region_hub.url, hub, aggregating=True)])
+    assert by(plain, "Regionens nav").outcome is Outcome.FAILED
+    assert by(marked, "Regionens nav").outcome is Outcome.DATA
+    assert [header(r, "sourceSystemHSAId") for r in by(marked, "Regionens nav").records] == [REGION_SOURCE]

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from adapter.cli import app
+from adapter.consumer.overview import load_config
 from adapter.consumer.pdl import access_log
 from adapter.store.engine import open_store
 from tests.conftest import free_port
@@ -150,3 +151,22 @@ def test_an_overview_where_no_source_answered_says_where_it_asked_and_exits_1(tm
     assert result.exit_code == 1, result.output
     assert f"({dead}: could not connect" in output and "Ingen källa svarade" in output
     assert "Traceback" not in result.output
+
+
+def test_sources_are_aggregating_at_the_national_address_or_when_marked(tmp_path, pki):
+    path = consumer_toml(tmp_path, pki)
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace('[[assignment]]', '''[[source]]
+name = "Nationellt"
+url = "https://127.0.0.1:1"
+logical_address = "5565594230"
+
+[[source]]
+name = "Regionens nav"
+url = "https://127.0.0.1:1"
+logical_address = "SE2321000016-HUB1"
+aggregating = true
+
+[[assignment]]''', 1), encoding="utf-8")
+    assert [(s.logical_address, s.aggregating) for s in load_config(path).sources] == [
+        ("SE2120001231-SYS1", False), ("5565594230", True), ("SE2321000016-HUB1", True)]
