@@ -74,7 +74,7 @@ def queue(conn: Connection, changes: list[tuple[RecordKey, bool]], now: datetime
     engagement the later wins."""
     changes = list({_ident(k): (k, flag) for k, flag in changes}.values())
     residents = sorted({k.patient_id for k, _ in changes})
-    pending = {tuple(r[1:]): r.pk for r in conn.execute(_PENDING, {"residents": residents})}
+    pending = {tuple(r[2:]): r.pk for r in conn.execute(_PENDING, {"residents": residents}) if r.state == "pending"}
     recent = timefmt.timestamp(now)
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
@@ -122,9 +122,12 @@ _REMAINING = select(records.c.patient_id, records.c.patient_type, records.c.cont
     records.c.source_system.in_(bindparam("systems", expanding=True)),
 ).group_by(records.c.patient_id, records.c.patient_type, records.c.contract, records.c.category,
            records.c.source_system, records.c.care_giver)
-_PENDING = select(ei_outbox.c.pk, ei_outbox.c.resident, ei_outbox.c.service_domain, ei_outbox.c.categorization,
-                  ei_outbox.c.logical_address, ei_outbox.c.data_controller).where(
-    ei_outbox.c.state == "pending", ei_outbox.c.resident.in_(bindparam("residents", expanding=True)))
+# By resident alone, along ix_ei_outbox_key, and the state checked here: with the state in the query SQLite walked
+# ix_ei_outbox_state's every pending row instead, each batch of an ingest more (sent rows are purged, so a resident
+# has few rows).
+_PENDING = select(ei_outbox.c.pk, ei_outbox.c.state, ei_outbox.c.resident, ei_outbox.c.service_domain,
+                  ei_outbox.c.categorization, ei_outbox.c.logical_address, ei_outbox.c.data_controller).where(
+    ei_outbox.c.resident.in_(bindparam("residents", expanding=True)))
 _UPDATE_PENDING = update(ei_outbox).where(ei_outbox.c.pk == bindparam("b_pk")).values(
     delete_flag=bindparam("delete_flag"), most_recent_content=bindparam("most_recent_content"),
     updated_at=bindparam("updated_at"), revision=ei_outbox.c.revision + 1)

@@ -269,3 +269,17 @@ def test_wrong_logical_address_ei003_sets_nothing_aside_and_is_retried(tmp_path,
     with serve_stub() as ei:  # the address fixed
         assert drain(sender(engine, ei.url)).sent == 5
         assert len(ei.stub.stored()) == 5
+
+
+def test_the_pending_lookup_goes_by_resident_not_through_every_pending_row(tmp_path):
+    """SQLite planned the lookup of a batch's pending rows along ix_ei_outbox_state, walking every pending row of the
+    store for each batch of an ingest (quadratic in a large first load)."""
+    from adapter.ei.outbox import _PENDING
+
+    engine = open_store(f"sqlite:///{tmp_path}/plan.db")
+    with engine.connect() as conn:
+        sql = _PENDING.params(residents=["191212121212", "191212121213"]).compile(
+            conn, compile_kwargs={"literal_binds": True}).string
+        plan = " ".join(row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+    engine.dispose()
+    assert "ix_ei_outbox_key" in plan, plan
