@@ -3,20 +3,21 @@
 GetDiagnosis for a patient with 20 records, in a store holding a small municipality, at 10 and 200
 concurrent keep-alive connections. The server under test is `npo-adapter serve` in its own process
 (mTLS, CRLs, TAK authorisations, log level info), first with one worker process (`--workers 1`), then
-with one worker per core (`--workers N`, N = the cores). Baseline in the same run: the same uvicorn + TLS
-set-up and framework in one process with a handler that returns the very same answer bytes without any
-adapter work.
+with one worker per core (`--workers N`, N = the cores), the two side by side in turns at 200 connections.
+Baseline in the same run: the same uvicorn + TLS set-up and framework in one process with a handler that returns
+the very same answer bytes without any adapter work.
 
 Targets (issue 15): per core, one worker >= 0.35 of the baseline's req/s (both on one process); N workers
->= 1.5x one worker's req/s at 200 connections with the load generator on the same machine; p99 <= 100 ms
-at 200 connections with N workers; zero errors. server_cpu and client_cpu say how many cores the server
-(all its processes) and the load generator kept busy.
+>= 1.5x one worker's req/s at 200 connections with the load generator on the same machine (medians of three turns
+each); p99 <= 100 ms at 200 connections with N workers (the worst turn); zero errors. server_cpu and client_cpu
+say how many cores the server (all its processes) and the load generator kept busy.
 `python -m bench.producer_throughput` (NPO_BENCH_SCALE shortens the runs).
 """
 
 from __future__ import annotations
 
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -39,6 +40,7 @@ from bench.servers import ServerProcess, client_context, dev_pki, fixed_server, 
 
 RECORDS = 20
 CONCURRENCY = (10, 200)
+TURNS = 3  # one worker and N workers measured in turns, at 200 connections
 
 
 def build_store(folder: Path, patients: int = 100) -> tuple[str, str]:
@@ -115,14 +117,32 @@ def main() -> int:
                     report.add(f"ratio_c{n}", rps=mine["rps"] / base["rps"])
                     report.at_least(f"req/s per core vs baseline at {n} connections", mine["rps"] / base["rps"], 0.35)
                     report.at_most(f"errors at {n} connections", mine["errors"] + base["errors"], 0)
-        with real_server(store_url, pki, free_port(), folder / "workers.log", workers=cores) as many:
-            for n in CONCURRENCY:
-                mine = measure(target(many.port), many, n, seconds)
-                report.add(f"workers_c{n}", workers=cores, **mine)
-                report.add(f"scaling_c{n}", rps=mine["rps"] / one[n]["rps"])
-                report.at_most(f"errors with {cores} workers at {n} connections", mine["errors"], 0)
-            report.at_least(f"{cores} workers vs one at 200 connections", mine["rps"] / one[200]["rps"], 1.5)
-            report.at_most(f"p99 ms at 200 connections with {cores} workers", mine["p99_ms"], 100.0)
+            # One worker against N, side by side: both servers up, measured in turns (ABABAB) at 200 connections
+            # and compared by their medians. Measured minutes apart, once each, the ratio of the same code moved
+            # from 1.43 to 1.60 between runs on this shared machine.
+            with real_server(store_url, pki, free_port(), folder / "workers.log", workers=cores) as many:
+                mine = measure(target(many.port), many, 10, seconds)
+                report.add("workers_c10", workers=cores, **mine)
+                report.add("scaling_c10", rps=mine["rps"] / one[10]["rps"])
+                report.at_most(f"errors with {cores} workers at 10 connections", mine["errors"], 0)
+                ones, manys = [], []
+                for _ in range(TURNS):
+                    ones.append(measure(target(real.port), real, 200, seconds))
+                    manys.append(measure(target(many.port), many, 200, seconds))
+                one_rps = statistics.median(m["rps"] for m in ones)
+                many_rps = statistics.median(m["rps"] for m in manys)
+                worst = max(manys, key=lambda m: m["p99_ms"])
+                middle = sorted(manys, key=lambda m: m["rps"])[TURNS // 2]
+                report.add("workers_c200", workers=cores, **{**middle, "p99_ms": worst["p99_ms"]})
+                report.add("scaling_c200", rps=many_rps / one_rps, turns=TURNS,
+                           one_worker_rps=" ".join(str(round(m["rps"])) for m in ones),
+                           workers_rps=" ".join(str(round(m["rps"])) for m in manys))
+                report.at_most(f"errors with {cores} workers at 200 connections",
+                               sum(m["errors"] for m in manys + ones), 0)
+                report.at_least(f"{cores} workers vs one at 200 connections (medians of {TURNS} turns each)",
+                                many_rps / one_rps, 1.5)
+                report.at_most(f"p99 ms at 200 connections with {cores} workers (worst of {TURNS})",
+                               worst["p99_ms"], 100.0)
         report.add("set_up", answer_bytes=len(answer), records=RECORDS, seconds_per_run=seconds,
                    load_processes=2, cpus=psutil.cpu_count(), workers=cores)
         report.note("server_cpu/client_cpu are cores busy during a run (the server: all its processes); on a "
