@@ -105,11 +105,14 @@ def bind_tcp(host: str, port: int) -> socket.socket:
 
 
 def on_sighup(reload: Callable[[], None] | None) -> None:
-    """SIGHUP calls `reload` (new certificates and CRLs); a failure keeps the previous material, said in the log."""
-    if reload is None:
-        return
+    """SIGHUP calls `reload` (new certificates and CRLs); a failure keeps the previous material, said in the log.
+    With nothing to reload (plain HTTP) it is said and otherwise ignored: its default action would end the process
+    (`serve --workers N` forwards a SIGHUP to every worker)."""
 
     def _reload(_signum: int, _frame: Any) -> None:
+        if reload is None:
+            log.info("SIGHUP: no certificates or CRLs to reload (plain HTTP)")
+            return
         try:
             reload()
         except Exception as exc:  # keep serving with the old material; say why

@@ -122,6 +122,7 @@ class WorkerConfig(uvicorn.Config):
         if gateway.tls is not None:
             self.ssl = gateway.tls.listening
         on_sighup(gateway.reload)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})  # held since the spawn (_hup_held): now safe
         settle()
 
 
@@ -139,9 +140,18 @@ class Supervisor(Multiprocess):
         self.deaths: collections.deque[float] = collections.deque()
         self.crash_loop = False
 
+    def init_processes(self) -> None:
+        with _hup_held():
+            super().init_processes()
+
+    def handle_ttin(self) -> None:
+        with _hup_held():
+            super().handle_ttin()
+
     def keep_subprocess_alive(self) -> None:
         before = list(self.processes)
-        super().keep_subprocess_alive()
+        with _hup_held():
+            super().keep_subprocess_alive()
         now = time.monotonic()
         for old, new in zip(before, self.processes, strict=True):
             if old is not new:
@@ -171,6 +181,18 @@ class Supervisor(Multiprocess):
     def failed(self) -> bool:
         """A worker failed while starting, or workers kept dying."""
         return self.crash_loop or any(process.exitcode == STARTUP_FAILURE for process in self.processes)
+
+
+@contextlib.contextmanager
+def _hup_held() -> Iterator[None]:
+    """SIGHUP held back in the thread that spawns workers: a worker inherits the mask, and SIGHUP's default action
+    (ending the process) could otherwise reach it, forwarded by `handle_hup`, before its own handler is in place. The
+    worker takes up what is pending once it is (WorkerConfig.load); the supervisor once this ends."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 @contextlib.contextmanager

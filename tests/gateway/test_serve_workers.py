@@ -230,6 +230,50 @@ def test_workers_that_keep_dying_stop_the_supervisor(tmp_path):
     _until(lambda: all(_gone(pid) for pid in killed), 10)
 
 
+def test_a_sighup_while_a_worker_starts_does_not_end_it(tmp_path):
+    """A worker started after another died got the supervisor's forwarded SIGHUP before its handler was in place, and
+    SIGHUP's default action ended it: a reload during a restart cost a worker (a death; seven within a minute stop
+    the supervisor). Workers now hold SIGHUP back until their handler is in place. Plain HTTP, where a SIGHUP has
+    nothing to reload: it is said and ignored, not the end of every worker."""
+    code = ("import sys; from pathlib import Path; from adapter import logs; from adapter.config import Settings; "
+            "from adapter.gateway import server, workers; from adapter.gateway.identity import CertSource; "
+            "logs.setup('info'); "
+            "spec = workers.ProducerSpec(Settings(store_url=sys.argv[1]), CertSource.NONE, Path(sys.argv[2])); "
+            "sys.exit(0 if workers.supervise(spec, 2, server.bind_tcp('127.0.0.1', 0)) else 1)")
+    log_file = tmp_path / "supervisor.log"
+    with log_file.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-c", code, f"sqlite:///{tmp_path}/s.db", str(AUTHORISATIONS)],
+                                stderr=err, text=True, cwd=REPO)
+    def serving() -> int:  # workers that have started serving (uvicorn logs it once it has loaded the app)
+        return log_file.read_text().count("Started server process")
+
+    try:
+        first = _until(lambda: w if len(w := _workers(proc.pid)) == 2 and serving() == 2 else None)
+        proc.send_signal(signal.SIGHUP)  # both serving: nothing to reload, ignored
+        time.sleep(1)
+        assert _workers(proc.pid) == first
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        until = time.monotonic() + 5  # the replacement starts meanwhile (an interpreter, imports, the app)
+        while time.monotonic() < until:
+            proc.send_signal(signal.SIGHUP)
+            time.sleep(0.02)
+        time.sleep(1.5)
+        assert proc.poll() is None
+        now = _workers(proc.pid)
+        assert len(now) == 2 and first - {victim} <= now, (first, now)
+        assert _until(lambda: serving() == 3, 20)  # and the replacement serves
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            proc.kill()
+    log = log_file.read_text()
+    assert log.count("WARNING adapter.gateway worker") == 1, log[-3000:]  # the one killed
+    assert "SIGHUP: no certificates or CRLs to reload (plain HTTP)" in log
+
+
 def test_workers_must_be_at_least_one(tmp_path):
     res = subprocess.run([*CLI, "serve", "--plain-http", "--workers", "0", "--port", str(free_port()),
                           "--store", f"sqlite:///{tmp_path}/s.db"], capture_output=True, text=True, timeout=60,
