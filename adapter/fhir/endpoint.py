@@ -81,8 +81,7 @@ def router(engine: Engine, settings: Settings, access: Any) -> APIRouter:
         if media and media not in JSON_TYPES:
             return error(415, "not-supported", "send application/fhir+json")
         try:
-            async with asyncio.timeout(settings.max_fhir_request_seconds):
-                data = await read_capped(request, settings.max_fhir_request_bytes)
+            data = await read_capped(request, settings.max_fhir_request_bytes, settings.max_fhir_request_seconds)
         except BodyTooLarge:
             return error(413, "too-costly", f"request larger than {settings.max_fhir_request_bytes} bytes")
         except TimeoutError:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import Request
 from starlette.requests import ClientDisconnect
 
@@ -19,10 +21,20 @@ def body_in_hand(request: Request) -> bool:
     return getattr(cycle, "more_body", True) is False
 
 
-async def read_capped(request: Request, limit: int) -> bytes:
-    """The body, read from the ASGI channel as `Request.stream` does (its first reader), ClientDisconnect when the
-    caller goes. Without the async generator of `stream`, whose set-up and hooks cost more than the read itself on
-    the producer's hot path."""
+async def read_capped(request: Request, limit: int, seconds: float | None = None) -> bytes:
+    """The body, at most `limit` bytes (BodyTooLarge) and, with `seconds`, within that time (TimeoutError: a caller
+    that trickles its body, slowloris, is cut off; uvicorn bounds only idle keep-alive time). No timer is armed for a
+    body the server already holds whole (`body_in_hand`: the usual small request). ClientDisconnect when the caller
+    goes."""
+    if seconds is None or body_in_hand(request):
+        return await _read(request, limit)
+    async with asyncio.timeout(seconds):
+        return await _read(request, limit)
+
+
+async def _read(request: Request, limit: int) -> bytes:
+    """Read from the ASGI channel as `Request.stream` does (its first reader), without the async generator of
+    `stream`, whose set-up and hooks cost more than the read itself on the producer's hot path."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge

@@ -26,7 +26,7 @@ from adapter.config import Settings
 from adapter.fhir import endpoint as fhir_endpoint
 from adapter.gateway import identity
 from adapter.gateway.authorisation import Authorisations
-from adapter.gateway.body import BodyTooLarge, body_in_hand, read_capped
+from adapter.gateway.body import BodyTooLarge, read_capped
 from adapter.gateway.verify import CertificateRefused, ReloadableVerifier
 from adapter.health import Readiness, StoreProbe
 from adapter.ops import health_endpoints
@@ -176,12 +176,7 @@ def _contract_call(app: FastAPI, contract: Contract, reader: RecordReader, setti
     async def answer(request: Request) -> tuple[str, Response]:
         """The answer and its outcome for the metrics (adapter/metrics.py: PRODUCER_OUTCOMES)."""
         try:
-            if body_in_hand(request):  # the usual small request: nothing to wait for, no timer to arm and cancel
-                data = await read_capped(request, settings.max_request_bytes)
-            else:
-                # A caller that trickles its body (slowloris) is cut off: uvicorn bounds only idle keep-alive time.
-                async with asyncio.timeout(settings.max_request_seconds):
-                    data = await read_capped(request, settings.max_request_bytes)
+            data = await read_capped(request, settings.max_request_bytes, settings.max_request_seconds)
         except BodyTooLarge:
             return metrics.SIZE, _fault(f"request larger than {settings.max_request_bytes} bytes", status=413)
         except TimeoutError:

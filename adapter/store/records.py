@@ -160,8 +160,8 @@ def _check_clashes(conn: Connection, resource_type: str, resource_id: str, rows:
 
 def insert(conn: Connection, rows: list[dict[str, Any]], days: list[list[str]]) -> None:
     """Insert records (`_row`s, whose `latest_day` is the latest of their `days`) and the filter days of each: one
-    executemany for the records, one query for their keys (RETURNING would make SQLite's driver insert row by row)
-    and one executemany for the days."""
+    bulk insert for the records (`insert_rows`), one query for their keys (RETURNING would make SQLite's driver
+    insert row by row) and one bulk insert for the days."""
     if not rows:
         return
     insert_rows(conn, records, rows)

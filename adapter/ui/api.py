@@ -7,7 +7,6 @@ returned; if the access cannot be logged, nothing is shown (500).
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Depends, Request
@@ -27,6 +26,7 @@ from adapter.consumer.pdl.soap_call import PdlServiceError, ServiceRefused
 from adapter.consumer.staff_settings import reason_problem
 from adapter.consumer.summary import empty_text, newest_first, source_rows, tab_notices
 from adapter.consumer.view import to_bundle
+from adapter.rivta import ids
 from adapter.rivta.contracts import INFORMATION_TYPES
 from adapter.ui.errors import ApiError
 from adapter.ui.guard import Caller, caller
@@ -134,7 +134,7 @@ async def overview_stream_lines(request: Request, body: OverviewRequest,
             async for ov in stream:
                 yield to_out(ov, names).model_dump_json().encode() + b"\n"
         except Exception as exc:  # the answer is under way: say so in the stream, without the exception's text
-            log_id = str(uuid.uuid4())
+            log_id = ids.uuid4()
             log.error("overview stream ended by an internal error, log id %s (%s)", log_id, type(exc).__name__)
             log.debug("internal error, log id %s", log_id, exc_info=True)
             yield ErrorAnswer(detail=f"Internt fel: ingen mer information visas (logg-id {log_id}).",

@@ -7,9 +7,7 @@ SQL parameters); the traceback goes to the debug level only.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import uuid
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -18,6 +16,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapter.gateway.body import BodyTooLarge, read_capped
+from adapter.rivta import ids
 
 log = logging.getLogger("adapter.ui")
 
@@ -80,7 +79,7 @@ class InternalErrors:
         try:
             await self.app(scope, receive, tracked)
         except Exception as exc:
-            log_id = str(uuid.uuid4())
+            log_id = ids.uuid4()
             log.error("internal error, log id %s (%s)", log_id, type(exc).__name__)
             log.debug("internal error, log id %s", log_id, exc_info=True)
             if started:  # the answer is under way: nothing clean can be sent any more
@@ -128,8 +127,7 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         try:
-            async with asyncio.timeout(self.seconds):
-                body = await read_capped(Request(scope, receive), self.max_bytes)
+            body = await read_capped(Request(scope, receive), self.max_bytes, self.seconds)
         except BodyTooLarge:
             await self._refuse(413, "Begäran är för stor.", scope, receive, send)
             return
