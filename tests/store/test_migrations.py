@@ -1,6 +1,7 @@
 """Migrations: 0002 moves the supporting resources an older adapter kept into fhir_resources, where they keep
 resolving; 0003 keys records by contract name and major version, and an older store's records are still served;
-0004 gives each record its latest filter day from record_days, and partial answers keep their order."""
+0004 gives each record its latest filter day from record_days, and partial answers keep their order; 0005 makes
+PostgreSQL compare the store's codes byte by byte and compress its fragments and bodies with lz4."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import sqlalchemy as sa
 from adapter.ingest import ingest
 from adapter.store import migrate
 from adapter.store.engine import create_store_engine
-from adapter.store.tables import fhir_identifiers, fhir_resources, record_days, records
+from adapter.store.tables import fhir_identifiers, fhir_resources, metadata, record_days, records
 from tests.samples import bundle, condition, support_bundle
+from tests.stores import StoreUrls
 
 
 def _downgrade(engine: sa.Engine, revision: str) -> None:
@@ -98,4 +100,48 @@ def test_records_of_an_older_store_get_their_latest_day_and_page_as_before(backe
     # latest day first, then the latest published; a record without days last
     assert [bytes(r.fragment) for r in first + rest] == [b"n-4", b"n-1", b"n-2", b"n-5", b"n-3"]
     assert [r.day for r in first + rest] == ["20240302", "20240302", "20231231", "", ""]
+    engine.dispose()
+
+
+_CODES_AND_COMPRESSION = """
+    SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), coll.collname, a.attcompression
+    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+    LEFT JOIN pg_collation coll ON coll.oid = a.attcollation
+    WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' AND a.attnum > 0
+      AND NOT a.attisdropped AND c.relname IN ('records', 'record_days', 'fhir_resources', 'fhir_identifiers',
+                                               'fhir_links', 'ei_outbox')"""
+
+
+def test_postgres_compares_the_store_codes_bytewise_and_compresses_fragments_with_lz4(store_urls: StoreUrls, tmp_path):
+    from adapter.store.records import RecordQuery, query
+
+    engine = create_store_engine(store_urls.url("postgresql"))
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        columns = conn.exec_driver_sql(_CODES_AND_COMPRESSION).all()
+    codes = [(t, c, coll) for t, c, kind, coll, _ in columns if kind.startswith("character varying")]
+    every = {(t.name, c.name) for t in metadata.sorted_tables if t.name in {name for name, *_ in columns}
+             for c in t.c if isinstance(c.type, sa.String) and not isinstance(c.type, sa.Text)}
+    assert {(t, c) for t, c, _ in codes} == every and all(coll == "C" for _, _, coll in codes), codes
+    assert {(t, c): z for t, c, _, _, z in columns if (t, c) in {("records", "fragment"), ("fhir_resources", "body")}
+            } == {("records", "fragment"): "l", ("fhir_resources", "body"): "l"}
+    # a resource stored compressed is read back as it was sent, and its record is served
+    supporting = [e["resource"] for e in support_bundle()["entry"]]
+    long = condition("c-long", identifier="d-long")
+    long["note"] = [{"text": "lång anteckning " * 400}]
+    (tmp_path / "c.json").write_bytes(orjson.dumps(bundle(*supporting, long)))
+    assert ingest(engine, [tmp_path / "c.json"]).rejected == []
+    with engine.connect() as conn:
+        body, method = conn.execute(sa.select(fhir_resources.c.body, sa.func.pg_column_compression(
+            fhir_resources.c.body)).where(fhir_resources.c.resource_id == "c-long")).one()
+        assert method == "lz4" and orjson.loads(body)["note"] == long["note"]
+        row = conn.execute(sa.select(records.c.contract, records.c.source_system, records.c.patient_id,
+                                     records.c.patient_type)).one()
+        assert len(list(query(conn, RecordQuery(*row)))) == 1
+    _downgrade(engine, "0004")
+    with engine.connect() as conn:
+        columns = conn.exec_driver_sql(_CODES_AND_COMPRESSION).all()
+    assert {coll for _, _, kind, coll, _ in columns if kind.startswith("character varying")} == {"default"}
+    assert {z for t, c, _, _, z in columns if c in ("fragment", "body")} == {""}
+    migrate.upgrade(engine)
     engine.dispose()
