@@ -219,7 +219,7 @@ def serve(
         config = server.uvicorn_config(app_, host=host, port=port, uds=str(uds) if uds else None, tls=gateway.tls,
                                        log_level=log_level.lower())
         _start_metrics(metrics_host, metrics_port, readiness, probe, certificates)
-        _say(f"serving NPÖ contracts on {where} ({source.value} callers)")
+        _say(f"serving NPÖ contracts on {where} ({source.callers})")
         _ei_sender(engine, settings)
         server.run(config, gateway.reload, sock)
         return
@@ -235,7 +235,7 @@ def _supervise(spec, workers: int, sock, gateway, where: str, metrics_args: tupl
 
     with metrics_folder() as folder:
         _start_metrics(*metrics_args, recorded=workers_metrics(folder))
-        _say(f"serving NPÖ contracts on {where} ({spec.source.value} callers) with {workers} worker processes")
+        _say(f"serving NPÖ contracts on {where} ({spec.source.callers}) with {workers} worker processes")
         _ei_sender(engine, spec.settings)
         if not supervise(spec, workers, sock, gateway.reload):
             _say("[red]stopped:[/red] a worker could not start, or workers kept dying (see the reason above)",

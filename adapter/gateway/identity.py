@@ -31,6 +31,13 @@ class CertSource(StrEnum):
     PROXY = "proxy"  # nginx in front, Unix socket
     NONE = "none"  # plain HTTP on loopback (development)
 
+    @property
+    def callers(self) -> str:
+        """How callers are authenticated, as `serve` says it when it starts."""
+        return {CertSource.TLS: "callers authenticated by mutual TLS",
+                CertSource.PROXY: "callers' certificates forwarded by the TLS proxy in front, verified again here",
+                CertSource.NONE: "plain HTTP: callers are not authenticated"}[self]
+
 
 def caller_certificate(request: Request, source: CertSource,
                        verifier: ReloadableVerifier | None = None) -> x509.Certificate | None:

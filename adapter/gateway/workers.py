@@ -166,8 +166,10 @@ class Supervisor(Multiprocess):
             self.should_exit.set()
 
     def handle_hup(self) -> None:
-        log.info("SIGHUP: reloading certificates and CRLs in every worker")
-        if self.reload is not None:
+        if self.reload is None:
+            log.info("SIGHUP: passed on to every worker (plain HTTP: no certificates or CRLs to reload)")
+        else:
+            log.info("SIGHUP: reloading certificates and CRLs in every worker")
             try:
                 self.reload()
             except Exception as exc:

@@ -19,6 +19,9 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+# On PostgreSQL every String column here is COLLATE "C" (codes compare byte by byte, as on SQLite) and the fragment
+# and body columns compress with lz4 (migration 0005); the migrations, not this module, create the tables.
+
 # One row per published record. `fragment` is the pre-rendered XML element; the other columns
 # are what request filtering needs. Dates are YYYYMMDD strings (Swedish local time), which
 # compare correctly as text on every engine. For "any of these times lies in the period" contracts the

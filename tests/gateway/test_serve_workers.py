@@ -144,7 +144,8 @@ def test_two_workers_restart_reload_and_stop_together(engine, pki, tmp_path):
     _until(lambda: all(_gone(pid) for pid in everyone), 10)
     assert not list(private_tmp.iterdir())  # the workers' metrics folder is removed
     log = (tmp_path / "stderr.log").read_text()
-    assert "with 2 worker processes" in log and f"metrics and health on {ops_url}/metrics" in log
+    assert "(callers authenticated by mutual TLS) with 2 worker processes" in log
+    assert f"metrics and health on {ops_url}/metrics" in log
     assert "Uvicorn running on http://" not in log  # the metrics listener's, read as if the service were plain HTTP
     assert f"WARNING adapter.gateway worker {killed} ended (exit code -9): replaced by" in log
 
@@ -271,7 +272,9 @@ def test_a_sighup_while_a_worker_starts_does_not_end_it(tmp_path):
             proc.kill()
     log = log_file.read_text()
     assert log.count("WARNING adapter.gateway worker") == 1, log[-3000:]  # the one killed
-    assert "SIGHUP: no certificates or CRLs to reload (plain HTTP)" in log
+    assert "SIGHUP: no certificates or CRLs to reload (plain HTTP)" in log  # each worker's
+    assert "SIGHUP: passed on to every worker (plain HTTP: no certificates or CRLs to reload)" in log
+    assert "reloading certificates" not in log
 
 
 def test_workers_must_be_at_least_one(tmp_path):
