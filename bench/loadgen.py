@@ -16,7 +16,10 @@ import asyncio
 import multiprocessing as mp
 import ssl
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import psutil
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class LoadResult:
     completed: int
     errors: int
     latencies_ms: list[float]
+    client_cpu: float = 0.0  # cores the load processes kept busy during the measured window
+    window_cpu: list[float] = field(default_factory=list)  # each meter's CPU seconds during the window
 
     @property
     def rps(self) -> float:
@@ -153,9 +158,12 @@ def _worker(target: Target, n: int, start_at: float, seconds: float, warmup: flo
     q.put(asyncio.run(_drive(target, n, start_at, seconds, warmup)))
 
 
-def run(target: Target, connections: int, seconds: float, warmup: float = 1.0, processes: int = 2) -> LoadResult:
+def run(target: Target, connections: int, seconds: float, warmup: float = 1.0, processes: int = 2,
+        meters: tuple[Callable[[], float], ...] = ()) -> LoadResult:
     """Drive `connections` keep-alive connections for `seconds` (after `warmup`) from `processes` processes.
-    perf_counter is CLOCK_MONOTONIC on Linux, shared by the processes."""
+    perf_counter is CLOCK_MONOTONIC on Linux, shared by the processes. CPU is read at the window's start and end
+    (the load processes' own, and each of `meters`, a callable giving CPU seconds so far): the handshakes before
+    it and the warm-up are not in the figures."""
     processes = max(1, min(processes, connections))
     ctx = mp.get_context("fork")
     q = ctx.Queue()
@@ -164,8 +172,18 @@ def run(target: Target, connections: int, seconds: float, warmup: float = 1.0, p
     procs = [ctx.Process(target=_worker, args=(target, n, start_at, seconds, warmup, q)) for n in shares]
     for p in procs:
         p.start()
+    load = [psutil.Process(p.pid) for p in procs]
+
+    def cpu_at(moment: float) -> list[float]:
+        time.sleep(max(0.0, moment - time.perf_counter()))
+        return [sum(sum(p.cpu_times()[:2]) for p in load), *(meter() for meter in meters)]
+
+    first = cpu_at(start_at + warmup)
+    last = cpu_at(start_at + warmup + seconds)
     parts = [q.get(timeout=start_at - time.perf_counter() + warmup + seconds + 120) for _ in procs]
     for p in procs:
         p.join(timeout=10)
     lat = [x for part in parts for x in part["lat"]]
-    return LoadResult(connections, seconds, len(lat), sum(part["errors"] for part in parts), lat)
+    used = [b - a for a, b in zip(first, last, strict=True)]
+    return LoadResult(connections, seconds, len(lat), sum(part["errors"] for part in parts), lat,
+                      client_cpu=used[0] / seconds, window_cpu=used[1:])

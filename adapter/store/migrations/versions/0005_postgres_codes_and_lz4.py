@@ -7,7 +7,9 @@ en_US, sv_SE) each index comparison went through strcoll: a seventh of the backe
 store (bench/ingest_rate.py). Byte order is also SQLite's (BINARY), so both engines now order codes alike.
 Most fragments and bodies exceed the 2 kB past which PostgreSQL compresses a value; its default, pglz, was the
 backend's largest single cost at ingest, and lz4 compresses and decompresses several times faster. A server built
-without lz4 keeps pglz (the ALTER is tried under a savepoint).
+without lz4 keeps pglz (the ALTER is tried under a savepoint). On a filled store the upgrade rebuilds the indexes on
+these columns (the tables themselves are not rewritten) under an exclusive lock: plan it like any index rebuild;
+values stored before keep pglz until they are written again.
 
 Revision ID: 0005
 Revises: 0004
