@@ -143,5 +143,9 @@ def test_postgres_compares_the_store_codes_bytewise_and_compresses_fragments_wit
         columns = conn.exec_driver_sql(_CODES_AND_COMPRESSION).all()
     assert {coll for _, _, kind, coll, _ in columns if kind.startswith("character varying")} == {"default"}
     assert {z for t, c, _, _, z in columns if c in ("fragment", "body")} == {""}
-    migrate.upgrade(engine)
+    migrate.upgrade(engine)  # a filled store: its indexes are rebuilt, what it holds is served as before
+    with engine.connect() as conn:
+        assert {coll for _, _, kind, coll, _ in conn.exec_driver_sql(_CODES_AND_COMPRESSION).all()
+                if kind.startswith("character varying")} == {"C"}
+        assert len(list(query(conn, RecordQuery(*row)))) == 1
     engine.dispose()
