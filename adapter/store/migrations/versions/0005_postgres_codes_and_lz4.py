@@ -4,7 +4,9 @@ bodies are compressed with lz4 when stored out of line
 Every varchar of the store's tables is a code or an identifier (HSA-ids, personnummer, document ids, contract keys,
 "Type/id", YYYYMMDD days), compared for equality and ordered only as codes. Under the database's locale (C.UTF-8,
 en_US, sv_SE) each index comparison went through strcoll: a seventh of the backend's CPU while an ingest fills the
-store (bench/ingest_rate.py). Byte order is also SQLite's (BINARY), so both engines now order codes alike.
+store (bench/ingest_rate.py). Byte order is also SQLite's (BINARY), so both engines now order codes alike. Under "C"
+upper() folds ASCII letters only: the care unit and care giver filters compare upper-cased HSA-ids, which are ASCII
+(HSA_ID_PATTERN), so they match as before.
 Most fragments and bodies exceed the 2 kB past which PostgreSQL compresses a value; its default, pglz, was the
 backend's largest single cost at ingest, and lz4 compresses and decompresses several times faster. A server built
 without lz4 keeps pglz (the ALTER is tried under a savepoint). On a filled store the upgrade rebuilds the indexes on
