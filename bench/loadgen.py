@@ -176,7 +176,7 @@ def run(target: Target, connections: int, seconds: float, warmup: float = 1.0, p
 
     def cpu_at(moment: float) -> list[float]:
         time.sleep(max(0.0, moment - time.perf_counter()))
-        return [sum(sum(p.cpu_times()[:2]) for p in load), *(meter() for meter in meters)]
+        return [sum(_cpu(p) for p in load), *(meter() for meter in meters)]
 
     first = cpu_at(start_at + warmup)
     last = cpu_at(start_at + warmup + seconds)
@@ -187,3 +187,11 @@ def run(target: Target, connections: int, seconds: float, warmup: float = 1.0, p
     used = [b - a for a, b in zip(first, last, strict=True)]
     return LoadResult(connections, seconds, len(lat), sum(part["errors"] for part in parts), lat,
                       client_cpu=used[0] / seconds, window_cpu=used[1:])
+
+
+def _cpu(process: psutil.Process) -> float:
+    """CPU seconds of a load process so far; one that ended early (its errors are counted) reads 0."""
+    try:
+        return float(sum(process.cpu_times()[:2]))
+    except psutil.NoSuchProcess:
+        return 0.0
