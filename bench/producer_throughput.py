@@ -133,7 +133,7 @@ def main() -> int:
                 # CPU per request as measured (two workers cost more per request than one: shared caches)
                 per_request = statistics.median((m["server_cpu"] + m["client_cpu"]) / m["rps"] for m in manys)
                 report.add("scaling_c200", rps=many_rps / one_rps, turns=TURNS,
-                           machine_ceiling=psutil.cpu_count() / per_request / one_rps,
+                           machine_ceiling=cores / per_request / one_rps,
                            one_worker_rps=" ".join(str(round(m["rps"])) for m in ones),
                            workers_rps=" ".join(str(round(m["rps"])) for m in manys))
                 report.at_most(f"errors with {cores} workers at 200 connections",

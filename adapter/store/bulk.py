@@ -25,18 +25,18 @@ def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
     if not rows:
         return
     names = tuple(rows[0])
-    statement, processors = _statement(conn.dialect, table, names)
+    statement, conversions = _statement(conn.dialect, table, names)
     raw: Any = conn.connection.dbapi_connection
     try:
         if conn.dialect.name == "postgresql":
             with raw.cursor() as cursor, cursor.copy(statement) as copy:
-                copy.set_types([name for _, name in processors])
+                copy.set_types([type_name for _, type_name in conversions])
                 for row in rows:
                     copy.write_row([row[name] for name in names])
         else:
             cursor = raw.cursor()
             try:
-                cursor.executemany(statement, [[row[name] if p is None else p(row[name]) for name, p in processors]
+                cursor.executemany(statement, [[row[name] if p is None else p(row[name]) for name, p in conversions]
                                                for row in rows])
             finally:
                 cursor.close()
@@ -46,8 +46,9 @@ def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
 
 @lru_cache(maxsize=64)
 def _statement(dialect: Dialect, table: Table, names: tuple[str, ...]) -> tuple[str, list[tuple[str, Any]]]:
-    """The statement for rows with `names` (KeyError for a column the table does not have), and each value's
-    conversion as SQLAlchemy would make it for the column's type (SQLite: times as text, booleans as 0/1)."""
+    """The statement for rows with `names` (KeyError for a column the table does not have), and per column how its
+    values are converted: on PostgreSQL the column's type name, for which psycopg dumps them in COPY's binary
+    format; on SQLite the conversion SQLAlchemy would make for the column's type (times as text, booleans as 0/1)."""
     columns = [table.c[name] for name in names]
     listed = ", ".join(c.name for c in columns)
     if dialect.name == "postgresql":  # binary: no text to parse in the server (times, bytea as hex)
